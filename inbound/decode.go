@@ -1,0 +1,257 @@
+// Package inbound turns the bytes of one delivery into a decision: an
+// incident to open, or a reason to ignore it. It knows every envelope a real
+// deployment sends (Argo Events webhook and resource EventSource data, the
+// Sensor's @this and whole-event wrappers, structured CloudEvents posted as
+// plain JSON) and every source (Argo Rollouts and Argo CD notification bodies,
+// Rollout, AnalysisRun, Application and Workflow objects). It is the only
+// place where event formats are interpreted.
+package inbound
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"function/incident"
+)
+
+// Meta is what the transport knew about the delivery, e.g. the CloudEvent
+// attributes. All of it is optional.
+type Meta struct {
+	ID      string
+	Source  string
+	Type    string
+	Subject string
+	Time    time.Time
+}
+
+// Decision is the outcome of decoding one delivery: exactly one of Incident
+// and Ignored is set.
+type Decision struct {
+	Incident *incident.Incident
+	// Ignored says why the event is not a failure (a healthy Rollout, a
+	// DELETE, a successful sync).
+	Ignored string
+	// Shape names the envelopes and the source recognised, outermost first,
+	// e.g. "sensor-context/argo-events-webhook/rollouts-notification".
+	Shape string
+}
+
+// Error is an input problem the caller must fix: the reply is a 4xx carrying
+// Reason, which never contains more than a short quote of the input.
+type Error struct{ Reason string }
+
+func (e *Error) Error() string { return e.Reason }
+
+func inputErrorf(format string, args ...any) error {
+	return &Error{Reason: fmt.Sprintf(format, args...)}
+}
+
+// IsInputError reports whether err is an input problem (a 4xx).
+func IsInputError(err error) bool {
+	var ie *Error
+	return errors.As(err, &ie)
+}
+
+// Limits bound what a delivery may contain, so that hostile input costs
+// little and cannot reach Atlassian in bulk.
+type Limits struct {
+	MaxDepth        int // nesting of JSON objects and arrays
+	MaxStringLength int // longest single string, in bytes
+}
+
+// DefaultLimits are generous for real Argo objects (a Rollout with
+// managedFields nests about 12 deep) and small enough to stop abuse.
+var DefaultLimits = Limits{MaxDepth: 64, MaxStringLength: 256 << 10}
+
+// Decoder decodes deliveries. The zero value is not usable; call NewDecoder.
+type Decoder struct {
+	cluster string
+	limits  Limits
+}
+
+// NewDecoder returns a decoder that stamps incidents with cluster.
+func NewDecoder(cluster string, limits Limits) *Decoder {
+	if limits.MaxDepth <= 0 {
+		limits.MaxDepth = DefaultLimits.MaxDepth
+	}
+	if limits.MaxStringLength <= 0 {
+		limits.MaxStringLength = DefaultLimits.MaxStringLength
+	}
+	return &Decoder{cluster: cluster, limits: limits}
+}
+
+// maxEnvelopes bounds unwrapping: the deepest real nesting is a Sensor
+// whole-event string holding a webhook wrapper holding a body (3).
+const maxEnvelopes = 6
+
+// Decode interprets data, the body of a plain request or the data of a
+// CloudEvent.
+func (d *Decoder) Decode(data []byte, meta Meta) (Decision, error) {
+	data = bytes.TrimSpace(data)
+	if len(data) == 0 {
+		return Decision{}, inputErrorf("empty body: expected a JSON object describing a rollback")
+	}
+	if err := checkJSON(data, d.limits); err != nil {
+		return Decision{}, err
+	}
+	var shape []string
+	resourceEvent := ""
+	for range maxEnvelopes {
+		obj, err := object(data)
+		if err != nil {
+			return Decision{}, err
+		}
+		var srcErr error
+		if src, ok := detectSource(obj); ok {
+			dec, err := src.decide(obj, resourceEvent)
+			if err == nil {
+				shape = append(shape, firstNonEmpty(dec.Shape, src.name()))
+				dec.Shape = joinShape(shape)
+				if dec.Incident != nil {
+					d.finish(dec.Incident, meta)
+				}
+				return dec, nil
+			}
+			// A Sensor payload may copy a few fields next to the full body
+			// ({"rolloutName": …, "body": {…}}): when the top level does
+			// not make a complete event, the wrapped one may.
+			srcErr = err
+		}
+		env, inner, err := unwrap(obj)
+		if srcErr != nil && (err != nil || env == "") {
+			return Decision{}, srcErr
+		}
+		if err != nil {
+			return Decision{}, err
+		}
+		if env == "" {
+			return Decision{}, inputErrorf("unrecognised event: expected an Argo Rollouts or Argo CD notification, an Argo Events webhook or resource event, or a Rollout, AnalysisRun, Application or Workflow object (top-level keys: %s)", keyList(obj))
+		}
+		shape = append(shape, env)
+		if t := inner.eventType; t != "" {
+			resourceEvent = t
+		}
+		if inner.meta != nil && meta.ID == "" {
+			meta = *inner.meta
+		}
+		data = inner.data
+	}
+	return Decision{}, inputErrorf("event nested in more than %d envelopes", maxEnvelopes)
+}
+
+// finish sets what every source shares and cleans every string.
+func (d *Decoder) finish(in *incident.Incident, meta Meta) {
+	in.Cluster = d.cluster
+	in.EventID = meta.ID
+	if in.Time.IsZero() && !meta.Time.IsZero() {
+		in.Time = meta.Time.UTC()
+	}
+	sanitize(in)
+}
+
+// envelope content after one unwrap.
+type unwrapped struct {
+	data      []byte
+	eventType string // ADD, UPDATE, DELETE for resource events
+	meta      *Meta
+}
+
+// unwrap peels one known envelope off obj. It returns "" when obj is no
+// envelope it knows.
+func unwrap(obj map[string]json.RawMessage) (string, unwrapped, error) {
+	// Argo Events resource EventSource data: {type, body, oldBody, group, version, resource}.
+	if t, ok := str(obj, "type"); ok && has(obj, "body") && isResourceEventType(t) {
+		return "argo-events-resource", unwrapped{data: obj["body"], eventType: t}, nil
+	}
+	// A Sensor payload built from the resource event: {eventType, rollout|body|object}.
+	if t, ok := str(obj, "eventType"); ok && isResourceEventType(t) {
+		for _, k := range []string{"body", "object", "rollout", "application", "workflow", "analysisRun"} {
+			if isObject(obj[k]) {
+				return "sensor-resource-payload", unwrapped{data: obj[k], eventType: t}, nil
+			}
+		}
+	}
+	// Argo Events webhook EventSource data: {header, body, metadata}.
+	if isObject(obj["header"]) && has(obj, "body") {
+		return "argo-events-webhook", unwrapped{data: obj["body"]}, nil
+	}
+	// Sensor payload with dataKey "@this" and contextKey "@this": {context, data}.
+	if isObject(obj["context"]) && has(obj, "data") {
+		m := contextMeta(obj["context"])
+		return "sensor-context", unwrapped{data: obj["data"], meta: &m}, nil
+	}
+	// A structured-mode CloudEvent that arrived without its media type
+	// (e.g. replayed from the JetStream bus): data or data_base64.
+	if _, ok := str(obj, "specversion"); ok {
+		m := contextMeta(mustMarshal(obj))
+		if b64, ok := str(obj, "data_base64"); ok {
+			raw, err := base64.StdEncoding.DecodeString(b64)
+			if err != nil {
+				return "", unwrapped{}, inputErrorf("cloudevent data_base64 is not valid base64")
+			}
+			return "cloudevent-json", unwrapped{data: raw, meta: &m}, nil
+		}
+		if has(obj, "data") {
+			return "cloudevent-json", unwrapped{data: obj["data"], meta: &m}, nil
+		}
+		return "", unwrapped{}, inputErrorf("cloudevent has no data")
+	}
+	// A Sensor trigger with src.dependencyName alone sends the whole event
+	// as a JSON string whose data is base64: {"event": "{\"context\":…,\"data\":\"…\"}"}.
+	if s, ok := str(obj, "event"); ok && len(obj) <= 2 {
+		var ev struct {
+			Context json.RawMessage `json:"context"`
+			Data    []byte          `json:"data"` // base64 in JSON
+		}
+		if err := json.Unmarshal([]byte(s), &ev); err != nil || len(ev.Data) == 0 {
+			return "", unwrapped{}, inputErrorf("field \"event\" is not an Argo Events event")
+		}
+		m := contextMeta(ev.Context)
+		return "sensor-event-string", unwrapped{data: ev.Data, meta: &m}, nil
+	}
+	// A Sensor payload that placed the notification under one key, e.g.
+	// {"body": {…}, "bodyAsString": "…"} or {"notification": {…}}.
+	for _, k := range []string{"body", "notification", "data", "payload", "object"} {
+		if isObject(obj[k]) {
+			return "sensor-payload." + k, unwrapped{data: obj[k]}, nil
+		}
+	}
+	return "", unwrapped{}, nil
+}
+
+func isResourceEventType(t string) bool {
+	return t == "ADD" || t == "UPDATE" || t == "DELETE"
+}
+
+func contextMeta(raw json.RawMessage) Meta {
+	var c struct {
+		ID      string `json:"id"`
+		Source  string `json:"source"`
+		Type    string `json:"type"`
+		Subject string `json:"subject"`
+		Time    string `json:"time"`
+	}
+	_ = json.Unmarshal(raw, &c) // best effort: the context is for logs only
+	t, _ := time.Parse(time.RFC3339Nano, c.Time)
+	return Meta{ID: c.ID, Source: c.Source, Type: c.Type, Subject: c.Subject, Time: t}
+}
+
+func mustMarshal(obj map[string]json.RawMessage) json.RawMessage {
+	b, _ := json.Marshal(obj) // re-marshalling decoded JSON cannot fail
+	return b
+}
+
+func joinShape(parts []string) string {
+	out := ""
+	for i, p := range parts {
+		if i > 0 {
+			out += "/"
+		}
+		out += p
+	}
+	return out
+}

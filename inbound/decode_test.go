@@ -1,0 +1,400 @@
+package inbound
+
+import (
+	"bufio"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"function/incident"
+)
+
+const fixtures = "../testdata/fixtures"
+
+func readFixture(t *testing.T, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(fixtures, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// rolloutRev7 is the fingerprint every source of the checkout-api rollback
+// must agree on.
+func rolloutRev7() string {
+	in := incident.Incident{Cluster: "prod-eu-1", Kind: incident.KindRollout, Namespace: "payments", Name: "checkout-api", Revision: "7"}
+	return in.Fingerprint()
+}
+
+func TestDecodeFixtures(t *testing.T) {
+	d := NewDecoder("prod-eu-1", DefaultLimits)
+	tests := []struct {
+		file        string
+		shape       string
+		kind        string
+		subject     string
+		revision    string
+		phase       string
+		reason      string
+		fingerprint string
+		check       func(t *testing.T, in *incident.Incident)
+	}{
+		{
+			file: "rollout-notification-webhook.json", shape: "rollouts-notification",
+			kind: "Rollout", subject: "payments/checkout-api", revision: "7", phase: "Degraded", reason: "RolloutAborted",
+			fingerprint: rolloutRev7(),
+			check: func(t *testing.T, in *incident.Incident) {
+				if in.RequestedProject != "OPS" || in.RequestedIssueType != "Incident" {
+					t.Errorf("requested project/type = %q/%q", in.RequestedProject, in.RequestedIssueType)
+				}
+				if want := time.Date(2025, 6, 12, 14, 3, 28, 0, time.UTC); !in.Time.Equal(want) {
+					t.Errorf("time = %v, want %v", in.Time, want)
+				}
+			},
+		},
+		{
+			file: "argo-events-webhook-event.json", shape: "argo-events-webhook/rollouts-notification",
+			kind: "Rollout", subject: "payments/checkout-api", revision: "7", phase: "Degraded", reason: "RolloutAborted",
+			fingerprint: rolloutRev7(),
+		},
+		{
+			file: "argo-events-sensor-event-view.json", shape: "sensor-context/argo-events-webhook/rollouts-notification",
+			kind: "Rollout", subject: "payments/checkout-api", revision: "7", phase: "Degraded", reason: "RolloutAborted",
+			fingerprint: rolloutRev7(),
+			check: func(t *testing.T, in *incident.Incident) {
+				if in.EventID != "b9f52cd6a6d24370ade43339db15a3ab" {
+					t.Errorf("event id from sensor context = %q", in.EventID)
+				}
+			},
+		},
+		{
+			file: "argo-events-resource-rollout-degraded.json", shape: "argo-events-resource/object.Rollout",
+			kind: "Rollout", subject: "payments/checkout-api", revision: "7", phase: "Degraded", reason: "RolloutAborted",
+			fingerprint: rolloutRev7(),
+			check: func(t *testing.T, in *incident.Incident) {
+				if in.PodHash != "6f9c7b8d5" || in.StableRS != "5d8f9c6b7" || in.Strategy != "canary" {
+					t.Errorf("pod hash/stable/strategy = %q/%q/%q", in.PodHash, in.StableRS, in.Strategy)
+				}
+				if len(in.Images) != 1 || in.Images[0].Image != "registry.example.com/payments/checkout-api:1.42.0" {
+					t.Errorf("images = %+v", in.Images)
+				}
+				if len(in.Analysis) != 1 || in.Analysis[0].Run != "checkout-api-6f9c7b8d5-7-2" || in.Analysis[0].Phase != "Failed" {
+					t.Errorf("analysis = %+v", in.Analysis)
+				}
+				if in.Source != "argo-events-resource" {
+					t.Errorf("source = %q", in.Source)
+				}
+			},
+		},
+		{
+			file: "rollout-aborted-object.json", shape: "object.Rollout",
+			kind: "Rollout", subject: "payments/checkout-api", revision: "7", phase: "Degraded", reason: "RolloutAborted",
+			fingerprint: rolloutRev7(),
+		},
+		{
+			file: "analysisrun-failed.json", shape: "object.AnalysisRun",
+			kind: "Rollout", subject: "payments/checkout-api", revision: "7", phase: "AnalysisFailed", reason: "AnalysisRunFailed",
+			fingerprint: rolloutRev7(),
+			check: func(t *testing.T, in *incident.Incident) {
+				if len(in.Analysis) != 1 {
+					t.Fatalf("analysis = %+v", in.Analysis)
+				}
+				a := in.Analysis[0]
+				if a.Metric != "success-rate" || a.Provider != "prometheus" || a.FailureLimit != "2" || a.Failed != 3 || a.Count != 4 {
+					t.Errorf("analysis = %+v", a)
+				}
+				if strings.Join(a.Values, ",") != "[0.9871],[0.9123],[0.8740],[0.8512]" {
+					t.Errorf("values = %v", a.Values)
+				}
+				if in.Step != "step 2" || in.PodHash != "6f9c7b8d5" {
+					t.Errorf("step/pod hash = %q/%q", in.Step, in.PodHash)
+				}
+			},
+		},
+		{
+			file: "argocd-app-health-degraded.json", shape: "argocd-notification",
+			kind: "Application", subject: "argocd/checkout-api-prod", revision: "9f3c2e1a7b4d5c6e8f90a1b2c3d4e5f6a7b8c9d0",
+			phase: "Degraded", reason: "HealthDegraded",
+			check: func(t *testing.T, in *incident.Incident) {
+				if len(in.Resources) != 1 || in.Resources[0].Kind != "Rollout" || in.Resources[0].Name != "checkout-api" {
+					t.Errorf("resources = %+v", in.Resources)
+				}
+				if !strings.HasPrefix(in.Message, "RolloutAborted: Rollout aborted update to revision 7") {
+					t.Errorf("message = %q", in.Message)
+				}
+				if len(in.Links) != 1 || in.Links[0].URL != "https://argocd.example.com/applications/checkout-api-prod" {
+					t.Errorf("links = %+v", in.Links)
+				}
+				if in.RepoURL != "https://git.example.com/platform/deployments.git" || in.DestinationNS != "payments" {
+					t.Errorf("repo/destination = %q/%q", in.RepoURL, in.DestinationNS)
+				}
+			},
+		},
+		{
+			file: "argocd-app-resource.json", shape: "object.Application",
+			kind: "Application", subject: "argocd/checkout-api-prod", revision: "9f3c2e1a7b4d5c6e8f90a1b2c3d4e5f6a7b8c9d0",
+			phase: "Degraded", reason: "HealthDegraded",
+			check: func(t *testing.T, in *incident.Incident) {
+				if in.TargetRevision != "main" || in.Project != "payments" || len(in.Images) != 1 {
+					t.Errorf("target/project/images = %q/%q/%v", in.TargetRevision, in.Project, in.Images)
+				}
+			},
+		},
+		{
+			file: "workflow-failed.json", shape: "object.Workflow",
+			kind: "Workflow", subject: "payments/db-migrate-x7k2p", revision: "0b6f3a2e-4d1c-4e8b-9a7f-6c5d4e3b2a10",
+			phase: "Failed", reason: "WorkflowFailed",
+			check: func(t *testing.T, in *incident.Incident) {
+				if in.FailedNode != "migrate: Error (exit code 1): migration 0042_add_index failed" {
+					t.Errorf("failed node = %q", in.FailedNode)
+				}
+				if len(in.Images) != 1 || in.Images[0].Image != "registry.example.com/payments/migrator:2.3.1" {
+					t.Errorf("images = %+v", in.Images)
+				}
+			},
+		},
+	}
+	appFP := ""
+	for _, tc := range tests {
+		t.Run(tc.file, func(t *testing.T) {
+			dec, err := d.Decode(readFixture(t, tc.file), Meta{})
+			if err != nil {
+				t.Fatalf("Decode: %v", err)
+			}
+			if dec.Incident == nil {
+				t.Fatalf("ignored: %s", dec.Ignored)
+			}
+			in := dec.Incident
+			if dec.Shape != tc.shape {
+				t.Errorf("shape = %q, want %q", dec.Shape, tc.shape)
+			}
+			if in.Kind != tc.kind || in.Subject() != tc.subject || in.Revision != tc.revision {
+				t.Errorf("kind/subject/revision = %q %q %q, want %q %q %q", in.Kind, in.Subject(), in.Revision, tc.kind, tc.subject, tc.revision)
+			}
+			if in.Phase != tc.phase || in.Reason != tc.reason {
+				t.Errorf("phase/reason = %q/%q, want %q/%q", in.Phase, in.Reason, tc.phase, tc.reason)
+			}
+			if in.Cluster != "prod-eu-1" {
+				t.Errorf("cluster = %q", in.Cluster)
+			}
+			if tc.fingerprint != "" && in.Fingerprint() != tc.fingerprint {
+				t.Errorf("fingerprint = %s, want %s", in.Fingerprint(), tc.fingerprint)
+			}
+			if in.Kind == incident.KindApplication {
+				// Both Argo CD shapes of one degraded sync are one incident.
+				if appFP == "" {
+					appFP = in.Fingerprint()
+				} else if in.Fingerprint() != appFP {
+					t.Errorf("Argo CD fingerprints differ: %s vs %s", in.Fingerprint(), appFP)
+				}
+			}
+			if in.Message == "" {
+				t.Error("message is empty")
+			}
+			if tc.check != nil {
+				tc.check(t, in)
+			}
+		})
+	}
+}
+
+// TestDecodeCapturedSensorRequests replays every request a real Argo Events
+// v1.9.6 Sensor and notifications-engine v0.5.0 sent in the captures.
+func TestDecodeCapturedSensorRequests(t *testing.T) {
+	d := NewDecoder("prod-eu-1", DefaultLimits)
+	type want struct{ outcome, detail string }
+	for _, file := range []string{"captured/e2e-capture.jsonl", "captured/e2e-resource-capture.jsonl"} {
+		f, err := os.Open(filepath.Join(fixtures, file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sc := bufio.NewScanner(f)
+		sc.Buffer(nil, 1<<20)
+		n := 0
+		for sc.Scan() {
+			var req struct {
+				URL     string              `json:"url"`
+				Headers map[string][]string `json:"headers"`
+				Body    string              `json:"body"`
+			}
+			if err := json.Unmarshal(sc.Bytes(), &req); err != nil {
+				t.Fatal(err)
+			}
+			n++
+			dec, err := d.Decode([]byte(req.Body), Meta{ID: first(req.Headers["Ce-Id"])})
+			got := want{}
+			switch {
+			case err != nil:
+				got = want{"error", err.Error()}
+			case dec.Incident != nil:
+				got = want{"incident", dec.Incident.Fingerprint()}
+			default:
+				got = want{"ignored", dec.Ignored}
+			}
+			// The second input of the capture run was form-encoded (values
+			// as arrays, no namespace); the whole-event trigger hides it
+			// in base64, so recognise it by its event id too.
+			form := strings.Contains(req.Body, `"phase":["Degraded"]`) || strings.Contains(req.Body, `[\"checkout-api\"]`) ||
+				strings.Contains(req.Body, "0ee4dc7e609b4bb0a558d119bb932c0b")
+			var exp string
+			switch {
+			case req.URL == "/t5-no-payload":
+				exp = "error" // empty body
+			case strings.HasPrefix(req.URL, "/fail-t"):
+				exp = "error" // {"rolloutName": …} only: no namespace
+			case form:
+				exp = "error" // form-encoded input lacks the namespace
+			case req.URL == "/resource-all" && strings.Contains(req.Body, `"type":"ADD"`):
+				exp = "ignored" // ADD of a Progressing rollout
+			default:
+				exp = "incident"
+			}
+			if got.outcome != exp {
+				t.Errorf("%s #%d %s: got %s (%s), want %s", file, n, req.URL, got.outcome, got.detail, exp)
+				continue
+			}
+			if exp == "incident" && got.detail != rolloutRev7() {
+				t.Errorf("%s #%d %s: fingerprint %s, want the checkout-api rev 7 one", file, n, req.URL, got.detail)
+			}
+			if exp == "error" && len(got.detail) > 300 {
+				t.Errorf("%s #%d: error message too long to be clear: %q", file, n, got.detail)
+			}
+		}
+		f.Close()
+		if n == 0 {
+			t.Fatalf("%s: no requests", file)
+		}
+	}
+}
+
+func first(v []string) string {
+	if len(v) == 0 {
+		return ""
+	}
+	return v[0]
+}
+
+func TestDecodeJetStreamMessage(t *testing.T) {
+	// Structured CloudEvent with data_base64, as the EventSource publishes
+	// it on the bus; a replay tool may post it as plain JSON.
+	raw, err := os.ReadFile(filepath.Join(fixtures, "captured/jetstream-stream-dump.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	for _, l := range strings.Split(string(raw), "\n") {
+		if strings.HasPrefix(l, "{") {
+			lines = append(lines, l)
+		}
+	}
+	if len(lines) != 3 {
+		t.Fatalf("want 3 messages, got %d", len(lines))
+	}
+	d := NewDecoder("prod-eu-1", DefaultLimits)
+	dec, err := d.Decode([]byte(lines[0]), Meta{})
+	if err != nil || dec.Incident == nil {
+		t.Fatalf("message 1: %v %+v", err, dec)
+	}
+	if dec.Incident.EventID != "b9f52cd6a6d24370ade43339db15a3ab" || dec.Incident.Fingerprint() != rolloutRev7() {
+		t.Errorf("message 1: id %q fp %s", dec.Incident.EventID, dec.Incident.Fingerprint())
+	}
+	if _, err := d.Decode([]byte(lines[1]), Meta{}); err == nil || !strings.Contains(err.Error(), "namespace") {
+		t.Errorf("message 2 (form-encoded, no namespace): err = %v", err)
+	}
+}
+
+func TestDecodeIgnored(t *testing.T) {
+	d := NewDecoder("c", DefaultLimits)
+	resource := readFixture(t, "argo-events-resource-rollout-degraded.json")
+	var ev map[string]json.RawMessage
+	if err := json.Unmarshal(resource, &ev); err != nil {
+		t.Fatal(err)
+	}
+	withType := func(typ string, body json.RawMessage) string {
+		return `{"type":"` + typ + `","body":` + string(body) + `,"oldBody":null,"group":"argoproj.io","version":"v1alpha1","resource":"rollouts"}`
+	}
+	tests := []struct {
+		name, body, contains string
+	}{
+		{"healthy notification", `{"rolloutName":"a","namespace":"b","phase":"Healthy","message":""}`, "Healthy"},
+		{"progressing notification", `{"rolloutName":"a","namespace":"b","phase":"Progressing"}`, "Progressing"},
+		{"ADD of progressing rollout", withType("ADD", ev["oldBody"]), "Progressing"},
+		{"DELETE of degraded rollout", withType("DELETE", ev["body"]), "deleted"},
+		{"argocd healthy", `{"source":"argocd","app":"x","appNamespace":"argocd","healthStatus":"Healthy","operationPhase":"Succeeded"}`, "Healthy"},
+		{"workflow succeeded", `{"apiVersion":"argoproj.io/v1alpha1","kind":"Workflow","metadata":{"name":"w","namespace":"n"},"status":{"phase":"Succeeded"}}`, "Succeeded"},
+		{"analysis successful", `{"apiVersion":"argoproj.io/v1alpha1","kind":"AnalysisRun","metadata":{"name":"r","namespace":"n"},"status":{"phase":"Successful"}}`, "Successful"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dec, err := d.Decode([]byte(tc.body), Meta{})
+			if err != nil {
+				t.Fatalf("Decode: %v", err)
+			}
+			if dec.Incident != nil || !strings.Contains(dec.Ignored, tc.contains) {
+				t.Errorf("decision = %+v, want ignored containing %q", dec, tc.contains)
+			}
+		})
+	}
+	// An ADD of an already degraded rollout is an incident: the function may
+	// have been down when it failed.
+	dec, err := d.Decode([]byte(withType("ADD", ev["body"])), Meta{})
+	if err != nil || dec.Incident == nil {
+		t.Errorf("ADD of degraded rollout: %v %+v", err, dec)
+	}
+}
+
+func TestDecodeErrors(t *testing.T) {
+	d := NewDecoder("c", Limits{MaxDepth: 8, MaxStringLength: 64})
+	tests := []struct{ name, body, contains string }{
+		{"empty", "", "empty body"},
+		{"spaces", "  \n", "empty body"},
+		{"array", `[1,2]`, "expected a JSON object, got an array"},
+		{"string", `"x"`, "expected a JSON object, got a string"},
+		{"truncated", `{"rolloutName":"a"`, "not valid JSON"},
+		{"garbage", `rollout checkout-api aborted`, "not valid JSON"},
+		{"too deep", strings.Repeat(`{"a":`, 9) + "1" + strings.Repeat("}", 9), "nested deeper"},
+		{"long string", `{"rolloutName":"` + strings.Repeat("a", 65) + `"}`, "longer than 64"},
+		{"unknown shape", `{"hello":"world"}`, `unrecognised event`},
+		{"no namespace", `{"rolloutName":"checkout-api"}`, "namespace is missing"},
+		{"bad name", `{"rolloutName":"[\"checkout-api\"]","namespace":"p","phase":"Degraded"}`, "not a valid Kubernetes name"},
+		{"bad namespace", `{"rolloutName":"a","namespace":"P Q","phase":"Degraded"}`, "not a valid Kubernetes namespace"},
+		{"no phase", `{"rolloutName":"a","namespace":"b"}`, "no phase"},
+		{"unsupported kind", `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p","namespace":"n"}}`, "unsupported object kind"},
+		{"orphan analysis", `{"apiVersion":"argoproj.io/v1alpha1","kind":"AnalysisRun","metadata":{"name":"r","namespace":"n"},"status":{"phase":"Failed"}}`, "owner"},
+		{"bad base64", `{"specversion":"1.0","id":"x","data_base64":"!!"}`, "base64"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := d.Decode([]byte(tc.body), Meta{})
+			if err == nil {
+				t.Fatal("want an error")
+			}
+			if !IsInputError(err) {
+				t.Errorf("error %v is not an input error", err)
+			}
+			if !strings.Contains(err.Error(), tc.contains) {
+				t.Errorf("error = %q, want it to contain %q", err, tc.contains)
+			}
+		})
+	}
+}
+
+func TestSanitize(t *testing.T) {
+	d := NewDecoder("c", DefaultLimits)
+	body := `{"rolloutName":"a","namespace":"b","phase":"Degraded","message":"bad\u0000\u0007 text \u202Eevil\r\nline2","rolloutURL":"javascript:alert(1)","dashboardURL":"https://ok.example/x"}`
+	dec, err := d.Decode([]byte(body), Meta{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := dec.Incident
+	if in.Message != "bad text evil\nline2" {
+		t.Errorf("message = %q", in.Message)
+	}
+	if len(in.Links) != 1 || in.Links[0].URL != "https://ok.example/x" {
+		t.Errorf("links = %+v (javascript: must be dropped)", in.Links)
+	}
+}

@@ -1,0 +1,493 @@
+package inbound
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+
+	"function/incident"
+)
+
+// objectSource reads a Kubernetes object (a resource EventSource body, or an
+// object posted as is) and decides from its status whether it failed: the
+// function's own judgement, for senders that forward every change (method B
+// of the seed article).
+type objectSource struct{}
+
+func (objectSource) name() string { return "object" }
+
+// objectMeta is the part of ObjectMeta the function reads.
+type objectMeta struct {
+	Name            string            `json:"name"`
+	Namespace       string            `json:"namespace"`
+	UID             string            `json:"uid"`
+	Labels          map[string]string `json:"labels"`
+	Annotations     map[string]string `json:"annotations"`
+	OwnerReferences []struct {
+		Kind string `json:"kind"`
+		Name string `json:"name"`
+	} `json:"ownerReferences"`
+}
+
+const revisionAnnotation = "rollout.argoproj.io/revision"
+
+func (objectSource) decide(obj map[string]json.RawMessage, event string) (Decision, error) {
+	kind, _ := str(obj, "kind")
+	raw := mustMarshal(obj)
+	var (
+		dec Decision
+		err error
+	)
+	switch kind {
+	case "Rollout":
+		dec, err = decideRollout(raw)
+	case "AnalysisRun":
+		dec, err = decideAnalysisRun(raw)
+	case "Application":
+		dec, err = decideApplication(raw)
+	case "Workflow":
+		dec, err = decideWorkflow(raw)
+	default:
+		return Decision{}, inputErrorf("unsupported object kind %s: expected Rollout, AnalysisRun, Application or Workflow", quoteShort(kind, 40))
+	}
+	if err != nil {
+		return Decision{}, err
+	}
+	dec.Shape = "object." + kind
+	if event == "DELETE" {
+		// A deleted object is no new failure, whatever its last status said.
+		return Decision{Ignored: fmt.Sprintf("%s was deleted", kind), Shape: dec.Shape}, nil
+	}
+	if dec.Incident != nil {
+		dec.Incident.Source = "argo-events-resource"
+		if event == "" {
+			dec.Incident.Source = "object"
+		}
+	}
+	return dec, nil
+}
+
+// ---- Rollout ----------------------------------------------------------------
+
+type analysisRunStatus struct {
+	Name    string `json:"name"`
+	Status  string `json:"status"`
+	Message string `json:"message"`
+}
+
+type rollout struct {
+	Metadata objectMeta `json:"metadata"`
+	Spec     struct {
+		Strategy struct {
+			Canary *struct {
+				Steps []json.RawMessage `json:"steps"`
+			} `json:"canary"`
+			BlueGreen *json.RawMessage `json:"blueGreen"`
+		} `json:"strategy"`
+		Template podTemplate `json:"template"`
+	} `json:"spec"`
+	Status struct {
+		Abort            bool   `json:"abort"`
+		AbortedAt        string `json:"abortedAt"`
+		Phase            string `json:"phase"`
+		Message          string `json:"message"`
+		CurrentPodHash   string `json:"currentPodHash"`
+		StableRS         string `json:"stableRS"`
+		CurrentStepIndex *int   `json:"currentStepIndex"`
+		Conditions       []struct {
+			Type               string `json:"type"`
+			Status             string `json:"status"`
+			Reason             string `json:"reason"`
+			Message            string `json:"message"`
+			LastTransitionTime string `json:"lastTransitionTime"`
+		} `json:"conditions"`
+		Canary struct {
+			CurrentStepAnalysisRunStatus       *analysisRunStatus `json:"currentStepAnalysisRunStatus"`
+			CurrentBackgroundAnalysisRunStatus *analysisRunStatus `json:"currentBackgroundAnalysisRunStatus"`
+		} `json:"canary"`
+		BlueGreen struct {
+			PrePromotionAnalysisRunStatus  *analysisRunStatus `json:"prePromotionAnalysisRunStatus"`
+			PostPromotionAnalysisRunStatus *analysisRunStatus `json:"postPromotionAnalysisRunStatus"`
+		} `json:"blueGreen"`
+	} `json:"status"`
+}
+
+type podTemplate struct {
+	Spec struct {
+		Containers []struct {
+			Name  string `json:"name"`
+			Image string `json:"image"`
+		} `json:"containers"`
+	} `json:"spec"`
+}
+
+func (t podTemplate) images() []incident.Image {
+	var out []incident.Image
+	for _, c := range t.Spec.Containers {
+		if c.Image != "" {
+			out = append(out, incident.Image{Container: c.Name, Image: c.Image})
+		}
+	}
+	return out
+}
+
+func decideRollout(raw []byte) (Decision, error) {
+	var r rollout
+	if err := json.Unmarshal(raw, &r); err != nil {
+		return Decision{}, inputErrorf("Rollout: %s", jsonErrText(err))
+	}
+	m, st := r.Metadata, r.Status
+	if err := checkNames("metadata.namespace", m.Namespace, "metadata.name", m.Name); err != nil {
+		return Decision{}, err
+	}
+	// CalculateRolloutPhase makes an aborted or timed-out rollout Degraded;
+	// status.abort covers the short window before the phase is recomputed.
+	if st.Phase != "Degraded" && !st.Abort {
+		phase := firstNonEmpty(st.Phase, "without a phase")
+		return Decision{Ignored: fmt.Sprintf("rollout %s/%s is %s, not a failure", m.Namespace, m.Name, phase)}, nil
+	}
+	in := &incident.Incident{
+		Kind:      incident.KindRollout,
+		Namespace: m.Namespace,
+		Name:      m.Name,
+		Revision:  m.Annotations[revisionAnnotation],
+		PodHash:   st.CurrentPodHash,
+		StableRS:  st.StableRS,
+		Phase:     firstNonEmpty(st.Phase, "Degraded"),
+		Message:   st.Message,
+		Time:      parseTime(st.AbortedAt),
+		Images:    r.Spec.Template.images(),
+	}
+	for _, c := range st.Conditions {
+		if c.Reason == "RolloutAborted" || c.Reason == "ProgressDeadlineExceeded" || c.Type == "InvalidSpec" {
+			in.Reason = c.Reason
+			if in.Time.IsZero() {
+				in.Time = parseTime(c.LastTransitionTime)
+			}
+			if in.Message == "" {
+				in.Message = c.Message
+			}
+		}
+	}
+	if in.Reason == "" {
+		if mm := reasonPrefix.FindStringSubmatch(st.Message); mm != nil {
+			in.Reason = mm[1]
+		} else if st.Abort {
+			in.Reason = "RolloutAborted"
+		}
+	}
+	if in.Revision == "" {
+		if mm := revisionInMessage.FindStringSubmatch(in.Message); mm != nil {
+			in.Revision = mm[1]
+		}
+	}
+	switch {
+	case r.Spec.Strategy.Canary != nil:
+		in.Strategy = "canary"
+		if n := len(r.Spec.Strategy.Canary.Steps); n > 0 && st.CurrentStepIndex != nil && !st.Abort {
+			// On abort the controller resets the index to 0, so it says
+			// nothing about the step reached; the AnalysisRun's step-index
+			// label does.
+			in.Step = fmt.Sprintf("%d/%d", *st.CurrentStepIndex, n)
+		}
+	case r.Spec.Strategy.BlueGreen != nil:
+		in.Strategy = "blueGreen"
+	}
+	for _, ar := range []*analysisRunStatus{
+		st.Canary.CurrentStepAnalysisRunStatus, st.Canary.CurrentBackgroundAnalysisRunStatus,
+		st.BlueGreen.PrePromotionAnalysisRunStatus, st.BlueGreen.PostPromotionAnalysisRunStatus,
+	} {
+		if ar != nil && (ar.Status == "Failed" || ar.Status == "Error" || ar.Status == "Inconclusive") {
+			in.Analysis = append(in.Analysis, incident.Analysis{Run: ar.Name, Phase: ar.Status, Message: ar.Message})
+		}
+	}
+	return Decision{Incident: in}, nil
+}
+
+// ---- AnalysisRun ------------------------------------------------------------
+
+type analysisRun struct {
+	Metadata objectMeta `json:"metadata"`
+	Spec     struct {
+		Metrics []struct {
+			Name         string                     `json:"name"`
+			FailureLimit json.RawMessage            `json:"failureLimit"`
+			Provider     map[string]json.RawMessage `json:"provider"`
+		} `json:"metrics"`
+	} `json:"spec"`
+	Status struct {
+		Phase         string `json:"phase"`
+		Message       string `json:"message"`
+		StartedAt     string `json:"startedAt"`
+		CompletedAt   string `json:"completedAt"`
+		MetricResults []struct {
+			Name         string `json:"name"`
+			Phase        string `json:"phase"`
+			Message      string `json:"message"`
+			Count        int    `json:"count"`
+			Failed       int    `json:"failed"`
+			Measurements []struct {
+				Phase string `json:"phase"`
+				Value string `json:"value"`
+			} `json:"measurements"`
+		} `json:"metricResults"`
+	} `json:"status"`
+}
+
+func decideAnalysisRun(raw []byte) (Decision, error) {
+	var ar analysisRun
+	if err := json.Unmarshal(raw, &ar); err != nil {
+		return Decision{}, inputErrorf("AnalysisRun: %s", jsonErrText(err))
+	}
+	m, st := ar.Metadata, ar.Status
+	if err := checkNames("metadata.namespace", m.Namespace, "metadata.name", m.Name); err != nil {
+		return Decision{}, err
+	}
+	if st.Phase != "Failed" && st.Phase != "Error" {
+		phase := firstNonEmpty(st.Phase, "without a phase")
+		return Decision{Ignored: fmt.Sprintf("analysis run %s/%s is %s, not a failure", m.Namespace, m.Name, phase)}, nil
+	}
+	// The incident is about the Rollout that owns the run, so that the
+	// analysis failure and the abort it causes are one incident.
+	owner := ""
+	for _, o := range m.OwnerReferences {
+		if o.Kind == "Rollout" {
+			owner = o.Name
+		}
+	}
+	if owner == "" {
+		return Decision{}, inputErrorf("analysis run %s has no Rollout owner reference", quoteShort(m.Name, 64))
+	}
+	in := &incident.Incident{
+		Kind:      incident.KindRollout,
+		Namespace: m.Namespace,
+		Name:      owner,
+		Revision:  m.Annotations[revisionAnnotation],
+		PodHash:   m.Labels["rollouts-pod-template-hash"],
+		Phase:     "Analysis" + st.Phase,
+		Reason:    "AnalysisRun" + st.Phase,
+		Message:   st.Message,
+		Time:      parseTime(firstNonEmpty(st.CompletedAt, st.StartedAt)),
+	}
+	if idx, ok := m.Labels["step-index"]; ok {
+		in.Step = "step " + idx
+	}
+	for _, mr := range st.MetricResults {
+		if mr.Phase != "Failed" && mr.Phase != "Error" && mr.Phase != "Inconclusive" {
+			continue
+		}
+		a := incident.Analysis{Run: m.Name, Metric: mr.Name, Phase: mr.Phase, Message: mr.Message, Count: mr.Count, Failed: mr.Failed}
+		for _, ms := range mr.Measurements {
+			if ms.Value != "" {
+				a.Values = append(a.Values, ms.Value)
+			}
+		}
+		for _, spec := range ar.Spec.Metrics {
+			if spec.Name != mr.Name {
+				continue
+			}
+			a.FailureLimit = scalarText(spec.FailureLimit)
+			for p := range spec.Provider {
+				a.Provider = p
+			}
+		}
+		if a.Message == "" && st.Message != "" && strings.Contains(st.Message, `"`+mr.Name+`"`) {
+			a.Message = st.Message
+		}
+		in.Analysis = append(in.Analysis, a)
+	}
+	return Decision{Incident: in}, nil
+}
+
+// scalarText renders a JSON number or string ("2", "25%") as text.
+func scalarText(raw json.RawMessage) string {
+	var n json.Number
+	if json.Unmarshal(raw, &n) == nil {
+		return n.String()
+	}
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		return s
+	}
+	return ""
+}
+
+// ---- Argo CD Application ----------------------------------------------------
+
+type application struct {
+	Metadata objectMeta `json:"metadata"`
+	Spec     struct {
+		Project     string `json:"project"`
+		Destination struct {
+			Server    string `json:"server"`
+			Namespace string `json:"namespace"`
+		} `json:"destination"`
+		Source struct {
+			RepoURL        string `json:"repoURL"`
+			TargetRevision string `json:"targetRevision"`
+		} `json:"source"`
+	} `json:"spec"`
+	Status struct {
+		Health struct {
+			Status             string `json:"status"`
+			Message            string `json:"message"`
+			LastTransitionTime string `json:"lastTransitionTime"`
+		} `json:"health"`
+		Sync struct {
+			Status   string `json:"status"`
+			Revision string `json:"revision"`
+		} `json:"sync"`
+		OperationState *struct {
+			Phase      string `json:"phase"`
+			Message    string `json:"message"`
+			FinishedAt string `json:"finishedAt"`
+			SyncResult struct {
+				Revision string `json:"revision"`
+			} `json:"syncResult"`
+		} `json:"operationState"`
+		Resources []struct {
+			Kind      string `json:"kind"`
+			Namespace string `json:"namespace"`
+			Name      string `json:"name"`
+			Health    *struct {
+				Status  string `json:"status"`
+				Message string `json:"message"`
+			} `json:"health"`
+		} `json:"resources"`
+		Summary struct {
+			Images       []string `json:"images"`
+			ExternalURLs []string `json:"externalURLs"`
+		} `json:"summary"`
+	} `json:"status"`
+}
+
+func decideApplication(raw []byte) (Decision, error) {
+	var app application
+	if err := json.Unmarshal(raw, &app); err != nil {
+		return Decision{}, inputErrorf("Application: %s", jsonErrText(err))
+	}
+	m, st := app.Metadata, app.Status
+	if err := checkNames("metadata.namespace", m.Namespace, "metadata.name", m.Name); err != nil {
+		return Decision{}, err
+	}
+	in := &incident.Incident{
+		Kind:              incident.KindApplication,
+		Namespace:         m.Namespace,
+		Name:              m.Name,
+		Revision:          st.Sync.Revision,
+		Project:           app.Spec.Project,
+		RepoURL:           app.Spec.Source.RepoURL,
+		TargetRevision:    app.Spec.Source.TargetRevision,
+		DestinationServer: app.Spec.Destination.Server,
+		DestinationNS:     app.Spec.Destination.Namespace,
+	}
+	for _, r := range st.Resources {
+		if r.Health != nil && (r.Health.Status == "Degraded" || r.Health.Status == "Missing") {
+			in.Resources = append(in.Resources, incident.Resource{Kind: r.Kind, Namespace: r.Namespace, Name: r.Name, Health: r.Health.Status, Message: r.Health.Message})
+		}
+	}
+	for _, img := range st.Summary.Images {
+		in.Images = append(in.Images, incident.Image{Image: img})
+	}
+	op := st.OperationState
+	if op != nil && op.SyncResult.Revision != "" {
+		in.Revision = op.SyncResult.Revision
+	}
+	switch {
+	case op != nil && (op.Phase == "Failed" || op.Phase == "Error"):
+		in.Phase, in.Reason = "Sync"+op.Phase, "SyncFailed"
+		in.Message = op.Message
+		in.Time = parseTime(op.FinishedAt)
+	case st.Health.Status == "Degraded":
+		in.Phase, in.Reason = "Degraded", "HealthDegraded"
+		in.Message = firstNonEmpty(st.Health.Message, firstResourceMessage(in.Resources))
+		in.Time = parseTime(st.Health.LastTransitionTime)
+	default:
+		what := firstNonEmpty(st.Health.Status, "without a health status")
+		return Decision{Ignored: fmt.Sprintf("Argo CD application %s/%s is %s, not a failure", m.Namespace, m.Name, what)}, nil
+	}
+	return Decision{Incident: in}, nil
+}
+
+// ---- Argo Workflows Workflow ------------------------------------------------
+
+type workflow struct {
+	Metadata objectMeta `json:"metadata"`
+	Spec     struct {
+		Templates []struct {
+			Container *struct {
+				Image string `json:"image"`
+			} `json:"container"`
+			Name string `json:"name"`
+		} `json:"templates"`
+	} `json:"spec"`
+	Status struct {
+		Phase      string `json:"phase"`
+		Message    string `json:"message"`
+		FinishedAt string `json:"finishedAt"`
+		Nodes      map[string]struct {
+			DisplayName string `json:"displayName"`
+			Name        string `json:"name"`
+			Type        string `json:"type"`
+			Phase       string `json:"phase"`
+			Message     string `json:"message"`
+			FinishedAt  string `json:"finishedAt"`
+		} `json:"nodes"`
+	} `json:"status"`
+}
+
+func decideWorkflow(raw []byte) (Decision, error) {
+	var wf workflow
+	if err := json.Unmarshal(raw, &wf); err != nil {
+		return Decision{}, inputErrorf("Workflow: %s", jsonErrText(err))
+	}
+	m, st := wf.Metadata, wf.Status
+	if err := checkNames("metadata.namespace", m.Namespace, "metadata.name", m.Name); err != nil {
+		return Decision{}, err
+	}
+	if st.Phase != "Failed" && st.Phase != "Error" {
+		phase := firstNonEmpty(st.Phase, "without a phase")
+		return Decision{Ignored: fmt.Sprintf("workflow %s/%s is %s, not a failure", m.Namespace, m.Name, phase)}, nil
+	}
+	in := &incident.Incident{
+		Kind:      incident.KindWorkflow,
+		Namespace: m.Namespace,
+		Name:      m.Name,
+		Revision:  m.UID, // every run is its own incident
+		Phase:     st.Phase,
+		Reason:    "Workflow" + st.Phase,
+		Message:   st.Message,
+		Time:      parseTime(st.FinishedAt),
+	}
+	// The failed leaf (a Pod node) says what broke; the parents only repeat
+	// "child '…' failed". Pick the earliest-finished one, by name for ties,
+	// so the choice does not depend on map order.
+	var ids []string
+	for id, n := range st.Nodes {
+		if n.Type == "Pod" && (n.Phase == "Failed" || n.Phase == "Error") {
+			ids = append(ids, id)
+		}
+	}
+	slices.SortFunc(ids, func(a, b string) int {
+		if c := strings.Compare(st.Nodes[a].FinishedAt, st.Nodes[b].FinishedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a, b)
+	})
+	if len(ids) > 0 {
+		n := st.Nodes[ids[0]]
+		in.FailedNode = firstNonEmpty(n.DisplayName, n.Name)
+		if n.Message != "" {
+			in.FailedNode += ": " + n.Message
+		}
+	}
+	seen := map[string]bool{}
+	for _, t := range wf.Spec.Templates {
+		if t.Container != nil && t.Container.Image != "" && !seen[t.Container.Image] {
+			seen[t.Container.Image] = true
+			in.Images = append(in.Images, incident.Image{Container: t.Name, Image: t.Container.Image})
+		}
+	}
+	return Decision{Incident: in}, nil
+}

@@ -1,0 +1,310 @@
+package inbound
+
+import (
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"function/incident"
+)
+
+// source interprets one recognised payload.
+type source interface {
+	name() string
+	// decide returns the decision for obj. resourceEvent is ADD, UPDATE or
+	// DELETE when obj came from a resource watch, "" otherwise.
+	decide(obj map[string]json.RawMessage, resourceEvent string) (Decision, error)
+}
+
+func detectSource(obj map[string]json.RawMessage) (source, bool) {
+	if _, ok := str(obj, "kind"); ok && has(obj, "apiVersion") && isObject(obj["metadata"]) {
+		return objectSource{}, true
+	}
+	if _, ok := str(obj, "rolloutName"); ok {
+		return rolloutsNotification{}, true
+	}
+	if app, ok := str(obj, "app"); ok && app != "" {
+		for _, k := range []string{"healthStatus", "operationPhase", "syncStatus"} {
+			if has(obj, k) {
+				return argocdNotification{}, true
+			}
+		}
+		if s, _ := str(obj, "source"); s == "argocd" {
+			return argocdNotification{}, true
+		}
+	}
+	return nil, false
+}
+
+// revisionInMessage finds the Rollout revision in the controller's abort
+// message, "Rollout aborted update to revision 7: …" (argo-rollouts
+// rollout/sync.go). The seed notification body carries no other revision, and
+// without it the notification and the resource event of one rollback would
+// not share a fingerprint.
+var revisionInMessage = regexp.MustCompile(`aborted update to revision (\d+)`)
+
+// reasonPrefix is the "<Reason>: " that CalculateRolloutPhase puts in front
+// of the condition message in status.message.
+var reasonPrefix = regexp.MustCompile(`^([A-Z][A-Za-z]+): `)
+
+// Kubernetes object names: DNS-1123 subdomains; namespaces: DNS-1123 labels.
+// Checking them keeps garbage out of titles, labels and JQL, and turns a
+// mis-templated notification (e.g. `["checkout-api"]`) into a clear 400.
+var (
+	dns1123Subdomain = regexp.MustCompile(`^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$`)
+	dns1123Label     = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
+)
+
+func checkNames(field, namespace, nameField, name string) error {
+	if name == "" {
+		return inputErrorf("%s is missing", nameField)
+	}
+	if !dns1123Subdomain.MatchString(name) {
+		return inputErrorf("%s %s is not a valid Kubernetes name", nameField, quoteShort(name, 64))
+	}
+	if namespace == "" {
+		return inputErrorf("%s is missing for %s", field, quoteShort(name, 64))
+	}
+	if !dns1123Label.MatchString(namespace) {
+		return inputErrorf("%s %s is not a valid Kubernetes namespace", field, quoteShort(namespace, 64))
+	}
+	return nil
+}
+
+func parseTime(s string) time.Time {
+	if s == "" {
+		return time.Time{}
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}
+	}
+	return t.UTC()
+}
+
+// ---- Argo Rollouts notification body ----------------------------------------
+
+// rolloutsNotification is the body the Rollouts notification webhook
+// template renders: the seed's fields, plus richer optional ones.
+type rolloutsNotification struct{}
+
+func (rolloutsNotification) name() string { return "rollouts-notification" }
+
+func (rolloutsNotification) decide(obj map[string]json.RawMessage, _ string) (Decision, error) {
+	get := func(k string) string { s, _ := str(obj, k); return s }
+	name, ns := get("rolloutName"), get("namespace")
+	if err := checkNames("namespace", ns, "rolloutName", name); err != nil {
+		return Decision{}, err
+	}
+	in := &incident.Incident{
+		Source:             "argo-rollouts-notification",
+		Kind:               incident.KindRollout,
+		Namespace:          ns,
+		Name:               name,
+		Phase:              get("phase"),
+		Message:            get("message"),
+		Reason:             firstNonEmpty(get("reason"), get("trigger")),
+		Revision:           firstNonEmpty(get("revision"), get("rolloutRevision")),
+		PodHash:            firstNonEmpty(get("podHash"), get("currentPodHash"), get("podTemplateHash")),
+		StableRS:           get("stableRS"),
+		Strategy:           get("strategy"),
+		Step:               get("step"),
+		Time:               parseTime(firstNonEmpty(get("abortedAt"), get("timestamp"))),
+		RequestedProject:   get("jiraProject"),
+		RequestedIssueType: get("jiraIssueType"),
+	}
+	if in.Revision == "" {
+		if m := revisionInMessage.FindStringSubmatch(in.Message); m != nil {
+			in.Revision = m[1]
+		}
+	}
+	if m := reasonPrefix.FindStringSubmatch(in.Message); m != nil && (in.Reason == "" || strings.HasPrefix(in.Reason, "on-")) {
+		in.Reason = m[1]
+	}
+	in.Images = notificationImages(obj)
+	for _, k := range []string{"rolloutURL", "dashboardURL", "appURL"} {
+		if u := get(k); u != "" {
+			in.Links = append(in.Links, incident.Link{Title: linkTitle(k), URL: u})
+		}
+	}
+
+	aborted := get("abortedAt") != "" || boolField(obj, "aborted")
+	switch {
+	case in.Phase == "Degraded" || aborted:
+		if in.Phase == "" {
+			in.Phase = "Degraded"
+		}
+	case failureReason(in.Reason):
+		// on-analysis-run-failed / -error fire before the phase turns Degraded.
+	case in.Phase == "":
+		return Decision{}, inputErrorf("notification for rollout %s has no phase: cannot tell whether it failed", quoteShort(name, 64))
+	default:
+		return Decision{Ignored: fmt.Sprintf("rollout %s/%s is %s, not a failure", ns, name, in.Phase)}, nil
+	}
+	return Decision{Incident: in}, nil
+}
+
+// failureReason reports whether a Kubernetes event reason (or the trigger
+// named after it) means the rollout failed.
+func failureReason(r string) bool {
+	switch strings.TrimPrefix(r, "on-") {
+	case "RolloutAborted", "rollout-aborted", "AnalysisRunFailed", "analysis-run-failed",
+		"AnalysisRunError", "analysis-run-error", "ProgressDeadlineExceeded":
+		return true
+	}
+	return false
+}
+
+func boolField(obj map[string]json.RawMessage, k string) bool {
+	var b bool
+	if json.Unmarshal(obj[k], &b) == nil {
+		return b
+	}
+	s, _ := str(obj, k)
+	v, _ := strconv.ParseBool(s)
+	return v
+}
+
+// notificationImages accepts "images" as ["img", …] or [{"container","image"}, …],
+// or a single "image".
+func notificationImages(obj map[string]json.RawMessage) []incident.Image {
+	var out []incident.Image
+	var strs []string
+	if json.Unmarshal(obj["images"], &strs) == nil {
+		for _, s := range strs {
+			if s != "" {
+				out = append(out, incident.Image{Image: s})
+			}
+		}
+		return out
+	}
+	var objs []struct {
+		Container string `json:"container"`
+		Name      string `json:"name"`
+		Image     string `json:"image"`
+	}
+	if json.Unmarshal(obj["images"], &objs) == nil {
+		for _, o := range objs {
+			if o.Image != "" {
+				out = append(out, incident.Image{Container: firstNonEmpty(o.Container, o.Name), Image: o.Image})
+			}
+		}
+		return out
+	}
+	if s, ok := str(obj, "image"); ok && s != "" {
+		out = append(out, incident.Image{Image: s})
+	}
+	return out
+}
+
+func linkTitle(key string) string {
+	switch key {
+	case "appURL":
+		return "Argo CD application"
+	case "rolloutURL", "dashboardURL":
+		return "Argo Rollouts dashboard"
+	}
+	return key
+}
+
+// ---- Argo CD notification body ------------------------------------------------
+
+type argocdNotification struct{}
+
+func (argocdNotification) name() string { return "argocd-notification" }
+
+func (argocdNotification) decide(obj map[string]json.RawMessage, _ string) (Decision, error) {
+	var b struct {
+		App                  string `json:"app"`
+		AppNamespace         string `json:"appNamespace"`
+		Project              string `json:"project"`
+		DestinationNamespace string `json:"destinationNamespace"`
+		DestinationServer    string `json:"destinationServer"`
+		RepoURL              string `json:"repoURL"`
+		TargetRevision       string `json:"targetRevision"`
+		HealthStatus         string `json:"healthStatus"`
+		HealthMessage        string `json:"healthMessage"`
+		SyncStatus           string `json:"syncStatus"`
+		SyncRevision         string `json:"syncRevision"`
+		OperationPhase       string `json:"operationPhase"`
+		OperationMessage     string `json:"operationMessage"`
+		OperationRevision    string `json:"operationRevision"`
+		FinishedAt           string `json:"finishedAt"`
+		Trigger              string `json:"trigger"`
+		DegradedResources    []struct {
+			Kind          string `json:"kind"`
+			Namespace     string `json:"namespace"`
+			Name          string `json:"name"`
+			HealthStatus  string `json:"healthStatus"`
+			HealthMessage string `json:"healthMessage"`
+		} `json:"degradedResources"`
+		AppURL        string   `json:"appURL"`
+		Images        []string `json:"images"`
+		JiraProject   string   `json:"jiraProject"`
+		JiraIssueType string   `json:"jiraIssueType"`
+	}
+	if err := json.Unmarshal(mustMarshal(obj), &b); err != nil {
+		return Decision{}, inputErrorf("Argo CD notification: %s", jsonErrText(err))
+	}
+	ns := firstNonEmpty(b.AppNamespace, "argocd")
+	if err := checkNames("appNamespace", ns, "app", b.App); err != nil {
+		return Decision{}, err
+	}
+	in := &incident.Incident{
+		Source:             "argocd-notification",
+		Kind:               incident.KindApplication,
+		Namespace:          ns,
+		Name:               b.App,
+		Revision:           firstNonEmpty(b.OperationRevision, b.SyncRevision),
+		Project:            b.Project,
+		RepoURL:            b.RepoURL,
+		TargetRevision:     b.TargetRevision,
+		DestinationServer:  b.DestinationServer,
+		DestinationNS:      b.DestinationNamespace,
+		Time:               parseTime(b.FinishedAt),
+		RequestedProject:   b.JiraProject,
+		RequestedIssueType: b.JiraIssueType,
+	}
+	for _, r := range b.DegradedResources {
+		in.Resources = append(in.Resources, incident.Resource{Kind: r.Kind, Namespace: r.Namespace, Name: r.Name, Health: r.HealthStatus, Message: r.HealthMessage})
+	}
+	for _, img := range b.Images {
+		in.Images = append(in.Images, incident.Image{Image: img})
+	}
+	if b.AppURL != "" {
+		in.Links = append(in.Links, incident.Link{Title: "Argo CD application", URL: b.AppURL})
+	}
+	switch {
+	case b.OperationPhase == "Failed" || b.OperationPhase == "Error":
+		in.Phase, in.Reason = "Sync"+b.OperationPhase, "SyncFailed"
+		in.Message = firstNonEmpty(b.OperationMessage, b.HealthMessage)
+	case b.HealthStatus == "Degraded":
+		in.Phase, in.Reason = "Degraded", "HealthDegraded"
+		in.Message = firstNonEmpty(b.HealthMessage, firstResourceMessage(in.Resources))
+	default:
+		what := firstNonEmpty(b.HealthStatus, b.OperationPhase, b.SyncStatus, "in an unknown state")
+		return Decision{Ignored: fmt.Sprintf("Argo CD application %s/%s is %s, not a failure", ns, b.App, what)}, nil
+	}
+	return Decision{Incident: in}, nil
+}
+
+func firstResourceMessage(rs []incident.Resource) string {
+	for _, r := range rs {
+		if r.Message != "" {
+			return r.Message
+		}
+	}
+	return ""
+}
+
+func firstNonEmpty(ss ...string) string {
+	for _, s := range ss {
+		if s != "" {
+			return s
+		}
+	}
+	return ""
+}

@@ -1,0 +1,144 @@
+// Package incident holds the one model every inbound event is normalised into,
+// and the fingerprint that identifies a rollback across deliveries, envelopes
+// and replicas. Both are defined here and nowhere else.
+package incident
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"strings"
+	"time"
+)
+
+// Kinds of the object an incident is about. An AnalysisRun failure is
+// reported against the Rollout that owns it, so that the analysis failure,
+// the abort and the Degraded phase of one rollback share one incident.
+const (
+	KindRollout     = "Rollout"
+	KindApplication = "Application"
+	KindWorkflow    = "Workflow"
+)
+
+// Incident is a failed deployment, normalised from whatever envelope and
+// source reported it. Every string in it came from an event and is untrusted:
+// renderers escape it for their output format.
+type Incident struct {
+	// Source names the producer and shape the event came in, e.g.
+	// "argo-rollouts-notification" or "argo-events-resource". For logs and
+	// for the incident text; never part of the fingerprint.
+	Source string
+
+	Cluster   string
+	Kind      string // KindRollout, KindApplication or KindWorkflow
+	Namespace string
+	Name      string
+
+	// Revision identifies the failed change: the Rollout revision
+	// (rollout.argoproj.io/revision), the Argo CD sync revision, or the
+	// Workflow uid. Empty when the event carried none.
+	Revision string
+	PodHash  string // Rollout pod-template hash of the failed ReplicaSet
+	StableRS string // pod-template hash of the stable ReplicaSet
+
+	Phase   string // Degraded, Failed, Error, ...
+	Reason  string // RolloutAborted, AnalysisRunFailed, ProgressDeadlineExceeded, ...
+	Message string
+
+	// Time is when the failure happened (abortedAt, completion time, or the
+	// notification timestamp); zero when unknown.
+	Time time.Time
+
+	Strategy string // "canary" or "blueGreen" for Rollouts
+	Step     string // the step reached, e.g. "3/5"
+
+	Images    []Image
+	Analysis  []Analysis
+	Resources []Resource // degraded resources reported by Argo CD
+	Links     []Link
+
+	// Argo CD facts.
+	Project        string // Argo CD project
+	RepoURL        string
+	TargetRevision string
+	// DestinationServer and DestinationNS say where the application deploys
+	// to; shown to responders, not part of the fingerprint.
+	DestinationServer string
+	DestinationNS     string
+
+	// Workflow facts.
+	FailedNode string
+
+	// RequestedProject and RequestedIssueType are the Jira project and issue
+	// type the payload asked for (jiraProject, jiraIssueType). Honoured only
+	// when allowed by configuration.
+	RequestedProject   string
+	RequestedIssueType string
+
+	// EventID is the delivery's id (CloudEvent id when there is one). It is
+	// for logs only: every retry of one rollback carries a new id.
+	EventID string
+}
+
+// Image is a container image of the failed workload.
+type Image struct {
+	Container string
+	Image     string
+}
+
+// Analysis is one failed analysis metric.
+type Analysis struct {
+	Run          string // AnalysisRun name
+	Metric       string
+	Phase        string
+	Message      string
+	Provider     string
+	FailureLimit string
+	Count        int
+	Failed       int
+	Values       []string // measured values, oldest first
+}
+
+// Resource is a Kubernetes resource reported unhealthy.
+type Resource struct {
+	Kind      string
+	Namespace string
+	Name      string
+	Health    string
+	Message   string
+}
+
+// Link is a URL a responder may want to open.
+type Link struct {
+	Title string
+	URL   string
+}
+
+// Subject is "<namespace>/<name>", or the name alone for cluster-scoped
+// objects.
+func (in *Incident) Subject() string {
+	if in.Namespace == "" {
+		return in.Name
+	}
+	return in.Namespace + "/" + in.Name
+}
+
+// Fingerprint identifies one rollback: the same failed change of the same
+// object in the same cluster, whichever source, envelope or delivery reported
+// it. It never depends on a delivery id or on the time the event arrived.
+func (in *Incident) Fingerprint() string {
+	h := sha256.New()
+	for _, part := range []string{in.Cluster, in.Kind, in.Namespace, in.Name, in.Revision} {
+		// Length-prefix each part so that ("a/b", "c") and ("a", "b/c")
+		// cannot collide.
+		h.Write([]byte{byte(len(part) >> 8), byte(len(part))})
+		h.Write([]byte(strings.ToLower(part)))
+	}
+	return hex.EncodeToString(h.Sum(nil))[:16]
+}
+
+// Label is the Jira label that carries the fingerprint. Labels may not hold
+// white space, and a fixed prefix keeps them greppable.
+func (in *Incident) Label() string { return LabelPrefix + in.Fingerprint() }
+
+// LabelPrefix starts every fingerprint label.
+const LabelPrefix = "rbk-"
