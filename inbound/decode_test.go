@@ -85,7 +85,7 @@ func TestDecodeFixtures(t *testing.T) {
 				if len(in.Analysis) != 1 || in.Analysis[0].Run != "checkout-api-6f9c7b8d5-7-2" || in.Analysis[0].Phase != "Failed" {
 					t.Errorf("analysis = %+v", in.Analysis)
 				}
-				if in.Source != "argo-events-resource" {
+				if in.Source != "Argo Events resource event (UPDATE Rollout)" {
 					t.Errorf("source = %q", in.Source)
 				}
 			},
@@ -97,7 +97,7 @@ func TestDecodeFixtures(t *testing.T) {
 		},
 		{
 			file: "analysisrun-failed.json", shape: "object.AnalysisRun",
-			kind: "Rollout", subject: "payments/checkout-api", revision: "7", phase: "AnalysisFailed", reason: "AnalysisRunFailed",
+			kind: "Rollout", subject: "payments/checkout-api", revision: "7", phase: "Failed", reason: "AnalysisRunFailed",
 			fingerprint: rolloutRev7(),
 			check: func(t *testing.T, in *incident.Incident) {
 				if len(in.Analysis) != 1 {

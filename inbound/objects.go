@@ -60,9 +60,9 @@ func (objectSource) decide(obj map[string]json.RawMessage, event string) (Decisi
 		return Decision{Ignored: fmt.Sprintf("%s was deleted", kind), Shape: dec.Shape}, nil
 	}
 	if dec.Incident != nil {
-		dec.Incident.Source = "argo-events-resource"
-		if event == "" {
-			dec.Incident.Source = "object"
+		dec.Incident.Source = kind + " object"
+		if event != "" {
+			dec.Incident.Source = "Argo Events resource event (" + event + " " + kind + ")"
 		}
 	}
 	return dec, nil
@@ -265,7 +265,7 @@ func decideAnalysisRun(raw []byte) (Decision, error) {
 		Name:      owner,
 		Revision:  m.Annotations[revisionAnnotation],
 		PodHash:   m.Labels["rollouts-pod-template-hash"],
-		Phase:     "Analysis" + st.Phase,
+		Phase:     st.Phase,
 		Reason:    "AnalysisRun" + st.Phase,
 		Message:   st.Message,
 		Time:      parseTime(firstNonEmpty(st.CompletedAt, st.StartedAt)),

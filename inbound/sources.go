@@ -100,7 +100,7 @@ func (rolloutsNotification) decide(obj map[string]json.RawMessage, _ string) (De
 		return Decision{}, err
 	}
 	in := &incident.Incident{
-		Source:             "argo-rollouts-notification",
+		Source:             "Argo Rollouts notification",
 		Kind:               incident.KindRollout,
 		Namespace:          ns,
 		Name:               name,
@@ -254,7 +254,7 @@ func (argocdNotification) decide(obj map[string]json.RawMessage, _ string) (Deci
 		return Decision{}, err
 	}
 	in := &incident.Incident{
-		Source:             "argocd-notification",
+		Source:             "Argo CD notification",
 		Kind:               incident.KindApplication,
 		Namespace:          ns,
 		Name:               b.App,

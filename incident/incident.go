@@ -23,9 +23,9 @@ const (
 // source reported it. Every string in it came from an event and is untrusted:
 // renderers escape it for their output format.
 type Incident struct {
-	// Source names the producer and shape the event came in, e.g.
-	// "argo-rollouts-notification" or "argo-events-resource". For logs and
-	// for the incident text; never part of the fingerprint.
+	// Source says, for people, what reported the failure, e.g. "Argo
+	// Rollouts notification" or "Argo Events resource event (UPDATE
+	// Rollout)". Never part of the fingerprint.
 	Source string
 
 	Cluster   string

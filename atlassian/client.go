@@ -1,0 +1,259 @@
+// Package atlassian is the HTTP layer the Jira and Confluence clients share:
+// one resty client per service with authentication, timeouts and JSON, and
+// one error type that tells a transient failure (retry later: 5xx to our
+// caller) from a permanent one. Retries, rate limiting and deadlines belong
+// here, not in each integration.
+package atlassian
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-resty/resty/v2"
+)
+
+// Auth is how the function authenticates to an Atlassian service.
+type Auth struct {
+	// Email and APIToken: Atlassian Cloud basic auth.
+	Email    string
+	APIToken string
+}
+
+// Options configure a Client.
+type Options struct {
+	BaseURL    string // e.g. https://x.atlassian.net or https://x.atlassian.net/wiki
+	Service    string // "jira" or "confluence", for errors
+	Auth       Auth
+	Timeout    time.Duration // per call
+	UserAgent  string
+	HTTPClient *http.Client // optional, for tests
+}
+
+// Client performs JSON calls against one Atlassian service.
+type Client struct {
+	r       *resty.Client
+	service string
+}
+
+// New returns a client for one service.
+func New(o Options) *Client {
+	var r *resty.Client
+	if o.HTTPClient != nil {
+		r = resty.NewWithClient(o.HTTPClient)
+	} else {
+		r = resty.New()
+	}
+	r.SetBaseURL(strings.TrimRight(o.BaseURL, "/")).
+		SetBasicAuth(o.Auth.Email, o.Auth.APIToken).
+		SetHeader("Accept", "application/json").
+		SetHeader("User-Agent", firstNonEmpty(o.UserAgent, "rollback-incident")).
+		SetTimeout(o.Timeout).
+		SetDisableWarn(true).
+		// Never log request or response dumps: they carry the
+		// Authorization header.
+		SetDebug(false)
+	return &Client{r: r, service: o.Service}
+}
+
+// Call is one request.
+type Call struct {
+	Op     string // what the caller was doing, e.g. "create issue"
+	Method string
+	Path   string // relative to the base URL, may contain a query
+	Query  map[string][]string
+	Body   any // marshalled as JSON when non-nil
+	// Result is decoded from a 2xx JSON answer when non-nil.
+	Result any
+}
+
+// Do performs c and returns the HTTP status of a 2xx answer, or an *Error.
+func (c *Client) Do(ctx context.Context, call Call) (int, error) {
+	req := c.r.R().SetContext(ctx)
+	if call.Body != nil {
+		req.SetHeader("Content-Type", "application/json").SetBody(call.Body)
+	}
+	for k, vs := range call.Query {
+		for _, v := range vs {
+			req.QueryParam.Add(k, v)
+		}
+	}
+	resp, err := req.Execute(call.Method, call.Path)
+	if err != nil {
+		return 0, &Error{Service: c.service, Op: call.Op, Temporary: transportTemporary(ctx, err), cause: err}
+	}
+	status := resp.StatusCode()
+	if status < 200 || status > 299 {
+		return status, newStatusError(c.service, call.Op, resp)
+	}
+	if call.Result != nil && status != http.StatusNoContent && len(bytes.TrimSpace(resp.Body())) > 0 {
+		if err := json.Unmarshal(resp.Body(), call.Result); err != nil {
+			return status, &Error{Service: c.service, Op: call.Op, Status: status, Detail: "unreadable JSON answer", cause: err}
+		}
+	}
+	return status, nil
+}
+
+// Error is a failed Atlassian call. Its text names the service, the
+// operation and the status, and quotes at most a short, credential-free
+// part of the answer.
+type Error struct {
+	Service    string
+	Op         string
+	Status     int    // 0 when no answer arrived
+	Detail     string // short text from the answer
+	Temporary  bool   // retrying later may succeed
+	RetryAfter time.Duration
+	cause      error
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: %s", e.Service, e.Op)
+	if e.Status != 0 {
+		fmt.Fprintf(&b, ": %d %s", e.Status, http.StatusText(e.Status))
+	}
+	if e.Detail != "" {
+		fmt.Fprintf(&b, ": %s", e.Detail)
+	}
+	if e.Status == 0 && e.cause != nil {
+		fmt.Fprintf(&b, ": %s", transportText(e.cause))
+	}
+	return b.String()
+}
+
+func (e *Error) Unwrap() error { return e.cause }
+
+// AsError returns the *Error in err's chain.
+func AsError(err error) (*Error, bool) {
+	var ae *Error
+	ok := errors.As(err, &ae)
+	return ae, ok
+}
+
+// IsTemporary reports whether err is worth retrying later.
+func IsTemporary(err error) bool {
+	ae, ok := AsError(err)
+	return ok && ae.Temporary
+}
+
+// HasStatus reports whether err is an Atlassian answer with that status.
+func HasStatus(err error, status int) bool {
+	ae, ok := AsError(err)
+	return ok && ae.Status == status
+}
+
+func newStatusError(service, op string, resp *resty.Response) *Error {
+	status := resp.StatusCode()
+	e := &Error{Service: service, Op: op, Status: status, Detail: errorDetail(resp.Body())}
+	switch {
+	case status == http.StatusTooManyRequests, status >= 500 && status != http.StatusNotImplemented:
+		e.Temporary = true
+	case status == http.StatusRequestTimeout, status == http.StatusConflict:
+		e.Temporary = true
+	}
+	e.RetryAfter = retryAfter(resp.Header(), time.Now())
+	return e
+}
+
+// retryAfter reads Retry-After (seconds or HTTP date) and Jira's
+// X-RateLimit-Reset (ISO-8601).
+func retryAfter(h http.Header, now time.Time) time.Duration {
+	if v := h.Get("Retry-After"); v != "" {
+		if s, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && s >= 0 {
+			return time.Duration(s) * time.Second
+		}
+		if t, err := http.ParseTime(v); err == nil {
+			return max(t.Sub(now), 0)
+		}
+	}
+	if v := h.Get("X-RateLimit-Reset"); v != "" {
+		for _, layout := range []string{time.RFC3339, "2006-01-02T15:04Z"} {
+			if t, err := time.Parse(layout, v); err == nil {
+				return max(t.Sub(now), 0)
+			}
+		}
+	}
+	return 0
+}
+
+// errorDetail extracts the human text of a Jira ({errorMessages, errors}) or
+// Confluence ({errors:[{title}]}, {message}) error body, cut short.
+func errorDetail(body []byte) string {
+	var j struct {
+		ErrorMessages []string        `json:"errorMessages"`
+		Errors        json.RawMessage `json:"errors"`
+		Message       string          `json:"message"`
+	}
+	if json.Unmarshal(body, &j) != nil {
+		return ""
+	}
+	var parts []string
+	parts = append(parts, j.ErrorMessages...)
+	var fields map[string]string
+	if json.Unmarshal(j.Errors, &fields) == nil {
+		for k, v := range fields {
+			parts = append(parts, k+": "+v)
+		}
+	}
+	var list []struct {
+		Title  string `json:"title"`
+		Detail string `json:"detail"`
+	}
+	if json.Unmarshal(j.Errors, &list) == nil {
+		for _, e := range list {
+			parts = append(parts, firstNonEmpty(e.Title, e.Detail))
+		}
+	}
+	if j.Message != "" {
+		parts = append(parts, j.Message)
+	}
+	s := strings.Join(parts, "; ")
+	if r := []rune(s); len(r) > 300 {
+		s = string(r[:299]) + "…"
+	}
+	return s
+}
+
+// transportTemporary: connection problems and timeouts are transient, but
+// not the caller's own cancellation.
+func transportTemporary(ctx context.Context, err error) bool {
+	if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		return false
+	}
+	return true
+}
+
+// transportText describes a transport error without the URL resty and
+// net/http put in front (it is the configured base URL, harmless, but the
+// message reads better without it).
+func transportText(err error) string {
+	var ne net.Error
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return "timed out"
+	case errors.As(err, &ne) && ne.Timeout():
+		return "timed out"
+	}
+	var oe *net.OpError
+	if errors.As(err, &oe) {
+		return oe.Op + ": " + oe.Err.Error()
+	}
+	return "connection failed"
+}
+
+func firstNonEmpty(ss ...string) string {
+	for _, s := range ss {
+		if s != "" {
+			return s
+		}
+	}
+	return ""
+}

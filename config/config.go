@@ -1,0 +1,225 @@
+// Package config reads the function's configuration from the environment,
+// once, at start-up. The variable names are the public contract documented in
+// the README; every problem is reported with the name of the variable.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/kelseyhightower/envconfig"
+)
+
+// Config is the validated configuration.
+type Config struct {
+	JiraURL             string        `envconfig:"JIRA_URL"`
+	ConfluenceURL       string        `envconfig:"CONFLUENCE_URL"`
+	JiraProject         string        `envconfig:"JIRA_PROJECT" default:"OPS"`
+	JiraIssueType       string        `envconfig:"JIRA_ISSUE_TYPE" default:"Incident"`
+	JiraAllowedProjects []string      `envconfig:"JIRA_ALLOWED_PROJECTS"`
+	JiraAllowedTypes    []string      `envconfig:"JIRA_ALLOWED_ISSUE_TYPES"`
+	ConfluenceSpace     string        `envconfig:"CONFLUENCE_SPACE" default:"INCIDENTS"`
+	ConfluenceParentID  string        `envconfig:"CONFLUENCE_PARENT_ID"`
+	AtlassianEmail      string        `envconfig:"ATLASSIAN_EMAIL"`
+	AtlassianAPIToken   Secret        `envconfig:"ATLASSIAN_API_TOKEN"`
+	AuthToken           Secret        `envconfig:"AUTH_TOKEN"`
+	AllowUnauthn        bool          `envconfig:"ALLOW_UNAUTHENTICATED" default:"false"`
+	ClusterName         string        `envconfig:"CLUSTER_NAME" default:"default"`
+	MaxBodyBytes        int64         `envconfig:"MAX_BODY_BYTES" default:"1048576"`
+	RequestDeadline     time.Duration `envconfig:"REQUEST_DEADLINE" default:"25s"`
+	AtlassianTimeout    time.Duration `envconfig:"ATLASSIAN_TIMEOUT" default:"10s"`
+	DedupWindow         time.Duration `envconfig:"DEDUP_WINDOW" default:"24h"`
+	LogLevel            slog.Level    `envconfig:"LOG_LEVEL" default:"info"`
+}
+
+// Secret is a string that never prints: not with any fmt verb, in JSON, nor
+// through log/slog. Reveal returns the value where it must be sent.
+type Secret string
+
+const redacted = "[REDACTED]"
+
+func (s Secret) mask() string {
+	if s == "" {
+		return ""
+	}
+	return redacted
+}
+
+// Reveal returns the secret value. Call it only to put the value on the wire.
+func (s Secret) Reveal() string { return string(s) }
+
+func (s Secret) String() string               { return s.mask() }
+func (s Secret) GoString() string             { return s.mask() }
+func (s Secret) Format(f fmt.State, _ rune)   { _, _ = f.Write([]byte(s.mask())) }
+func (s Secret) LogValue() slog.Value         { return slog.StringValue(s.mask()) }
+func (s Secret) MarshalText() ([]byte, error) { return []byte(s.mask()), nil }
+
+// Load reads and validates the configuration from the process environment.
+func Load() (Config, error) {
+	var c Config
+	if err := envconfig.Process("", &c); err != nil {
+		return Config{}, explain(err)
+	}
+	if err := c.normalize(); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+// explain turns envconfig's parse errors into a message naming the variable
+// without echoing its value, which may be a secret typed into the wrong one.
+func explain(err error) error {
+	var pe *envconfig.ParseError
+	if errors.As(err, &pe) {
+		return fmt.Errorf("%s: invalid %s value", pe.KeyName, pe.TypeName)
+	}
+	return err
+}
+
+var (
+	projectKey = regexp.MustCompile(`^[A-Z][A-Z0-9_]{1,254}$`)
+	spaceKey   = regexp.MustCompile(`^[A-Za-z0-9~_]{1,255}$`)
+	numericID  = regexp.MustCompile(`^[0-9]{1,20}$`)
+)
+
+// normalize fills derived defaults and reports the first problem found.
+func (c *Config) normalize() error {
+	var errs []error
+	bad := func(name, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", name, fmt.Sprintf(format, args...)))
+	}
+
+	if c.JiraURL == "" {
+		bad("JIRA_URL", "is required (e.g. https://your-site.atlassian.net)")
+	} else if u, err := baseURL(c.JiraURL); err != nil {
+		bad("JIRA_URL", "%v", err)
+	} else {
+		c.JiraURL = u
+	}
+	if c.ConfluenceURL == "" && c.JiraURL != "" {
+		c.ConfluenceURL = c.JiraURL + "/wiki"
+	} else if c.ConfluenceURL != "" {
+		if u, err := baseURL(c.ConfluenceURL); err != nil {
+			bad("CONFLUENCE_URL", "%v", err)
+		} else {
+			c.ConfluenceURL = u
+		}
+	}
+
+	c.JiraProject = strings.ToUpper(strings.TrimSpace(c.JiraProject))
+	if !projectKey.MatchString(c.JiraProject) {
+		bad("JIRA_PROJECT", "must be a Jira project key such as OPS")
+	}
+	c.JiraAllowedProjects = cleanList(c.JiraAllowedProjects, strings.ToUpper)
+	for _, p := range c.JiraAllowedProjects {
+		if !projectKey.MatchString(p) {
+			bad("JIRA_ALLOWED_PROJECTS", "%q is not a Jira project key", p)
+		}
+	}
+	if !slices.Contains(c.JiraAllowedProjects, c.JiraProject) {
+		c.JiraAllowedProjects = append([]string{c.JiraProject}, c.JiraAllowedProjects...)
+	}
+	c.JiraIssueType = strings.TrimSpace(c.JiraIssueType)
+	if c.JiraIssueType == "" {
+		bad("JIRA_ISSUE_TYPE", "must not be empty")
+	}
+	c.JiraAllowedTypes = cleanList(c.JiraAllowedTypes, func(s string) string { return s })
+	if !containsFold(c.JiraAllowedTypes, c.JiraIssueType) {
+		c.JiraAllowedTypes = append([]string{c.JiraIssueType}, c.JiraAllowedTypes...)
+	}
+
+	if !spaceKey.MatchString(c.ConfluenceSpace) {
+		bad("CONFLUENCE_SPACE", "must be a Confluence space key such as INCIDENTS")
+	}
+	if c.ConfluenceParentID != "" && !numericID.MatchString(c.ConfluenceParentID) {
+		bad("CONFLUENCE_PARENT_ID", "must be a numeric page id")
+	}
+
+	if strings.TrimSpace(c.AtlassianEmail) == "" {
+		bad("ATLASSIAN_EMAIL", "is required (the Atlassian account the API token belongs to)")
+	}
+	if c.AtlassianAPIToken == "" {
+		bad("ATLASSIAN_API_TOKEN", "is required")
+	}
+	if c.AuthToken == "" && !c.AllowUnauthn {
+		bad("AUTH_TOKEN", "is required: callers must authenticate with 'Authorization: Bearer <token>' (set ALLOW_UNAUTHENTICATED=true only for local runs)")
+	}
+	if c.ClusterName == "" {
+		bad("CLUSTER_NAME", "must not be empty")
+	}
+	if c.MaxBodyBytes < 1024 {
+		bad("MAX_BODY_BYTES", "must be at least 1024")
+	}
+	// func-go's server write timeout is 30 s: a reply later than that is
+	// lost, and the caller retries work that may have finished.
+	if c.RequestDeadline <= 0 || c.RequestDeadline >= 30*time.Second {
+		bad("REQUEST_DEADLINE", "must be between 0s and 30s (the runtime's write timeout)")
+	}
+	if c.AtlassianTimeout <= 0 {
+		bad("ATLASSIAN_TIMEOUT", "must be positive")
+	}
+	if c.DedupWindow <= 0 {
+		bad("DEDUP_WINDOW", "must be positive")
+	}
+	return errors.Join(errs...)
+}
+
+// baseURL checks an absolute http(s) URL and strips a trailing slash. The
+// URL must carry no credentials: those come from their own variables.
+func baseURL(raw string) (string, error) {
+	u, err := url.Parse(strings.TrimSpace(raw))
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return "", errors.New("must be an absolute http(s) URL")
+	}
+	if u.User != nil {
+		return "", errors.New("must not contain credentials")
+	}
+	if u.RawQuery != "" || u.Fragment != "" {
+		return "", errors.New("must not have a query or fragment")
+	}
+	return strings.TrimRight(u.String(), "/"), nil
+}
+
+func cleanList(in []string, norm func(string) string) []string {
+	var out []string
+	for _, s := range in {
+		s = norm(strings.TrimSpace(s))
+		if s != "" && !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func containsFold(list []string, s string) bool {
+	return slices.ContainsFunc(list, func(x string) bool { return strings.EqualFold(x, s) })
+}
+
+// AllowedProject returns the project to file in: the requested one when it
+// is allowed, else the default. The payload cannot reach other projects.
+func (c *Config) AllowedProject(requested string) string {
+	requested = strings.ToUpper(strings.TrimSpace(requested))
+	if slices.Contains(c.JiraAllowedProjects, requested) {
+		return requested
+	}
+	return c.JiraProject
+}
+
+// AllowedIssueType returns the requested issue type when it is allowed
+// (case-insensitively), spelled as configured, else the default. A type the
+// project lacks would make Jira refuse the issue, and the incident would be
+// lost, so payloads cannot pick arbitrary types.
+func (c *Config) AllowedIssueType(requested string) string {
+	for _, t := range c.JiraAllowedTypes {
+		if strings.EqualFold(t, strings.TrimSpace(requested)) {
+			return t
+		}
+	}
+	return c.JiraIssueType
+}

@@ -1,0 +1,99 @@
+// Package function is the Knative Functions entry point: New returns the
+// instance that func-go serves (invoke: http). It only wires configuration,
+// clients and stores; the pipeline lives in handler.
+package function
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"sync/atomic"
+
+	"function/atlassian"
+	"function/config"
+	"function/confluence"
+	"function/handler"
+	"function/jira"
+	"function/render"
+	"function/store/memory"
+	"function/templates"
+)
+
+// Function is the instance func-go serves. func-go starts serving before
+// Start returns, so requests that arrive earlier get 503 and readiness says
+// not ready until the handler is built.
+type Function struct {
+	handler atomic.Pointer[handler.Handler]
+}
+
+// New is what the func scaffolding calls.
+func New() *Function { return &Function{} }
+
+// Start reads the configuration from the environment and builds the
+// handler. An error stops the function, naming the variable at fault.
+func (f *Function) Start(_ context.Context, _ map[string]string) error {
+	cfg, err := config.Load()
+	if err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	h, err := Build(cfg, log)
+	if err != nil {
+		return err
+	}
+	f.handler.Store(h)
+	return nil
+}
+
+// Build wires a handler from a validated configuration.
+func Build(cfg config.Config, log *slog.Logger) (*handler.Handler, error) {
+	renderer, err := render.New(templates.FS)
+	if err != nil {
+		return nil, fmt.Errorf("templates: %w", err)
+	}
+	auth := atlassian.Auth{Email: cfg.AtlassianEmail, APIToken: cfg.AtlassianAPIToken.Reveal()}
+	jc := jira.New(cfg.JiraURL, atlassian.New(atlassian.Options{
+		BaseURL: cfg.JiraURL, Service: "jira", Auth: auth, Timeout: cfg.AtlassianTimeout,
+	}))
+	cc := confluence.New(cfg.ConfluenceURL, atlassian.New(atlassian.Options{
+		BaseURL: cfg.ConfluenceURL, Service: "confluence", Auth: auth, Timeout: cfg.AtlassianTimeout,
+	}))
+	st := memory.New(cfg.DedupWindow)
+	log.Warn("idempotency records are kept in this process only: with more than one replica, concurrent deliveries of one rollback may open duplicates; keep one replica (Knative annotation autoscaling.knative.dev/max-scale: \"1\")")
+	if cfg.AuthToken.Reveal() == "" {
+		log.Warn("ALLOW_UNAUTHENTICATED=true: anyone who can reach this function can open incidents")
+	}
+	log.Info("rollback-incident configured",
+		"jira_url", cfg.JiraURL, "confluence_url", cfg.ConfluenceURL,
+		"jira_project", cfg.JiraProject, "jira_issue_type", cfg.JiraIssueType,
+		"jira_allowed_projects", cfg.JiraAllowedProjects, "confluence_space", cfg.ConfluenceSpace,
+		"cluster", cfg.ClusterName, "auth", cfg.AuthToken.Reveal() != "")
+	opener := handler.NewOpener(cfg, jc, cc, st, renderer, log)
+	return handler.New(cfg, opener, log), nil
+}
+
+// Handle serves one request.
+func (f *Function) Handle(w http.ResponseWriter, r *http.Request) {
+	h := f.handler.Load()
+	if h == nil {
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, `{"status":"failed","reason":"starting"}`, http.StatusServiceUnavailable)
+		return
+	}
+	h.ServeHTTP(w, r)
+}
+
+// Ready reports ready once the handler is built.
+func (f *Function) Ready(context.Context) (bool, error) {
+	return f.handler.Load() != nil, nil
+}
+
+// Alive reports the process alive; there is no state that could wedge it.
+func (f *Function) Alive(context.Context) (bool, error) { return true, nil }
+
+// Stop is called after func-go has stopped accepting requests and drained
+// the ones in flight; there is nothing left to release.
+func (f *Function) Stop(context.Context) error { return nil }
+

@@ -1,0 +1,105 @@
+package handler
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+
+	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
+
+	"function/inbound"
+)
+
+// request is a read and classified delivery.
+type request struct {
+	data       []byte // the event data (CloudEvent data, or the plain body)
+	meta       inbound.Meta
+	cloudEvent bool // reply with a CloudEvent
+}
+
+type requestError struct {
+	status int
+	reason string
+}
+
+func reject(status int, format string, args ...any) *requestError {
+	return &requestError{status: status, reason: fmt.Sprintf(format, args...)}
+}
+
+// readRequest reads at most maxBytes of body and decodes a CloudEvent in
+// binary or structured mode with the CloudEvents SDK, or takes the body as
+// plain JSON. The Argo Events Sensor sends no Content-Type at all, and the
+// notifications webhooks send application/json without ce-* headers; both
+// are plain requests.
+func readRequest(w http.ResponseWriter, r *http.Request, maxBytes int64) (request, *requestError) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return request{}, reject(http.StatusRequestEntityTooLarge, "body larger than %d bytes", maxBytes)
+		}
+		return request{}, reject(http.StatusBadRequest, "reading body failed: %v", err)
+	}
+	mediaType := ""
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil {
+			return request{}, reject(http.StatusUnsupportedMediaType, "malformed Content-Type")
+		}
+		mediaType = strings.ToLower(mt)
+	}
+	binary := r.Header.Get("Ce-Specversion") != ""
+	switch {
+	case mediaType == "application/cloudevents-batch+json":
+		return request{}, reject(http.StatusUnsupportedMediaType, "batched CloudEvents are not supported: send one event per request")
+	case binary || mediaType == "application/cloudevents+json":
+		return readCloudEvent(r, body)
+	case mediaType == "" || isJSON(mediaType):
+		return request{data: body}, nil
+	default:
+		return request{}, reject(http.StatusUnsupportedMediaType,
+			"unsupported Content-Type %q: send JSON (Content-Type: application/json) or a CloudEvent", clipText(mediaType, 60))
+	}
+}
+
+func readCloudEvent(r *http.Request, body []byte) (request, *requestError) {
+	cr := r.Clone(r.Context())
+	cr.Body = io.NopCloser(bytes.NewReader(body))
+	cr.ContentLength = int64(len(body))
+	ev, err := cehttp.NewEventFromHTTPRequest(cr)
+	if err != nil {
+		return request{}, reject(http.StatusBadRequest, "invalid CloudEvent: %s", clipText(err.Error(), 200))
+	}
+	if err := ev.Validate(); err != nil {
+		return request{}, reject(http.StatusBadRequest, "invalid CloudEvent: %s", clipText(err.Error(), 200))
+	}
+	if dct := ev.DataContentType(); dct != "" {
+		mt, _, err := mime.ParseMediaType(dct)
+		if err != nil || !isJSON(strings.ToLower(mt)) {
+			return request{}, reject(http.StatusUnsupportedMediaType, "CloudEvent datacontenttype %q is not JSON", clipText(dct, 60))
+		}
+	}
+	return request{
+		data:       ev.Data(),
+		cloudEvent: true,
+		meta: inbound.Meta{
+			ID: ev.ID(), Source: ev.Source(), Type: ev.Type(), Subject: ev.Subject(), Time: ev.Time(),
+		},
+	}, nil
+}
+
+func isJSON(mediaType string) bool {
+	return mediaType == "application/json" || mediaType == "text/json" || strings.HasSuffix(mediaType, "+json")
+}
+
+func clipText(s string, max int) string {
+	r := []rune(s)
+	if len(r) <= max {
+		return s
+	}
+	return string(r[:max]) + "…"
+}
