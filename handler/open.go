@@ -76,7 +76,7 @@ const remoteLinkPrefix = "rollback-incident:postmortem:"
 
 // Open runs the steps that the record says are not done yet. On error the
 // outcome still carries what was done, for the reply and the logs.
-func (o *Opener) Open(ctx context.Context, in *incident.Incident) (Outcome, error) {
+func (o *Opener) Open(ctx context.Context, in *incident.Incident) (out Outcome, err error) {
 	fp := in.Fingerprint()
 	unlock, err := o.store.Lock(ctx, fp)
 	if err != nil {
@@ -89,7 +89,8 @@ func (o *Opener) Open(ctx context.Context, in *incident.Incident) (Outcome, erro
 		return Outcome{}, fmt.Errorf("read record %s: %w", fp, err)
 	}
 	rec.Fingerprint = fp
-	out := Outcome{Status: StatusExisting}
+	out.Status = StatusExisting
+	// Whatever happens below, the outcome reports what is done.
 	fill := func() {
 		out.JiraKey, out.PageID, out.PageURL = rec.JiraKey, rec.PageID, rec.PageURL
 		if rec.JiraKey != "" {

@@ -72,10 +72,10 @@ func readCloudEvent(r *http.Request, body []byte) (request, *requestError) {
 	cr.ContentLength = int64(len(body))
 	ev, err := cehttp.NewEventFromHTTPRequest(cr)
 	if err != nil {
-		return request{}, reject(http.StatusBadRequest, "invalid CloudEvent: %s", clipText(err.Error(), 200))
+		return request{}, reject(http.StatusBadRequest, "invalid CloudEvent: %s", clipText(strings.TrimSpace(err.Error()), 200))
 	}
 	if err := ev.Validate(); err != nil {
-		return request{}, reject(http.StatusBadRequest, "invalid CloudEvent: %s", clipText(err.Error(), 200))
+		return request{}, reject(http.StatusBadRequest, "invalid CloudEvent: %s", clipText(strings.TrimSpace(err.Error()), 200))
 	}
 	if dct := ev.DataContentType(); dct != "" {
 		mt, _, err := mime.ParseMediaType(dct)

@@ -1,0 +1,216 @@
+package test
+
+import (
+	"bytes"
+	"net/http"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestBadInput: malformed requests get a 4xx with a reason a person
+// understands, and reach nothing.
+func TestBadInput(t *testing.T) {
+	e := start(t, "MAX_BODY_BYTES=4096")
+	valid := `{"rolloutName":"a","namespace":"b","phase":"Degraded"}`
+	tests := []struct {
+		name    string
+		body    string
+		headers map[string]string
+		status  int
+		reason  string
+	}{
+		{"empty body", "", nil, 400, "empty body"},
+		{"not json", "rollout checkout-api aborted", nil, 400, "not valid JSON"},
+		{"truncated json", `{"rolloutName":"a",`, map[string]string{"Content-Type": "application/json"}, 400, "not valid JSON"},
+		{"json array", `[{"rolloutName":"a"}]`, nil, 400, "expected a JSON object"},
+		{"unknown shape", `{"alert":"x"}`, nil, 400, "unrecognised event"},
+		{"no namespace", `{"rolloutName":"a","phase":"Degraded"}`, nil, 400, "namespace is missing"},
+		{"form encoded", "rolloutName=a", map[string]string{"Content-Type": "application/x-www-form-urlencoded"}, 415, "send JSON"},
+		{"text/plain", valid, map[string]string{"Content-Type": "text/plain"}, 415, "unsupported Content-Type"},
+		{"binary ce without id", valid, map[string]string{"Content-Type": "application/json", "Ce-Specversion": "1.0", "Ce-Source": "s", "Ce-Type": "t"}, 400, "invalid CloudEvent"},
+		{"binary ce bad specversion", valid, map[string]string{"Ce-Specversion": "0.1", "Ce-Id": "1", "Ce-Source": "s", "Ce-Type": "t"}, 400, "invalid CloudEvent"},
+		{"structured ce truncated", `{"specversion":"1.0","id":"1","source":"s","type":"t","data":{`, map[string]string{"Content-Type": "application/cloudevents+json"}, 400, "invalid CloudEvent"},
+		{"ce with xml data", `<x/>`, map[string]string{"Content-Type": "application/xml", "Ce-Specversion": "1.0", "Ce-Id": "1", "Ce-Source": "s", "Ce-Type": "t"}, 415, "not JSON"},
+		{"batch", `[]`, map[string]string{"Content-Type": "application/cloudevents-batch+json"}, 415, "one event per request"},
+		{"too large", `{"rolloutName":"a","namespace":"b","phase":"Degraded","message":"` + strings.Repeat("x", 5000) + `"}`, nil, 413, "larger than 4096"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := e.post([]byte(tc.body), tc.headers)
+			if r.status != tc.status {
+				t.Errorf("status %d, want %d (%s)", r.status, tc.status, r.body)
+			}
+			if r.reply.Status != "rejected" || !strings.Contains(r.reply.Reason, tc.reason) {
+				t.Errorf("reply %s, want rejected with %q", r.body, tc.reason)
+			}
+		})
+	}
+	// GET is not a delivery.
+	req, _ := http.NewRequest(http.MethodGet, e.url+"/", nil)
+	req.Header.Set("Authorization", "Bearer "+testToken)
+	if r := e.do(req); r.status != http.StatusMethodNotAllowed || r.header.Get("Allow") != "POST" {
+		t.Errorf("GET /: %d Allow=%q", r.status, r.header.Get("Allow"))
+	}
+	if n := len(e.emu.Issues()); n != 0 {
+		t.Errorf("%d issues opened from bad input", n)
+	}
+}
+
+// TestUnauthorized: without the bearer token nothing happens, and the
+// answer says nothing about why.
+func TestUnauthorized(t *testing.T) {
+	e := start(t)
+	body := fixture(t, "rollout-notification-webhook.json")
+	for name, auth := range map[string]string{
+		"none": "", "wrong": "Bearer nope", "basic": "Basic ZTJlOmUyZQ==", "prefix": "Bearer " + testToken[:5],
+		"token without scheme": testToken,
+	} {
+		h := map[string]string{"Authorization": auth}
+		if auth == "" {
+			h = map[string]string{"Authorization": ""}
+		}
+		r := e.post(body, h)
+		if r.status != http.StatusUnauthorized || strings.Contains(string(r.body), "token") && !strings.Contains(string(r.body), `"unauthorized"`) {
+			t.Errorf("%s: %d %s", name, r.status, r.body)
+		}
+	}
+	if n := len(e.emu.Issues()); n != 0 {
+		t.Errorf("%d issues opened without authentication", n)
+	}
+	// Health endpoints stay open for the kubelet.
+	resp, err := http.Get(e.url + "/health/liveness")
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Errorf("liveness: %v %v", err, resp)
+	}
+}
+
+// TestAtlassianOutage: while Atlassian fails, the caller gets a 5xx with
+// Retry-After; the redelivery after the outage opens exactly one incident.
+func TestAtlassianOutage(t *testing.T) {
+	e := start(t)
+	body := fixture(t, "rollout-notification-webhook.json")
+	for _, status := range []int{503, 500, 429} {
+		e.emu.SetOutage(status)
+		r := e.post(body, nil)
+		if r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") == "" || r.reply.Status != "failed" {
+			t.Errorf("outage %d: %d Retry-After=%q %s", status, r.status, r.header.Get("Retry-After"), r.body)
+		}
+	}
+	e.emu.ClearOutage()
+	r := e.post(body, nil)
+	if r.status != http.StatusOK || r.reply.Status != "created" {
+		t.Fatalf("after the outage: %d %s", r.status, r.body)
+	}
+	if len(e.emu.Issues()) != 1 || len(e.postmortems()) != 1 {
+		t.Errorf("%d issues, %d pages", len(e.emu.Issues()), len(e.postmortems()))
+	}
+}
+
+// TestPartialFailureCompletes: a failure after the issue exists leaves a
+// record; the redelivery finishes the page and the link without a second
+// issue.
+func TestPartialFailureCompletes(t *testing.T) {
+	e := start(t)
+	body := fixture(t, "argocd-app-health-degraded.json")
+	e.emu.FailNext("POST /wiki/api/v2/pages", http.StatusInternalServerError, 1)
+	r := e.post(body, nil)
+	if r.status != http.StatusServiceUnavailable || r.reply.JiraKey == "" {
+		t.Fatalf("first delivery: %d %s", r.status, r.body)
+	}
+	e.emu.FailNext("POST /rest/api/3/issue/{issueIdOrKey}/remotelink", http.StatusBadGateway, 1)
+	r2 := e.post(body, nil)
+	if r2.status != http.StatusServiceUnavailable {
+		t.Fatalf("second delivery: %d %s", r2.status, r2.body)
+	}
+	r3 := e.post(body, nil)
+	if r3.status != http.StatusOK || r3.reply.Status != "existing" || r3.reply.JiraKey != r.reply.JiraKey || r3.reply.ConfluencePageID == "" {
+		t.Fatalf("third delivery: %d %s", r3.status, r3.body)
+	}
+	if len(e.emu.Issues()) != 1 || len(e.postmortems()) != 1 || len(e.emu.RemoteLinks(r.reply.JiraKey)) != 1 {
+		t.Errorf("%d issues, %d pages, %d links; want 1 each", len(e.emu.Issues()), len(e.postmortems()), len(e.emu.RemoteLinks(r.reply.JiraKey)))
+	}
+}
+
+// TestAtlassianUnreachable: nothing listening at JIRA_URL is a 503 too.
+func TestAtlassianUnreachable(t *testing.T) {
+	closed := "http://" + freeAddr(t)
+	e := start(t, "JIRA_URL="+closed)
+	r := e.post(fixture(t, "rollout-notification-webhook.json"), nil)
+	if r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") == "" {
+		t.Errorf("%d %s", r.status, r.body)
+	}
+}
+
+// TestAtlassianRefuses: a request Jira refuses (here: a project that does
+// not exist) is a 502, still retried by the sender, with Jira's reason.
+func TestAtlassianRefuses(t *testing.T) {
+	e := start(t, "JIRA_PROJECT=NOPE", "JIRA_ALLOWED_PROJECTS=NOPE")
+	r := e.post(fixture(t, "rollout-notification-webhook.json"), nil)
+	if r.status != http.StatusBadGateway || !strings.Contains(r.reply.Reason, "project") {
+		t.Errorf("%d %s", r.status, r.body)
+	}
+}
+
+// TestConfigErrors: a missing or invalid setting stops start-up with a
+// message naming the variable, and never prints a secret.
+func TestConfigErrors(t *testing.T) {
+	base := []string{
+		"JIRA_URL=https://example.atlassian.net", "ATLASSIAN_EMAIL=bot@example.com",
+		"ATLASSIAN_API_TOKEN=tok-SECRET-123", "AUTH_TOKEN=caller-SECRET-456", "LISTEN_ADDRESS=" + freeAddr(t),
+	}
+	tests := []struct {
+		name  string
+		env   []string
+		names string
+	}{
+		{"no jira url", []string{"JIRA_URL="}, "JIRA_URL"},
+		{"bad jira url", []string{"JIRA_URL=ftp://x"}, "JIRA_URL"},
+		{"credentials in url", []string{"JIRA_URL=https://u:tok-SECRET-123@x.atlassian.net"}, "JIRA_URL"},
+		{"no token", []string{"ATLASSIAN_API_TOKEN="}, "ATLASSIAN_API_TOKEN"},
+		{"no caller auth", []string{"AUTH_TOKEN="}, "AUTH_TOKEN"},
+		{"bad deadline", []string{"REQUEST_DEADLINE=45s"}, "REQUEST_DEADLINE"},
+		{"unparsable deadline", []string{"REQUEST_DEADLINE=soon"}, "REQUEST_DEADLINE"},
+		{"bad project", []string{"JIRA_PROJECT=ops team"}, "JIRA_PROJECT"},
+		{"bad parent", []string{"CONFLUENCE_PARENT_ID=home"}, "CONFLUENCE_PARENT_ID"},
+		{"bad log level", []string{"LOG_LEVEL=loud"}, "LOG_LEVEL"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			env := map[string]string{}
+			for _, kv := range append(append([]string{}, base...), tc.env...) {
+				k, v, _ := strings.Cut(kv, "=")
+				env[k] = v
+			}
+			cmd := exec.Command(binary)
+			for k, v := range env {
+				if v != "" {
+					cmd.Env = append(cmd.Env, k+"="+v)
+				}
+			}
+			var out bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &out, &out
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() { done <- cmd.Wait() }()
+			select {
+			case err := <-done:
+				if err == nil {
+					t.Fatalf("exited 0:\n%s", out.String())
+				}
+			case <-time.After(10 * time.Second):
+				_ = cmd.Process.Kill()
+				t.Fatalf("did not stop on bad configuration:\n%s", out.String())
+			}
+			if !strings.Contains(out.String(), tc.names) {
+				t.Errorf("output does not name %s:\n%s", tc.names, out.String())
+			}
+			if strings.Contains(out.String(), "SECRET") {
+				t.Errorf("output leaks a secret:\n%s", out.String())
+			}
+		})
+	}
+}

@@ -1,0 +1,248 @@
+// Package test holds the end-to-end tests: the function built as a real
+// process (func-go in HTTP mode, as the func scaffolding runs it), real HTTP
+// from a client or the CloudEvents SDK, and real HTTP from the function to
+// the Atlassian emulator.
+package test
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"function/internal/emulator"
+)
+
+// binary is the function built once for all tests.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "rollback-incident-e2e")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "rollback-incident")
+	build := exec.Command("go", "build", "-o", binary, "./cmd/rollback-incident")
+	build.Dir = ".."
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build function:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+const (
+	testToken   = "e2e-bearer-token-3f1c"
+	testCluster = "prod-eu-1"
+)
+
+// env is one running function process with its own emulator.
+type env struct {
+	t     *testing.T
+	emu   *emulator.Emulator
+	emuTS *httptest.Server
+	url   string // the function's base URL
+	logs  *syncBuffer
+	cmd   *exec.Cmd
+}
+
+// start runs a function process against a fresh emulator. extra overrides
+// or adds environment variables ("KEY=" removes one).
+func start(t *testing.T, extra ...string) *env {
+	t.Helper()
+	emu := emulator.New(emulator.Options{Projects: map[string][]string{
+		"OPS": {"Incident", "Task", "Bug"}, "SRE": {"Incident"}, "SECRET": {"Incident"},
+	}})
+	ts := httptest.NewServer(emu)
+	emu.SetBaseURL(ts.URL)
+	t.Cleanup(ts.Close)
+
+	addr := freeAddr(t)
+	vars := map[string]string{
+		"JIRA_URL":              ts.URL,
+		"ATLASSIAN_EMAIL":       emulator.DefaultEmail,
+		"ATLASSIAN_API_TOKEN":   emulator.DefaultAPIToken,
+		"AUTH_TOKEN":            testToken,
+		"CLUSTER_NAME":          testCluster,
+		"JIRA_ALLOWED_PROJECTS": "OPS,SRE",
+		"LISTEN_ADDRESS":        addr,
+		"ATLASSIAN_TIMEOUT":     "3s",
+		"REQUEST_DEADLINE":      "8s",
+	}
+	for _, kv := range extra {
+		k, v, _ := strings.Cut(kv, "=")
+		if v == "" {
+			delete(vars, k)
+		} else {
+			vars[k] = v
+		}
+	}
+	e := &env{t: t, emu: emu, emuTS: ts, url: "http://" + addr, logs: &syncBuffer{}}
+	e.cmd = exec.Command(binary)
+	e.cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
+	for k, v := range vars {
+		e.cmd.Env = append(e.cmd.Env, k+"="+v)
+	}
+	e.cmd.Stdout, e.cmd.Stderr = e.logs, e.logs
+	if err := e.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = e.cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		_ = e.cmd.Process.Signal(os.Interrupt)
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			_ = e.cmd.Process.Kill()
+		}
+		if t.Failed() {
+			t.Logf("function output:\n%s", e.logs.String())
+		}
+	})
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := http.Get(e.url + "/health/readiness")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return e
+			}
+		}
+		select {
+		case <-exited:
+			t.Fatalf("function exited before it was ready:\n%s", e.logs.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("function not ready in 20 s:\n%s", e.logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// reply mirrors the function's JSON reply.
+type reply struct {
+	Status           string `json:"status"`
+	Reason           string `json:"reason"`
+	Fingerprint      string `json:"fingerprint"`
+	JiraKey          string `json:"jiraKey"`
+	JiraURL          string `json:"jiraUrl"`
+	ConfluencePageID string `json:"confluencePageId"`
+	ConfluenceURL    string `json:"confluenceUrl"`
+}
+
+type result struct {
+	status int
+	header http.Header
+	body   []byte
+	reply  reply
+}
+
+// post sends body with headers (Authorization added unless given).
+func (e *env) post(body []byte, headers map[string]string) result {
+	e.t.Helper()
+	req, err := http.NewRequest(http.MethodPost, e.url+"/", bytes.NewReader(body))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+testToken)
+	for k, v := range headers {
+		if v == "" {
+			req.Header.Del(k)
+		} else {
+			req.Header.Set(k, v)
+		}
+	}
+	return e.do(req)
+}
+
+func (e *env) do(req *http.Request) result {
+	e.t.Helper()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatalf("%s %s: %v", req.Method, req.URL, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	r := result{status: resp.StatusCode, header: resp.Header, body: b}
+	_ = json.Unmarshal(b, &r.reply)
+	return r
+}
+
+// postmortems returns the emulator's postmortem pages (not the homepages).
+func (e *env) postmortems() []emulator.Page {
+	var out []emulator.Page
+	for _, p := range e.emu.Pages() {
+		if strings.HasPrefix(p.Title, "Postmortem:") {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// logLines returns the function's JSON log lines.
+func (e *env) logLines() []map[string]any {
+	var out []map[string]any
+	sc := bufio.NewScanner(strings.NewReader(e.logs.String()))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var m map[string]any
+		if json.Unmarshal(sc.Bytes(), &m) == nil {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+func fixture(t *testing.T, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("../testdata/fixtures", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
