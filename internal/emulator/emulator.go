@@ -1,0 +1,340 @@
+// Package emulator is a stateful, in-memory emulator of the subset of the
+// Jira Cloud REST v3 and Confluence Cloud REST v2 APIs that the rollback
+// incident function uses, plus a read-only HTML view for people.
+//
+// The same client code talks to the emulator and to Atlassian Cloud, so the
+// emulator reproduces the real services' status codes, bodies and
+// validation rules rather than being a permissive fake. README.md lists
+// the routes and the deliberate deviations from the real services.
+package emulator
+
+import (
+	"crypto/subtle"
+	"html/template"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Options configure an Emulator. The zero value is usable.
+type Options struct {
+	// BaseURL is the public base URL used in "self" links, Confluence
+	// _links.base and web UI links, e.g. "http://127.0.0.1:8081". When
+	// empty, it is derived from each request's Host header.
+	BaseURL string
+	// Email and APIToken are the only accepted Basic auth credentials.
+	// Defaults: "bot@example.com" and "emulator-token".
+	Email    string
+	APIToken string
+	// Projects maps Jira project keys to their issue type names.
+	// Default: {"OPS": {"Incident", "Task", "Bug"}}.
+	Projects map[string][]string
+	// Spaces lists the Confluence space keys. Default: ["INCIDENTS"].
+	Spaces []string
+	// SearchLag emulates the eventual consistency of /search/jql: issues
+	// created less than SearchLag ago are not returned unless their id is in
+	// reconcileIssues.
+	SearchLag time.Duration
+	// Now is the clock. Default: time.Now.
+	Now func() time.Time
+	// Logger receives one record per API request. Default: discard.
+	Logger *slog.Logger
+}
+
+// Default credentials, used when Options leave them empty.
+const (
+	DefaultEmail    = "bot@example.com"
+	DefaultAPIToken = "emulator-token"
+)
+
+// Emulator is an http.Handler serving the emulated APIs. All state lives in
+// memory behind one mutex; it is safe for concurrent use.
+type Emulator struct {
+	email    string
+	token    string
+	projects []projectConfig
+	spaces   []string
+	now      func() time.Time
+	logger   *slog.Logger
+	mux      *http.ServeMux
+	tmpl     *template.Template
+
+	mu        sync.Mutex
+	baseURL   string
+	searchLag time.Duration
+	st        *state
+	calls     map[string]int
+	faults    []*faultRule
+	outage    *Fault
+}
+
+// New returns an Emulator with the given options. Project keys are
+// upper-cased; spaces and homepages are created immediately.
+func New(opts Options) *Emulator {
+	e := &Emulator{
+		email:     opts.Email,
+		token:     opts.APIToken,
+		now:       opts.Now,
+		logger:    opts.Logger,
+		baseURL:   strings.TrimRight(opts.BaseURL, "/"),
+		searchLag: opts.SearchLag,
+		mux:       http.NewServeMux(),
+		tmpl:      parseTemplates(),
+	}
+	if e.email == "" {
+		e.email = DefaultEmail
+	}
+	if e.token == "" {
+		e.token = DefaultAPIToken
+	}
+	if e.now == nil {
+		e.now = time.Now
+	}
+	if e.logger == nil {
+		e.logger = slog.New(slog.DiscardHandler)
+	}
+	projects := opts.Projects
+	if len(projects) == 0 {
+		projects = map[string][]string{"OPS": {"Incident", "Task", "Bug"}}
+	}
+	e.projects = buildProjects(projects)
+	e.spaces = dedupeFold(opts.Spaces)
+	if len(e.spaces) == 0 {
+		e.spaces = []string{"INCIDENTS"}
+	}
+	e.st = e.newState()
+	e.calls = map[string]int{}
+	e.routes()
+	return e
+}
+
+// SetBaseURL changes the public base URL, e.g. once an httptest.Server has
+// started.
+func (e *Emulator) SetBaseURL(u string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.baseURL = strings.TrimRight(u, "/")
+}
+
+// SetSearchLag changes the emulated search indexing lag.
+func (e *Emulator) SetSearchLag(d time.Duration) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.searchLag = d
+}
+
+// Reset drops all issues, pages, call counts and faults, and recreates the
+// spaces' homepages. Configuration (base URL, search lag) is kept.
+func (e *Emulator) Reset() {
+	st := e.newState()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.st = st
+	e.calls = map[string]int{}
+	e.faults = nil
+	e.outage = nil
+}
+
+// ServeHTTP implements http.Handler.
+func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	rw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+	e.mux.ServeHTTP(rw, r)
+	e.logger.LogAttrs(r.Context(), slog.LevelInfo, "request",
+		slog.String("method", r.Method),
+		slog.String("path", r.URL.Path),
+		slog.Int("status", rw.status),
+		slog.Duration("duration", time.Since(start)),
+	)
+}
+
+// base returns the public base URL: the configured one, or one derived
+// from the request so that links work without configuration.
+func (e *Emulator) base(r *http.Request) string {
+	e.mu.Lock()
+	b := e.baseURL
+	e.mu.Unlock()
+	if b != "" {
+		return b
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host
+}
+
+// flavor selects the error dialect of an API family.
+type flavor int
+
+const (
+	jiraAPI flavor = iota
+	wikiAPI
+)
+
+// maxBody mirrors Confluence's 5 MB request limit (413 above it); Jira's
+// limit is larger but no sane client comes close.
+const maxBody = 5 << 20
+
+// api registers an authenticated API route. The pattern doubles as the key
+// for Calls and FailNext, so tests can refer to routes exactly as they are
+// written here.
+func (e *Emulator) api(pattern string, fl flavor, h http.HandlerFunc) {
+	e.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		f := e.enter(pattern)
+		if f != nil {
+			writeFault(w, fl, *f, e.now())
+			return
+		}
+		if !e.authorized(r) {
+			unauthorized(w, fl)
+			return
+		}
+		if (r.Method == http.MethodPost || r.Method == http.MethodPut) && !isJSON(r) {
+			unsupportedMediaType(w, fl)
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+		h(w, r)
+	})
+}
+
+// enter counts a call and returns the fault to answer with, if any.
+func (e *Emulator) enter(pattern string) *Fault {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.calls[pattern]++
+	return e.takeFaultLocked(pattern)
+}
+
+func (e *Emulator) authorized(r *http.Request) bool {
+	user, pass, ok := r.BasicAuth()
+	if !ok {
+		// Bearer tokens are for OAuth only; an API token sent as Bearer is
+		// rejected by Atlassian Cloud too (JRACLOUD-72405).
+		return false
+	}
+	userOK := strings.EqualFold(user, e.email)
+	passOK := subtle.ConstantTimeCompare([]byte(pass), []byte(e.token)) == 1
+	return userOK && passOK
+}
+
+func isJSON(r *http.Request) bool {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	return err == nil && mt == "application/json"
+}
+
+// routes wires every endpoint. Keep README.md in sync.
+func (e *Emulator) routes() {
+	// Jira Cloud platform REST v3.
+	e.api("POST /rest/api/3/issue", jiraAPI, e.createIssue)
+	e.api("GET /rest/api/3/issue/{issueIdOrKey}", jiraAPI, e.getIssue)
+	e.api("GET /rest/api/3/issue/{issueIdOrKey}/comment", jiraAPI, e.listComments)
+	e.api("POST /rest/api/3/issue/{issueIdOrKey}/comment", jiraAPI, e.addComment)
+	e.api("GET /rest/api/3/issue/{issueIdOrKey}/remotelink", jiraAPI, e.getRemoteLinks)
+	e.api("POST /rest/api/3/issue/{issueIdOrKey}/remotelink", jiraAPI, e.upsertRemoteLink)
+	e.api("DELETE /rest/api/3/issue/{issueIdOrKey}/remotelink", jiraAPI, e.deleteRemoteLinkByGlobalID)
+	e.api("GET /rest/api/3/issue/{issueIdOrKey}/remotelink/{linkId}", jiraAPI, e.getRemoteLink)
+	e.api("DELETE /rest/api/3/issue/{issueIdOrKey}/remotelink/{linkId}", jiraAPI, e.deleteRemoteLink)
+	e.api("GET /rest/api/3/issue/{issueIdOrKey}/properties", jiraAPI, e.listProperties)
+	e.api("GET /rest/api/3/issue/{issueIdOrKey}/properties/{propertyKey}", jiraAPI, e.getProperty)
+	e.api("PUT /rest/api/3/issue/{issueIdOrKey}/properties/{propertyKey}", jiraAPI, e.setProperty)
+	e.api("DELETE /rest/api/3/issue/{issueIdOrKey}/properties/{propertyKey}", jiraAPI, e.deleteProperty)
+	e.api("GET /rest/api/3/issue/{issueIdOrKey}/transitions", jiraAPI, e.getTransitions)
+	e.api("POST /rest/api/3/issue/{issueIdOrKey}/transitions", jiraAPI, e.doTransition)
+	e.api("GET /rest/api/3/search/jql", jiraAPI, e.searchJQL)
+	e.api("POST /rest/api/3/search/jql", jiraAPI, e.searchJQL)
+	e.api("GET /rest/api/3/search", jiraAPI, searchRemoved)
+	e.api("POST /rest/api/3/search", jiraAPI, searchRemoved)
+	e.api("GET /rest/api/3/myself", jiraAPI, e.myself)
+	e.mux.HandleFunc("/rest/api/3/", e.notFoundAPI(jiraAPI, "/rest/api/3/"))
+
+	// Confluence Cloud REST v2.
+	e.api("GET /wiki/api/v2/spaces", wikiAPI, e.listSpaces)
+	e.api("GET /wiki/api/v2/spaces/{id}", wikiAPI, e.getSpace)
+	e.api("GET /wiki/api/v2/spaces/{id}/pages", wikiAPI, e.listSpacePages)
+	e.api("GET /wiki/api/v2/pages", wikiAPI, e.listPages)
+	e.api("POST /wiki/api/v2/pages", wikiAPI, e.createPage)
+	e.api("GET /wiki/api/v2/pages/{id}", wikiAPI, e.getPage)
+	e.api("PUT /wiki/api/v2/pages/{id}", wikiAPI, e.updatePage)
+	e.api("DELETE /wiki/api/v2/pages/{id}", wikiAPI, e.deletePage)
+	e.mux.HandleFunc("/wiki/api/v2/", e.notFoundAPI(wikiAPI, "/wiki/api/v2/"))
+
+	// Read-only HTML views for people; no authentication, like a public
+	// site would not have, but this is a local tool.
+	e.mux.HandleFunc("GET /{$}", e.htmlIndex)
+	e.mux.Handle("GET /wiki/{$}", http.RedirectHandler("/", http.StatusFound))
+	e.mux.HandleFunc("GET /browse/{key}", e.htmlIssue)
+	e.mux.HandleFunc("GET /wiki/spaces/{key}", e.htmlSpace)
+	e.mux.HandleFunc("GET /wiki/spaces/{key}/pages/{id}", e.htmlPage)
+	e.mux.HandleFunc("GET /wiki/spaces/{key}/pages/{id}/{title...}", e.htmlPage)
+	e.mux.HandleFunc("GET /wiki/pages/viewpage.action", e.redirectToPage("pageId"))
+	e.mux.HandleFunc("GET /wiki/pages/resumedraft.action", e.redirectToPage("draftId"))
+	e.mux.HandleFunc("GET /wiki/x/{code}", e.redirectTinyURL)
+
+	// Test and admin API; no authentication.
+	e.mux.HandleFunc("GET /_emulator/state", e.adminState)
+	e.mux.HandleFunc("POST /_emulator/reset", e.adminReset)
+}
+
+// notFoundAPI answers paths under an API prefix that match no route: 405
+// when another method exists for the path, 404 otherwise, both in the
+// API's error dialect rather than net/http's plain text.
+func (e *Emulator) notFoundAPI(fl flavor, prefix string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var allow []string
+		for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete} {
+			probe := r.Clone(r.Context())
+			probe.Method = m
+			if _, p := e.mux.Handler(probe); p != prefix && p != "" {
+				allow = append(allow, m)
+			}
+		}
+		if len(allow) > 0 {
+			w.Header().Set("Allow", strings.Join(allow, ", "))
+			apiError(w, fl, http.StatusMethodNotAllowed, "Method Not Allowed")
+			return
+		}
+		if fl == jiraAPI {
+			writeJiraError(w, http.StatusNotFound, []string{"null for uri: " + r.URL.Path}, nil)
+			return
+		}
+		writeWikiError(w, http.StatusNotFound, "NOT_FOUND", "No API route matches "+r.URL.Path)
+	}
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.status = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func dedupeFold(in []string) []string {
+	var out []string
+	for _, s := range in {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		dup := false
+		for _, o := range out {
+			if strings.EqualFold(o, s) {
+				dup = true
+				break
+			}
+		}
+		if !dup {
+			out = append(out, s)
+		}
+	}
+	return out
+}
