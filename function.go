@@ -96,4 +96,3 @@ func (f *Function) Alive(context.Context) (bool, error) { return true, nil }
 // Stop is called after func-go has stopped accepting requests and drained
 // the ones in flight; there is nothing left to release.
 func (f *Function) Stop(context.Context) error { return nil }
-

@@ -138,7 +138,7 @@ func (c *Client) FindByTitle(ctx context.Context, spaceID, title string) (Page, 
 	var out pagesResponse
 	if _, err := c.c.Do(ctx, atlassian.Call{
 		Op: "find page", Method: http.MethodGet, Path: "/api/v2/pages",
-		Query: url.Values{"space-id": {spaceID}, "title": {title}, "status": {"current", "archived"}, "limit": {"5"}},
+		Query:  url.Values{"space-id": {spaceID}, "title": {title}, "status": {"current", "archived"}, "limit": {"5"}},
 		Result: &out,
 	}); err != nil {
 		return Page{}, false, err

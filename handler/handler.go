@@ -148,4 +148,3 @@ func retryAfterHeader(d time.Duration) string {
 	s := int((d + time.Second - 1) / time.Second)
 	return itoa(max(s, 1))
 }
-

@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"function/atlassian"
-	"function/confluence"
 	"function/config"
+	"function/confluence"
 	"function/incident"
 	"function/jira"
 	"function/render"

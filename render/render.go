@@ -335,4 +335,3 @@ func firstNonEmpty(ss ...string) string {
 	}
 	return ""
 }
-
