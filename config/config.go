@@ -35,6 +35,20 @@ type Config struct {
 	RequestDeadline     time.Duration `envconfig:"REQUEST_DEADLINE" default:"25s"`
 	AtlassianTimeout    time.Duration `envconfig:"ATLASSIAN_TIMEOUT" default:"10s"`
 	DedupWindow         time.Duration `envconfig:"DEDUP_WINDOW" default:"24h"`
+	ReopenWindow        time.Duration `envconfig:"REOPEN_WINDOW" default:"24h"`
+
+	// NATS JetStream key-value store shared by replicas; off when NATSURL
+	// is empty. Compatible with the Argo Events EventBus.
+	NATSURL           string        `envconfig:"NATS_URL"`
+	NATSUser          string        `envconfig:"NATS_USER"`
+	NATSPassword      Secret        `envconfig:"NATS_PASSWORD"`
+	NATSAuthFile      string        `envconfig:"NATS_AUTH_FILE"`
+	NATSCAFile        string        `envconfig:"NATS_CA_FILE"`
+	NATSTLSServerName string        `envconfig:"NATS_TLS_SERVER_NAME"`
+	NATSTLSInsecure   bool          `envconfig:"NATS_TLS_INSECURE" default:"false"`
+	NATSBucket        string        `envconfig:"NATS_BUCKET" default:"rollback-incident"`
+	NATSReplicas      int           `envconfig:"NATS_REPLICAS" default:"1"`
+	NATSTTL           time.Duration `envconfig:"NATS_TTL" default:"168h"`
 	LogLevel            slog.Level    `envconfig:"LOG_LEVEL" default:"info"`
 }
 
@@ -166,6 +180,23 @@ func (c *Config) normalize() error {
 	}
 	if c.DedupWindow <= 0 {
 		bad("DEDUP_WINDOW", "must be positive")
+	}
+	if c.ReopenWindow < 0 {
+		bad("REOPEN_WINDOW", "must not be negative")
+	}
+	if c.NATSURL != "" {
+		if !strings.HasPrefix(c.NATSURL, "nats://") && !strings.HasPrefix(c.NATSURL, "tls://") {
+			bad("NATS_URL", "must be a nats:// or tls:// URL (several may be given, comma-separated)")
+		}
+		if c.NATSReplicas != 1 && c.NATSReplicas != 3 && c.NATSReplicas != 5 {
+			bad("NATS_REPLICAS", "must be 1, 3 or 5")
+		}
+		if c.NATSTTL < c.DedupWindow {
+			bad("NATS_TTL", "must be at least DEDUP_WINDOW, or records would vanish while still needed")
+		}
+		if c.NATSUser != "" && c.NATSAuthFile != "" {
+			bad("NATS_AUTH_FILE", "set either NATS_USER/NATS_PASSWORD or NATS_AUTH_FILE, not both")
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -159,3 +159,58 @@ func firstNonEmpty(ss ...string) string {
 	}
 	return ""
 }
+
+// Stored is a page with its storage body, for an update.
+type Stored struct {
+	Page
+	Storage string
+}
+
+type pageWithBody struct {
+	pageResponse
+	Body struct {
+		Storage struct {
+			Value string `json:"value"`
+		} `json:"storage"`
+	} `json:"body"`
+}
+
+// GetPage reads a page with its storage body and version.
+func (c *Client) GetPage(ctx context.Context, id string) (Stored, error) {
+	var out pageWithBody
+	if _, err := c.c.Do(ctx, atlassian.Call{
+		Op: "read page", Method: http.MethodGet, Path: "/api/v2/pages/" + url.PathEscape(id),
+		Query: url.Values{"body-format": {"storage"}}, Result: &out,
+	}); err != nil {
+		return Stored{}, err
+	}
+	return Stored{Page: c.page(out.pageResponse, ""), Storage: out.Body.Storage.Value}, nil
+}
+
+type updatePageRequest struct {
+	ID      string    `json:"id"`
+	Status  string    `json:"status"`
+	Title   string    `json:"title"`
+	Body    pageWrite `json:"body"`
+	Version struct {
+		Number  int    `json:"number"`
+		Message string `json:"message,omitempty"`
+	} `json:"version"`
+}
+
+// ErrVersionConflict is returned by UpdatePage when the page changed since
+// it was read: read it again and reapply the change.
+var ErrVersionConflict = errors.New("confluence: page version conflict")
+
+// UpdatePage replaces the page's body; version must be the read version + 1.
+func (c *Client) UpdatePage(ctx context.Context, p Stored, storage string, version int, message string) error {
+	body := updatePageRequest{ID: p.ID, Status: "current", Title: p.Title, Body: pageWrite{Representation: "storage", Value: storage}}
+	body.Version.Number, body.Version.Message = version, message
+	_, err := c.c.Do(ctx, atlassian.Call{
+		Op: "update page", Method: http.MethodPut, Path: "/api/v2/pages/" + url.PathEscape(p.ID), Body: body,
+	})
+	if atlassian.HasStatus(err, http.StatusConflict) {
+		return fmt.Errorf("%w: %w", ErrVersionConflict, err)
+	}
+	return err
+}

@@ -15,6 +15,7 @@ import (
 
 	"function/config"
 	"function/inbound"
+	"function/store"
 )
 
 // Handler serves rollback events.
@@ -135,6 +136,10 @@ func classify(ctx context.Context, err error) (status int, retry time.Duration, 
 	switch {
 	case errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil:
 		return http.StatusServiceUnavailable, 5 * time.Second, "deadline exceeded before the incident was complete; retry to finish it"
+	case errors.Is(err, store.ErrUnavailable):
+		return http.StatusServiceUnavailable, 5 * time.Second, "idempotency store unavailable; retry later"
+	case errors.Is(err, errIndexing):
+		return http.StatusServiceUnavailable, retryDelay(err), err.Error()
 	case isTemporary(err):
 		return http.StatusServiceUnavailable, retryDelay(err), "Atlassian is unavailable: " + err.Error()
 	case isAtlassian(err):

@@ -5,6 +5,7 @@ package incident
 
 import (
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"strings"
 	"time"
@@ -126,19 +127,46 @@ func (in *Incident) Subject() string {
 // object in the same cluster, whichever source, envelope or delivery reported
 // it. It never depends on a delivery id or on the time the event arrived.
 func (in *Incident) Fingerprint() string {
+	return hashParts(in.Cluster, in.Kind, in.Namespace, in.Name, in.Revision)
+}
+
+func hashParts(parts ...string) string {
 	h := sha256.New()
-	for _, part := range []string{in.Cluster, in.Kind, in.Namespace, in.Name, in.Revision} {
+	for _, part := range parts {
 		// Length-prefix each part so that ("a/b", "c") and ("a", "b/c")
 		// cannot collide.
-		h.Write([]byte{byte(len(part) >> 8), byte(len(part))})
+		var n [4]byte
+		binary.BigEndian.PutUint32(n[:], uint32(len(part)))
+		h.Write(n[:])
 		h.Write([]byte(strings.ToLower(part)))
 	}
 	return hex.EncodeToString(h.Sum(nil))[:16]
+}
+
+// ObjectFingerprint identifies the object whatever the revision: incidents
+// of one object share it, so a new failure can link to the previous one.
+func (in *Incident) ObjectFingerprint() string {
+	return hashParts(in.Cluster, in.Kind, in.Namespace, in.Name)
+}
+
+// NewsHash identifies what this event says about the rollback (phase,
+// reason, message). Deliveries that say the same thing share it, whatever
+// the envelope or source; a change (analysis failed → aborted → degraded)
+// is news for the timeline.
+func (in *Incident) NewsHash() string {
+	return hashParts(in.Phase, in.Reason, in.Message)
 }
 
 // Label is the Jira label that carries the fingerprint. Labels may not hold
 // white space, and a fixed prefix keeps them greppable.
 func (in *Incident) Label() string { return LabelPrefix + in.Fingerprint() }
 
-// LabelPrefix starts every fingerprint label.
-const LabelPrefix = "rbk-"
+// ObjectLabel is the Jira label shared by every incident of the object.
+func (in *Incident) ObjectLabel() string { return ObjectLabelPrefix + in.ObjectFingerprint() }
+
+// Label prefixes: fixed, so that the labels are greppable and the two kinds
+// cannot be confused.
+const (
+	LabelPrefix       = "rbk-"
+	ObjectLabelPrefix = "rbk-obj-"
+)

@@ -5,11 +5,13 @@ package jira
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"function/atlassian"
 	"function/render/adf"
@@ -98,17 +100,69 @@ type searchRequest struct {
 
 type searchResponse struct {
 	Issues []struct {
-		ID  string `json:"id"`
-		Key string `json:"key"`
+		ID     string `json:"id"`
+		Key    string `json:"key"`
+		Fields struct {
+			Labels         []string `json:"labels"`
+			Created        jiraTime `json:"created"`
+			ResolutionDate jiraTime `json:"resolutiondate"`
+			Status         struct {
+				Name           string `json:"name"`
+				StatusCategory struct {
+					Key string `json:"key"`
+				} `json:"statusCategory"`
+			} `json:"status"`
+		} `json:"fields"`
 	} `json:"issues"`
 }
 
-// FindByLabel returns the issues in projects that carry label, oldest
-// first. Jira's search is eventually consistent: ids in reconcile (issues
-// this process created) are returned even before the index has them.
-func (c *Client) FindByLabel(ctx context.Context, projects []string, label string, reconcile []string) ([]Issue, error) {
-	jql := fmt.Sprintf("project in (%s) AND labels = %s ORDER BY created ASC", quoteList(projects), Quote(label))
-	req := searchRequest{JQL: jql, Fields: []string{"key"}, MaxResults: 10}
+// jiraTime reads Jira's timestamps ("2026-01-17T12:34:00.000+0000").
+type jiraTime struct{ time.Time }
+
+func (t *jiraTime) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil || s == "" {
+		return nil // null or absent: zero time
+	}
+	for _, layout := range []string{"2006-01-02T15:04:05.000-0700", time.RFC3339Nano, "2006-01-02T15:04:05-0700"} {
+		if v, err := time.Parse(layout, s); err == nil {
+			t.Time = v
+			return nil
+		}
+	}
+	return nil
+}
+
+// Found is an issue returned by a search.
+type Found struct {
+	Issue
+	Labels         []string
+	Created        time.Time
+	Resolved       time.Time // zero unless resolved
+	Status         string
+	StatusCategory string // "new", "indeterminate" or "done"
+}
+
+// Done reports whether the issue is in a done status.
+func (f Found) Done() bool { return f.StatusCategory == "done" }
+
+// HasLabel reports whether the issue carries label.
+func (f Found) HasLabel(label string) bool {
+	for _, l := range f.Labels {
+		if strings.EqualFold(l, label) {
+			return true
+		}
+	}
+	return false
+}
+
+// FindByLabels returns the issues in projects that carry any of labels,
+// newest first. Jira's search is eventually consistent: ids in reconcile
+// (issues this function created) are returned even before the index has
+// them.
+func (c *Client) FindByLabels(ctx context.Context, projects, labels []string, reconcile []string) ([]Found, error) {
+	jql := fmt.Sprintf("project in (%s) AND labels in (%s) ORDER BY created DESC", quoteList(projects), quoteList(labels))
+	req := searchRequest{JQL: jql, Fields: []string{"labels", "created", "status", "resolutiondate"}, MaxResults: 20}
 	for _, id := range reconcile {
 		if n, err := strconv.ParseInt(id, 10, 64); err == nil && len(req.ReconcileIssues) < 50 {
 			req.ReconcileIssues = append(req.ReconcileIssues, n)
@@ -120,11 +174,83 @@ func (c *Client) FindByLabel(ctx context.Context, projects []string, label strin
 	}); err != nil {
 		return nil, err
 	}
-	issues := make([]Issue, 0, len(out.Issues))
+	found := make([]Found, 0, len(out.Issues))
 	for _, i := range out.Issues {
-		issues = append(issues, Issue{ID: i.ID, Key: i.Key})
+		found = append(found, Found{
+			Issue: Issue{ID: i.ID, Key: i.Key}, Labels: i.Fields.Labels,
+			Created: i.Fields.Created.Time, Resolved: i.Fields.ResolutionDate.Time,
+			Status: i.Fields.Status.Name, StatusCategory: i.Fields.Status.StatusCategory.Key,
+		})
 	}
-	return issues, nil
+	return found, nil
+}
+
+type commentRequest struct {
+	Body adf.Doc `json:"body"`
+}
+
+// AddComment adds an ADF comment. Comments have no idempotency key: the
+// caller records that it posted one.
+func (c *Client) AddComment(ctx context.Context, issueKey string, body adf.Doc) error {
+	_, err := c.c.Do(ctx, atlassian.Call{
+		Op: "comment on issue", Method: http.MethodPost,
+		Path: "/rest/api/3/issue/" + url.PathEscape(issueKey) + "/comment", Body: commentRequest{Body: body},
+	})
+	return err
+}
+
+// Transition is a workflow step available on an issue.
+type Transition struct {
+	ID             string
+	Name           string
+	ToStatus       string
+	ToCategoryDone bool
+}
+
+type transitionsResponse struct {
+	Transitions []struct {
+		ID   string `json:"id"`
+		Name string `json:"name"`
+		To   struct {
+			Name           string `json:"name"`
+			StatusCategory struct {
+				Key string `json:"key"`
+			} `json:"statusCategory"`
+		} `json:"to"`
+	} `json:"transitions"`
+}
+
+// Transitions lists the transitions available on the issue now.
+func (c *Client) Transitions(ctx context.Context, issueKey string) ([]Transition, error) {
+	var out transitionsResponse
+	if _, err := c.c.Do(ctx, atlassian.Call{
+		Op: "list transitions", Method: http.MethodGet,
+		Path: "/rest/api/3/issue/" + url.PathEscape(issueKey) + "/transitions", Result: &out,
+	}); err != nil {
+		return nil, err
+	}
+	ts := make([]Transition, 0, len(out.Transitions))
+	for _, t := range out.Transitions {
+		ts = append(ts, Transition{ID: t.ID, Name: t.Name, ToStatus: t.To.Name, ToCategoryDone: t.To.StatusCategory.Key == "done"})
+	}
+	return ts, nil
+}
+
+type transitionRequest struct {
+	Transition struct {
+		ID string `json:"id"`
+	} `json:"transition"`
+}
+
+// DoTransition moves the issue along the transition with id.
+func (c *Client) DoTransition(ctx context.Context, issueKey, id string) error {
+	var body transitionRequest
+	body.Transition.ID = id
+	_, err := c.c.Do(ctx, atlassian.Call{
+		Op: "transition issue", Method: http.MethodPost,
+		Path: "/rest/api/3/issue/" + url.PathEscape(issueKey) + "/transitions", Body: body,
+	})
+	return err
 }
 
 // Quote makes s a JQL string literal. Event text must never reach JQL any

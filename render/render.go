@@ -7,6 +7,7 @@ package render
 
 import (
 	"bytes"
+	"encoding/xml"
 	"fmt"
 	htmltemplate "html/template"
 	"io/fs"
@@ -72,18 +73,16 @@ func (r *Renderer) Summary(in *incident.Incident) (string, error) {
 	return clip(s, maxSummary), nil
 }
 
-// PageTitle is deterministic for one rollback (it depends only on what the
-// fingerprint depends on) and unique per rollback (it carries the
-// fingerprint label), so a second create of the same postmortem hits
-// Confluence's unique-title rule instead of making a copy.
-func PageTitle(in *incident.Incident) string {
+// PageTitle is deterministic for one incident (it depends on the Jira key
+// and on what the fingerprint depends on) and unique per incident (Jira keys
+// are), so a second create of the same postmortem hits Confluence's
+// unique-title rule instead of making a copy.
+func PageTitle(in *incident.Incident, jiraKey string) string {
 	rev := ""
 	if in.Revision != "" {
 		rev = " revision " + shortRevision(in.Revision)
 	}
-	prefix := fmt.Sprintf("Postmortem: %s %s%s", in.Kind, in.Subject(), rev)
-	suffix := " [" + in.Label() + "]"
-	return clip(prefix, 255-len([]rune(suffix))) + suffix
+	return clip(fmt.Sprintf("Postmortem %s: %s %s%s", jiraKey, in.Kind, in.Subject(), rev), 255)
 }
 
 // shortRevision shortens git SHAs and uids the way people quote them.
@@ -184,8 +183,14 @@ func resourceText(r incident.Resource) string {
 	return s
 }
 
+// Related is what the description says about earlier incidents.
+type Related struct {
+	PreviousKey string // the object's previous incident, if any
+	PreviousURL string
+}
+
 // Description builds the Jira issue description as ADF.
-func Description(in *incident.Incident) adf.Doc {
+func Description(in *incident.Incident, rel Related) adf.Doc {
 	headline := fmt.Sprintf("%s %s is %s", in.Kind, in.Subject(), firstNonEmpty(in.Phase, "failed"))
 	if in.Reason != "" {
 		headline += " (" + in.Reason + ")"
@@ -233,6 +238,9 @@ func Description(in *incident.Incident) adf.Doc {
 			items = append(items, []adf.Node{adf.Paragraph(adf.Text(firstNonEmpty(l.Title, l.URL), adf.Link(l.URL)))})
 		}
 		blocks = append(blocks, adf.BulletList(items...))
+	}
+	if rel.PreviousKey != "" {
+		blocks = append(blocks, adf.Paragraph(adf.Text("Previous incident for this "+strings.ToLower(in.Kind)+": "), adf.Text(rel.PreviousKey, adf.Link(rel.PreviousURL))))
 	}
 	blocks = append(blocks, adf.Paragraph(adf.Text("The postmortem draft is linked to this issue. Opened automatically by rollback-incident.")))
 	return adf.NewDoc(blocks...)
@@ -334,4 +342,52 @@ func firstNonEmpty(ss ...string) string {
 		}
 	}
 	return ""
+}
+
+// TimelineEntry is the text of one timeline entry for in.
+func TimelineEntry(in *incident.Incident) string {
+	s := fmt.Sprintf("%s %s is %s", in.Kind, in.Subject(), firstNonEmpty(in.Phase, "failed"))
+	if in.Reason != "" {
+		s += " (" + in.Reason + ")"
+	}
+	if in.Message != "" {
+		s += ": " + in.Message
+	}
+	if in.Source != "" {
+		s += " [" + in.Source + "]"
+	}
+	return s
+}
+
+// Comment is the Jira comment for news about an open incident.
+func Comment(at time.Time, text string) adf.Doc {
+	return adf.NewDoc(
+		adf.Paragraph(adf.Text("Update "+formatTime(at)+": ", adf.Strong()), adf.Text(text)),
+	)
+}
+
+// timelineHeading is how the default page template starts its timeline;
+// AddTimelineRow looks for it.
+const timelineHeading = "<h2>Timeline</h2>"
+
+// AddTimelineRow adds a row to the page's timeline table without touching
+// anything else a person may have written. When the page no longer has the
+// timeline table, the entry is appended as a paragraph.
+func AddTimelineRow(storage string, at time.Time, text string) string {
+	row := "<tr><td>" + xmlEscape(formatTime(at)) + "</td><td>" + xmlEscape(text) + "</td></tr>"
+	if i := strings.Index(storage, timelineHeading); i >= 0 {
+		rest := storage[i:]
+		if j := strings.Index(rest, "</tbody>"); j >= 0 {
+			k := i + j
+			return storage[:k] + row + "\n" + storage[k:]
+		}
+	}
+	return storage + "<p><strong>" + xmlEscape(formatTime(at)) + "</strong> " + xmlEscape(text) + "</p>"
+}
+
+// xmlEscape escapes text for XML element content and attributes.
+func xmlEscape(s string) string {
+	var b strings.Builder
+	_ = xml.EscapeText(&b, []byte(s))
+	return b.String()
 }

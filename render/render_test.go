@@ -63,7 +63,7 @@ func TestGolden(t *testing.T) {
 			in := decodeFixture(t, name)
 			base := strings.TrimSuffix(name, ".json")
 
-			doc, err := json.MarshalIndent(Description(in), "", "  ")
+			doc, err := json.MarshalIndent(Description(in, Related{}), "", "  ")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -83,7 +83,7 @@ func TestGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			golden(t, base+".summary.txt", []byte(summary+"\n"+PageTitle(in)+"\n"))
+			golden(t, base+".summary.txt", []byte(summary+"\n"+PageTitle(in, "OPS-1")+"\n"))
 
 			// Every fact the event carried shows in both documents.
 			for _, f := range Facts(in) {
@@ -188,7 +188,7 @@ func TestHostileText(t *testing.T) {
 				t.Errorf("page contains %q for input %q", forbidden, h)
 			}
 		}
-		doc := Description(in)
+		doc := Description(in, Related{PreviousKey: h, PreviousURL: "https://x.example/browse/OPS-0"})
 		b, _ := json.Marshal(doc)
 		if err := adfschema.ValidateJSON(b); err != nil {
 			t.Errorf("description invalid for %q: %v", h, err)
@@ -233,8 +233,8 @@ func TestSummaryClippedAndOneLine(t *testing.T) {
 	if len([]rune(s)) != 255 || strings.Contains(s, "\n") {
 		t.Errorf("summary = %q (%d runes)", s, len([]rune(s)))
 	}
-	title := PageTitle(in)
-	if len([]rune(title)) > 255 || !strings.HasSuffix(title, "["+in.Label()+"]") {
+	title := PageTitle(in, "OPS-1")
+	if len([]rune(title)) > 255 || !strings.HasPrefix(title, "Postmortem OPS-1: ") {
 		t.Errorf("title = %q", title)
 	}
 }

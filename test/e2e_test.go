@@ -160,12 +160,12 @@ func TestFixturesEndToEnd(t *testing.T) {
 		}
 		var page *struct{ id, body, url string }
 		for _, p := range pages {
-			if strings.Contains(p.Title, "rbk-"+fp) {
+			if strings.HasPrefix(p.Title, "Postmortem "+is.Key+": ") {
 				page = &struct{ id, body, url string }{p.ID, p.Body, e.emuTS.URL + "/wiki" + p.WebUI}
 			}
 		}
 		if page == nil {
-			t.Fatalf("no page titled with rbk-%s", fp)
+			t.Fatalf("no page titled for %s", is.Key)
 		}
 		if links[0].URL != page.url || links[0].GlobalID != "rollback-incident:postmortem:"+fp {
 			t.Errorf("%s remote link %+v, want url %s", is.Key, links[0], page.url)

@@ -53,17 +53,32 @@ const (
 
 // env is one running function process with its own emulator.
 type env struct {
-	t     *testing.T
-	emu   *emulator.Emulator
-	emuTS *httptest.Server
-	url   string // the function's base URL
-	logs  *syncBuffer
-	cmd   *exec.Cmd
+	t      *testing.T
+	emu    *emulator.Emulator
+	emuTS  *httptest.Server
+	url    string // the function's base URL
+	logs   *syncBuffer
+	cmd    *exec.Cmd
+	exited chan struct{}
+}
+
+// kill ends the process at once (SIGKILL), as an OOM kill or a node loss
+// would, and waits for it to be gone.
+func (e *env) kill() {
+	e.t.Helper()
+	_ = e.cmd.Process.Kill()
+	<-e.exited
 }
 
 // start runs a function process against a fresh emulator. extra overrides
 // or adds environment variables ("KEY=" removes one).
 func start(t *testing.T, extra ...string) *env {
+	t.Helper()
+	emu, ts := newEmulator(t)
+	return startWith(t, emu, ts, extra...)
+}
+
+func newEmulator(t *testing.T) (*emulator.Emulator, *httptest.Server) {
 	t.Helper()
 	emu := emulator.New(emulator.Options{Projects: map[string][]string{
 		"OPS": {"Incident", "Task", "Bug"}, "SRE": {"Incident"}, "SECRET": {"Incident"},
@@ -71,7 +86,13 @@ func start(t *testing.T, extra ...string) *env {
 	ts := httptest.NewServer(emu)
 	emu.SetBaseURL(ts.URL)
 	t.Cleanup(ts.Close)
+	return emu, ts
+}
 
+// startWith runs a function process against an existing emulator, e.g. a
+// second replica, or a restarted process.
+func startWith(t *testing.T, emu *emulator.Emulator, ts *httptest.Server, extra ...string) *env {
+	t.Helper()
 	addr := freeAddr(t)
 	vars := map[string]string{
 		"JIRA_URL":              ts.URL,
@@ -103,6 +124,7 @@ func start(t *testing.T, extra ...string) *env {
 		t.Fatal(err)
 	}
 	exited := make(chan struct{})
+	e.exited = exited
 	go func() { _ = e.cmd.Wait(); close(exited) }()
 	t.Cleanup(func() {
 		_ = e.cmd.Process.Signal(os.Interrupt)
@@ -199,7 +221,7 @@ func (e *env) do(req *http.Request) result {
 func (e *env) postmortems() []emulator.Page {
 	var out []emulator.Page
 	for _, p := range e.emu.Pages() {
-		if strings.HasPrefix(p.Title, "Postmortem:") {
+		if strings.HasPrefix(p.Title, "Postmortem ") {
 			out = append(out, p)
 		}
 	}
@@ -244,4 +266,26 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// postQuiet is post for goroutines: it never calls t.Fatal, and reports a
+// transport error as status 0.
+func (e *env) postQuiet(body []byte, headers map[string]string) result {
+	req, err := http.NewRequest(http.MethodPost, e.url+"/", bytes.NewReader(body))
+	if err != nil {
+		return result{body: []byte(err.Error())}
+	}
+	req.Header.Set("Authorization", "Bearer "+testToken)
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return result{body: []byte(err.Error())}
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	r := result{status: resp.StatusCode, header: resp.Header, body: b}
+	_ = json.Unmarshal(b, &r.reply)
+	return r
 }

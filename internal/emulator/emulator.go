@@ -9,8 +9,10 @@
 package emulator
 
 import (
+	"bytes"
 	"crypto/subtle"
 	"html/template"
+	"io"
 	"log/slog"
 	"mime"
 	"net/http"
@@ -185,7 +187,23 @@ const maxBody = 5 << 20
 func (e *Emulator) api(pattern string, fl flavor, h http.HandlerFunc) {
 	e.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		f := e.enter(pattern)
-		if f != nil {
+		if f != nil && f.Delay > 0 {
+			// Read the body first: only then does net/http watch the
+			// connection, so a caller that goes away ends the wait (and
+			// the call does not take effect), as with a real server that
+			// never got to process it.
+			body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+			if err != nil {
+				return
+			}
+			r.Body = io.NopCloser(bytes.NewReader(body))
+			select {
+			case <-time.After(f.Delay):
+			case <-r.Context().Done():
+				return
+			}
+		}
+		if f != nil && f.Status != 0 {
 			writeFault(w, fl, *f, e.now())
 			return
 		}

@@ -23,6 +23,9 @@ type Fault struct {
 	// Reason is the RateLimit-Reason header of a 429; default
 	// "jira-burst-based" for Jira routes and none for Confluence.
 	Reason string
+	// Delay holds the answer back this long first. With Status 0 the call
+	// is then served normally: a slow but successful answer.
+	Delay time.Duration
 }
 
 type faultRule struct {

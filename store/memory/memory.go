@@ -31,8 +31,9 @@ func New(retention time.Duration) *Store {
 }
 
 // Lock serialises work on one fingerprint within this process. It waits
-// until the lock is free or ctx ends.
-func (s *Store) Lock(ctx context.Context, fingerprint string) (func(), error) {
+// until the lock is free or ctx ends. The ttl is not needed here: a holder
+// cannot outlive the process that holds the lock.
+func (s *Store) Lock(ctx context.Context, fingerprint string, _ time.Duration) (func(), error) {
 	s.mu.Lock()
 	l := s.locks[fingerprint]
 	if l == nil {
