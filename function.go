@@ -5,11 +5,13 @@ package function
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"os"
 	"sync/atomic"
+	"time"
 
 	"function/atlassian"
 	"function/config"
@@ -17,7 +19,9 @@ import (
 	"function/handler"
 	"function/jira"
 	"function/render"
+	"function/store"
 	"function/store/memory"
+	"function/store/natskv"
 	"function/templates"
 )
 
@@ -26,6 +30,7 @@ import (
 // not ready until the handler is built.
 type Function struct {
 	handler atomic.Pointer[handler.Handler]
+	closers []func() error // released by Stop
 }
 
 // New is what the func scaffolding calls.
@@ -33,13 +38,18 @@ func New() *Function { return &Function{} }
 
 // Start reads the configuration from the environment and builds the
 // handler. An error stops the function, naming the variable at fault.
-func (f *Function) Start(_ context.Context, _ map[string]string) error {
+func (f *Function) Start(ctx context.Context, _ map[string]string) error {
 	cfg, err := config.Load()
 	if err != nil {
 		return fmt.Errorf("configuration: %w", err)
 	}
 	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
-	h, err := Build(cfg, log)
+	st, closeStore, err := openStore(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	f.closers = append(f.closers, closeStore)
+	h, err := Build(cfg, st, log)
 	if err != nil {
 		return err
 	}
@@ -47,8 +57,30 @@ func (f *Function) Start(_ context.Context, _ map[string]string) error {
 	return nil
 }
 
-// Build wires a handler from a validated configuration.
-func Build(cfg config.Config, log *slog.Logger) (*handler.Handler, error) {
+// openStore opens the shared NATS JetStream store when NATS_URL is set,
+// else the in-process one, and says in the log what that means.
+func openStore(ctx context.Context, cfg config.Config, log *slog.Logger) (store.Store, func() error, error) {
+	if cfg.NATSURL == "" {
+		log.Warn("no NATS_URL: idempotency records are kept in this process only, so with more than one replica concurrent deliveries of one rollback may open duplicates; keep one replica (Knative annotation autoscaling.knative.dev/max-scale: \"1\") or set NATS_URL to share records through NATS JetStream")
+		return memory.New(cfg.DedupWindow), func() error { return nil }, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	host, _ := os.Hostname()
+	st, err := natskv.Open(ctx, natskv.Options{
+		URL: cfg.NATSURL, User: cfg.NATSUser, Password: cfg.NATSPassword.Reveal(), AuthFile: cfg.NATSAuthFile,
+		CAFile: cfg.NATSCAFile, TLSServerName: cfg.NATSTLSServerName, InsecureSkipVerify: cfg.NATSTLSInsecure,
+		Bucket: cfg.NATSBucket, Replicas: cfg.NATSReplicas, TTL: cfg.NATSTTL, Name: "rollback-incident " + host, Logger: log,
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("idempotency store (NATS_URL): %w", err)
+	}
+	log.Info("idempotency records are shared through NATS JetStream", "bucket", cfg.NATSBucket, "replicas", cfg.NATSReplicas, "ttl", cfg.NATSTTL.String())
+	return st, st.Close, nil
+}
+
+// Build wires a handler from a validated configuration and a store.
+func Build(cfg config.Config, st store.Store, log *slog.Logger) (*handler.Handler, error) {
 	renderer, err := render.New(templates.FS)
 	if err != nil {
 		return nil, fmt.Errorf("templates: %w", err)
@@ -60,8 +92,6 @@ func Build(cfg config.Config, log *slog.Logger) (*handler.Handler, error) {
 	cc := confluence.New(cfg.ConfluenceURL, atlassian.New(atlassian.Options{
 		BaseURL: cfg.ConfluenceURL, Service: "confluence", Auth: auth, Timeout: cfg.AtlassianTimeout,
 	}))
-	st := memory.New(cfg.DedupWindow)
-	log.Warn("idempotency records are kept in this process only: with more than one replica, concurrent deliveries of one rollback may open duplicates; keep one replica (Knative annotation autoscaling.knative.dev/max-scale: \"1\")")
 	if cfg.AuthToken.Reveal() == "" {
 		log.Warn("ALLOW_UNAUTHENTICATED=true: anyone who can reach this function can open incidents")
 	}
@@ -94,5 +124,11 @@ func (f *Function) Ready(context.Context) (bool, error) {
 func (f *Function) Alive(context.Context) (bool, error) { return true, nil }
 
 // Stop is called after func-go has stopped accepting requests and drained
-// the ones in flight; there is nothing left to release.
-func (f *Function) Stop(context.Context) error { return nil }
+// the ones in flight: release the store's connection.
+func (f *Function) Stop(context.Context) error {
+	var errs []error
+	for _, c := range f.closers {
+		errs = append(errs, c())
+	}
+	return errors.Join(errs...)
+}

@@ -49,7 +49,7 @@ type Config struct {
 	NATSBucket        string        `envconfig:"NATS_BUCKET" default:"rollback-incident"`
 	NATSReplicas      int           `envconfig:"NATS_REPLICAS" default:"1"`
 	NATSTTL           time.Duration `envconfig:"NATS_TTL" default:"168h"`
-	LogLevel            slog.Level    `envconfig:"LOG_LEVEL" default:"info"`
+	LogLevel          slog.Level    `envconfig:"LOG_LEVEL" default:"info"`
 }
 
 // Secret is a string that never prints: not with any fmt verb, in JSON, nor

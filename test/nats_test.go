@@ -1,0 +1,105 @@
+package test
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+
+	"function/internal/emulator"
+)
+
+// jetStream runs a real NATS server with JetStream, embedded in the test,
+// and returns its client URL.
+func jetStream(t *testing.T) (*server.Server, string) {
+	t.Helper()
+	ns, err := server.NewServer(&server.Options{
+		Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats-server not ready")
+	}
+	t.Cleanup(ns.Shutdown)
+	return ns, ns.ClientURL()
+}
+
+// replicas starts n function processes that share one emulator and one
+// JetStream bucket, as n Knative replicas would.
+func replicas(t *testing.T, n int, extra ...string) (*emulator.Emulator, []*env) {
+	t.Helper()
+	_, url := jetStream(t)
+	emu, ts := newEmulator(t)
+	var envs []*env
+	for range n {
+		envs = append(envs, startWith(t, emu, ts, append([]string{"NATS_URL=" + url}, extra...)...))
+	}
+	return emu, envs
+}
+
+// TestStormAcrossReplicas: the 500-delivery storm spread over three
+// processes sharing one JetStream opens exactly one incident.
+func TestStormAcrossReplicas(t *testing.T) {
+	emu, envs := replicas(t, 3)
+	checkStorm(t, emu, storm(t, envs, 500))
+	for _, e := range envs {
+		if strings.Contains(e.logs.String(), "duplicates") {
+			t.Errorf("with NATS the start-up log must not warn about duplicates:\n%s", e.logs.String())
+		}
+	}
+}
+
+// TestSearchLagNoDuplicate: Jira's search hides new issues for 60 s; the
+// shared record, not the search, keeps the replicas from duplicating.
+func TestSearchLagNoDuplicate(t *testing.T) {
+	emu, envs := replicas(t, 3, "REQUEST_DEADLINE=3s")
+	emu.SetSearchLag(60 * time.Second)
+	checkStorm(t, emu, storm(t, envs, 150))
+
+	// A replica killed after creating the issue, while the page is being
+	// made: the redelivery to another replica finds the issue in the shared
+	// record although search cannot see it yet.
+	body := fixture(t, "workflow-failed.json")
+	emu.InjectFault("POST /wiki/api/v2/pages", emulator.Fault{Delay: 30 * time.Second}, 1)
+	go func() { envs[0].postQuiet(body, nil) }()
+	waitFor(t, func() bool { return emu.Calls()["POST /wiki/api/v2/pages"] == 2 })
+	envs[0].kill()
+	emu.ClearFaults()
+	// The lock of the dead replica lapses after REQUEST_DEADLINE + 5 s.
+	var r result
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		r = envs[1].post(body, nil)
+		if r.status == http.StatusOK || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	if r.status != http.StatusOK || r.reply.Status != "existing" {
+		t.Fatalf("redelivery: %d %s", r.status, r.body)
+	}
+	if n := len(emu.Issues()); n != 2 {
+		t.Errorf("%d issues, want 2 (the storm's and the workflow's)", n)
+	}
+}
+
+// TestStoreUnavailableFailsClosed: with the shared store down, the function
+// answers 503 (the sender retries) and opens nothing, rather than risk a
+// duplicate.
+func TestStoreUnavailableFailsClosed(t *testing.T) {
+	ns, url := jetStream(t)
+	e := start(t, "NATS_URL="+url)
+	ns.Shutdown()
+	r := e.post(fixture(t, "rollout-notification-webhook.json"), nil)
+	if r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") == "" {
+		t.Errorf("%d %s", r.status, r.body)
+	}
+	if n := len(e.emu.Issues()); n != 0 {
+		t.Errorf("%d issues opened without the store", n)
+	}
+}
