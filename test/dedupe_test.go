@@ -239,6 +239,11 @@ func TestStormOneProcess(t *testing.T) {
 	e := start(t)
 	replies := storm(t, []*env{e}, 500)
 	checkStorm(t, e.emu, replies)
+	// Without NATS the function says that replicas could duplicate, and how
+	// to avoid it.
+	if log := e.logs.String(); !strings.Contains(log, "duplicates") || !strings.Contains(log, "autoscaling.knative.dev/max-scale") {
+		t.Errorf("start-up log lacks the single-replica warning:\n%s", log)
+	}
 }
 
 // storm sends n deliveries of the checkout-api rollback, spread over the

@@ -103,3 +103,39 @@ func TestStoreUnavailableFailsClosed(t *testing.T) {
 		t.Errorf("%d issues opened without the store", n)
 	}
 }
+
+// TestInterruptedCreateWaitsForIndex: a replica dies after Jira created the
+// issue but before it learned the key; search hides the new issue. The next
+// delivery must not create a second issue: it answers 503 and waits for the
+// index.
+func TestInterruptedCreateWaitsForIndex(t *testing.T) {
+	emu, envs := replicas(t, 2, "REQUEST_DEADLINE=3s")
+	emu.SetSearchLag(60 * time.Second)
+	body := fixture(t, "argocd-app-health-degraded.json")
+	emu.InjectFault("POST /rest/api/3/issue", emulator.Fault{DelayAfter: 30 * time.Second}, 1)
+	go func() { envs[0].postQuiet(body, nil) }()
+	waitFor(t, func() bool { return len(emu.Issues()) == 1 })
+	envs[0].kill()
+	emu.ClearFaults()
+
+	var r result
+	deadline := time.Now().Add(30 * time.Second)
+	for { // until the dead replica's lock lapses
+		r = envs[1].post(body, nil)
+		if r.status != http.StatusServiceUnavailable || !strings.Contains(r.reply.Reason, "deadline") || time.Now().After(deadline) {
+			break
+		}
+	}
+	if r.status != http.StatusServiceUnavailable || !strings.Contains(r.reply.Reason, "search index") || r.header.Get("Retry-After") == "" {
+		t.Errorf("%d %s, want 503 waiting for the search index", r.status, r.body)
+	}
+	if n := len(emu.Issues()); n != 1 {
+		t.Errorf("%d issues, want 1", n)
+	}
+	// Once search shows the issue, the delivery completes the incident.
+	emu.SetSearchLag(0)
+	r = envs[1].post(body, nil)
+	if r.status != http.StatusOK || r.reply.Status != "existing" || r.reply.ConfluencePageID == "" || len(emu.Issues()) != 1 {
+		t.Errorf("after indexing: %d %s; %d issues", r.status, r.body, len(emu.Issues()))
+	}
+}

@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"time"
@@ -216,6 +217,23 @@ func (e *Emulator) api(pattern string, fl flavor, h http.HandlerFunc) {
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+		if f != nil && f.DelayAfter > 0 {
+			// The call takes effect now; its answer is held back, and is
+			// lost if the caller goes away meanwhile.
+			rec := httptest.NewRecorder()
+			h(rec, r)
+			select {
+			case <-time.After(f.DelayAfter):
+			case <-r.Context().Done():
+				return
+			}
+			for k, v := range rec.Header() {
+				w.Header()[k] = v
+			}
+			w.WriteHeader(rec.Code)
+			_, _ = w.Write(rec.Body.Bytes())
+			return
+		}
 		h(w, r)
 	})
 }

@@ -26,6 +26,10 @@ type Fault struct {
 	// Delay holds the answer back this long first. With Status 0 the call
 	// is then served normally: a slow but successful answer.
 	Delay time.Duration
+	// DelayAfter serves the call at once (it takes effect) and holds the
+	// answer back this long: a caller that dies meanwhile never learns the
+	// outcome. Used with Status 0.
+	DelayAfter time.Duration
 }
 
 type faultRule struct {
