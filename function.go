@@ -9,15 +9,19 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/time/rate"
 
 	"function/atlassian"
 	"function/config"
 	"function/confluence"
 	"function/handler"
 	"function/jira"
+	"function/metrics"
 	"function/render"
 	"function/store"
 	"function/store/memory"
@@ -30,11 +34,12 @@ import (
 // not ready until the handler is built.
 type Function struct {
 	handler atomic.Pointer[handler.Handler]
+	metrics *metrics.Metrics
 	closers []func() error // released by Stop
 }
 
 // New is what the func scaffolding calls.
-func New() *Function { return &Function{} }
+func New() *Function { return &Function{metrics: metrics.New()} }
 
 // Start reads the configuration from the environment and builds the
 // handler. An error stops the function, naming the variable at fault.
@@ -49,7 +54,7 @@ func (f *Function) Start(ctx context.Context, _ map[string]string) error {
 		return err
 	}
 	f.closers = append(f.closers, closeStore)
-	h, err := Build(cfg, st, log)
+	h, err := Build(cfg, f.metrics.Store(st), f.metrics, log)
 	if err != nil {
 		return err
 	}
@@ -80,18 +85,32 @@ func openStore(ctx context.Context, cfg config.Config, log *slog.Logger) (store.
 }
 
 // Build wires a handler from a validated configuration and a store.
-func Build(cfg config.Config, st store.Store, log *slog.Logger) (*handler.Handler, error) {
+func Build(cfg config.Config, st store.Store, m *metrics.Metrics, log *slog.Logger) (*handler.Handler, error) {
 	renderer, err := render.New(templates.FS)
 	if err != nil {
 		return nil, fmt.Errorf("templates: %w", err)
 	}
 	auth := atlassian.Auth{Email: cfg.AtlassianEmail, APIToken: cfg.AtlassianAPIToken.Reveal()}
-	jc := jira.New(cfg.JiraURL, atlassian.New(atlassian.Options{
-		BaseURL: cfg.JiraURL, Service: "jira", Auth: auth, Timeout: cfg.AtlassianTimeout,
-	}))
-	cc := confluence.New(cfg.ConfluenceURL, atlassian.New(atlassian.Options{
-		BaseURL: cfg.ConfluenceURL, Service: "confluence", Auth: auth, Timeout: cfg.AtlassianTimeout,
-	}))
+	// One limiter per host: Jira and Confluence of one site share the
+	// tenant's burst budget.
+	limiters := map[string]*rate.Limiter{}
+	limiter := func(base string) *rate.Limiter {
+		u, _ := url.Parse(base) // validated by config
+		if limiters[u.Host] == nil {
+			limiters[u.Host] = rate.NewLimiter(rate.Limit(cfg.AtlassianRateLimit), cfg.AtlassianRateBurst)
+		}
+		return limiters[u.Host]
+	}
+	retry := atlassian.DefaultRetry
+	retry.MaxRetries = cfg.AtlassianRetries
+	client := func(service, base string) *atlassian.Client {
+		return atlassian.New(atlassian.Options{
+			BaseURL: base, Service: service, Auth: auth, Timeout: cfg.AtlassianTimeout,
+			Limiter: limiter(base), IssueWrites: atlassian.DefaultIssueLimiter(), Retry: retry, Observer: m,
+		})
+	}
+	jc := jira.New(cfg.JiraURL, client("jira", cfg.JiraURL))
+	cc := confluence.New(cfg.ConfluenceURL, client("confluence", cfg.ConfluenceURL))
 	if cfg.AuthToken.Reveal() == "" {
 		log.Warn("ALLOW_UNAUTHENTICATED=true: anyone who can reach this function can open incidents")
 	}
@@ -101,11 +120,16 @@ func Build(cfg config.Config, st store.Store, log *slog.Logger) (*handler.Handle
 		"jira_allowed_projects", cfg.JiraAllowedProjects, "confluence_space", cfg.ConfluenceSpace,
 		"cluster", cfg.ClusterName, "auth", cfg.AuthToken.Reveal() != "")
 	opener := handler.NewOpener(cfg, jc, cc, st, renderer, log)
-	return handler.New(cfg, opener, log), nil
+	return handler.New(cfg, opener, log, m), nil
 }
 
-// Handle serves one request.
+// Handle serves one request. func-go routes every path but its health
+// checks here, so /metrics is served from here too.
 func (f *Function) Handle(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == "/metrics" && r.Method == http.MethodGet {
+		f.metrics.Handler().ServeHTTP(w, r)
+		return
+	}
 	h := f.handler.Load()
 	if h == nil {
 		w.Header().Set("Retry-After", "1")

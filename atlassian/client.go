@@ -11,13 +11,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/go-resty/resty/v2"
+	"golang.org/x/time/rate"
 )
 
 // Auth is how the function authenticates to an Atlassian service.
@@ -30,17 +33,62 @@ type Auth struct {
 // Options configure a Client.
 type Options struct {
 	BaseURL    string // e.g. https://x.atlassian.net or https://x.atlassian.net/wiki
-	Service    string // "jira" or "confluence", for errors
+	Service    string // "jira" or "confluence", for errors and metrics
 	Auth       Auth
 	Timeout    time.Duration // per call
 	UserAgent  string
 	HTTPClient *http.Client // optional, for tests
+
+	// Limiter spaces calls to the host; share one between the clients of
+	// one host. nil: no client-side limit.
+	Limiter *rate.Limiter
+	// IssueWrites spaces writes to one issue (Jira allows 20 per 2 s and
+	// 100 per 30 s per issue). nil: no spacing.
+	IssueWrites *IssueLimiter
+	// Retry is the retry policy; the zero value means DefaultRetry.
+	Retry Retry
+	// Observer is told about every call, retry and rate-limit wait.
+	Observer Observer
 }
+
+// Retry is how transient failures are retried within one request.
+type Retry struct {
+	MaxRetries int // retries after the first attempt; negative: none
+
+	Base time.Duration // first backoff; doubles each retry
+	Max  time.Duration // cap of one backoff
+	// RateLimitFallback is the wait after a 429 that says neither
+	// Retry-After nor X-RateLimit-Reset (seen during a 2026 gateway
+	// incident); Atlassian's own guidance starts at 2 s.
+	RateLimitFallback time.Duration
+}
+
+// DefaultRetry follows Atlassian's guidance: Retry-After as the minimum,
+// exponential backoff with jitter, about four retries.
+var DefaultRetry = Retry{MaxRetries: 4, Base: 250 * time.Millisecond, Max: 8 * time.Second, RateLimitFallback: 2 * time.Second}
+
+// Observer receives what the client does, for metrics. Implementations
+// must be safe for concurrent use.
+type Observer interface {
+	Request(service, op string, status int, d time.Duration)
+	Retried(service, op string)
+	RateLimitWait(service string, d time.Duration)
+}
+
+type nopObserver struct{}
+
+func (nopObserver) Request(string, string, int, time.Duration) {}
+func (nopObserver) Retried(string, string)                     {}
+func (nopObserver) RateLimitWait(string, time.Duration)        {}
 
 // Client performs JSON calls against one Atlassian service.
 type Client struct {
-	r       *resty.Client
-	service string
+	r        *resty.Client
+	service  string
+	limiter  *rate.Limiter
+	issues   *IssueLimiter
+	retry    Retry
+	observer Observer
 }
 
 // New returns a client for one service.
@@ -60,7 +108,14 @@ func New(o Options) *Client {
 		// Never log request or response dumps: they carry the
 		// Authorization header.
 		SetDebug(false)
-	return &Client{r: r, service: o.Service}
+	c := &Client{r: r, service: o.Service, limiter: o.Limiter, issues: o.IssueWrites, retry: o.Retry, observer: o.Observer}
+	if c.retry == (Retry{}) {
+		c.retry = DefaultRetry
+	}
+	if c.observer == nil {
+		c.observer = nopObserver{}
+	}
+	return c
 }
 
 // Call is one request.
@@ -72,11 +127,111 @@ type Call struct {
 	Body   any // marshalled as JSON when non-nil
 	// Result is decoded from a 2xx JSON answer when non-nil.
 	Result any
+	// Idempotent calls may be repeated after an answer was lost (502, 504,
+	// a broken connection). Others (create issue, add comment) are
+	// repeated only when the request surely did not take effect: 429, 503,
+	// or a connection that was never made.
+	Idempotent bool
+	// Issue is the key of the issue a write goes to, for per-issue
+	// spacing; empty for other calls.
+	Issue string
 }
 
-// Do performs c and returns the HTTP status of a 2xx answer, or an *Error.
+// Do performs c, retrying transient failures within ctx's deadline, and
+// returns the HTTP status of a 2xx answer, or an *Error. When the next
+// retry would not fit before the deadline it returns the last error at
+// once, so the caller can answer 503 while there is still time.
 func (c *Client) Do(ctx context.Context, call Call) (int, error) {
+	for attempt := 0; ; attempt++ {
+		if err := c.wait(ctx, call); err != nil {
+			return 0, err
+		}
+		status, err := c.once(ctx, call)
+		if err == nil {
+			return status, nil
+		}
+		ae, ok := AsError(err)
+		if !ok || attempt >= max(c.retry.MaxRetries, 0) || !retryable(ae, call) {
+			return status, err
+		}
+		delay := c.backoff(attempt, ae)
+		if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < delay {
+			return status, err
+		}
+		c.observer.Retried(c.service, call.Op)
+		select {
+		case <-time.After(delay):
+		case <-ctx.Done():
+			return status, err
+		}
+	}
+}
+
+// wait takes a token from the host's limiter and, for a write to an issue,
+// from the issue's. A wait that cannot end before the deadline fails at
+// once as a temporary error.
+func (c *Client) wait(ctx context.Context, call Call) error {
+	start := time.Now()
+	defer func() {
+		if d := time.Since(start); d > time.Millisecond {
+			c.observer.RateLimitWait(c.service, d)
+		}
+	}()
+	if c.limiter != nil {
+		if err := c.limiter.Wait(ctx); err != nil {
+			return &Error{Service: c.service, Op: call.Op, Temporary: true, RetryAfter: time.Second, cause: fmt.Errorf("client-side rate limit: %w", err)}
+		}
+	}
+	if c.issues != nil && call.Issue != "" && call.Method != http.MethodGet {
+		if err := c.issues.Wait(ctx, call.Issue); err != nil {
+			return &Error{Service: c.service, Op: call.Op, Temporary: true, RetryAfter: 2 * time.Second, cause: fmt.Errorf("per-issue write limit: %w", err)}
+		}
+	}
+	return nil
+}
+
+// retryable: 429, 502, 503, 504 and connection errors, and for
+// non-idempotent calls only what surely did not take effect.
+func retryable(e *Error, call Call) bool {
+	switch e.Status {
+	case http.StatusTooManyRequests, http.StatusServiceUnavailable:
+		return true
+	case http.StatusBadGateway, http.StatusGatewayTimeout:
+		return call.Idempotent
+	case 0:
+		return e.Temporary && (call.Idempotent || neverSent(e.cause))
+	}
+	return false
+}
+
+// neverSent reports a failure to connect: the request did not leave.
+func neverSent(err error) bool {
+	var oe *net.OpError
+	return errors.As(err, &oe) && oe.Op == "dial"
+}
+
+// backoff is exponential with full jitter, at least what the server asked
+// for in Retry-After or X-RateLimit-Reset.
+func (c *Client) backoff(attempt int, e *Error) time.Duration {
+	d := c.retry.Base << attempt
+	if d > c.retry.Max || d <= 0 {
+		d = c.retry.Max
+	}
+	d = d/2 + rand.N(d/2+1)
+	if e.RetryAfter > d {
+		d = e.RetryAfter
+	}
+	if e.Status == http.StatusTooManyRequests && e.RetryAfter == 0 && d < c.retry.RateLimitFallback {
+		d = c.retry.RateLimitFallback
+	}
+	return d
+}
+
+func (c *Client) once(ctx context.Context, call Call) (int, error) {
 	req := c.r.R().SetContext(ctx)
+	if tp := outgoingTraceparent(ctx); tp != "" {
+		req.SetHeader("traceparent", tp)
+	}
 	if call.Body != nil {
 		req.SetHeader("Content-Type", "application/json").SetBody(call.Body)
 	}
@@ -85,11 +240,14 @@ func (c *Client) Do(ctx context.Context, call Call) (int, error) {
 			req.QueryParam.Add(k, v)
 		}
 	}
+	start := time.Now()
 	resp, err := req.Execute(call.Method, call.Path)
 	if err != nil {
+		c.observer.Request(c.service, call.Op, 0, time.Since(start))
 		return 0, &Error{Service: c.service, Op: call.Op, Temporary: transportTemporary(ctx, err), cause: err}
 	}
 	status := resp.StatusCode()
+	c.observer.Request(c.service, call.Op, status, time.Since(start))
 	if status < 200 || status > 299 {
 		return status, newStatusError(c.service, call.Op, resp)
 	}
@@ -246,7 +404,11 @@ func transportText(err error) string {
 	if errors.As(err, &oe) {
 		return oe.Op + ": " + oe.Err.Error()
 	}
-	return "connection failed"
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return "connection failed"
+	}
+	return err.Error()
 }
 
 func firstNonEmpty(ss ...string) string {

@@ -34,8 +34,15 @@ type Config struct {
 	MaxBodyBytes        int64         `envconfig:"MAX_BODY_BYTES" default:"1048576"`
 	RequestDeadline     time.Duration `envconfig:"REQUEST_DEADLINE" default:"25s"`
 	AtlassianTimeout    time.Duration `envconfig:"ATLASSIAN_TIMEOUT" default:"10s"`
+	AtlassianRateLimit  float64       `envconfig:"ATLASSIAN_RATE_LIMIT" default:"50"`
+	AtlassianRateBurst  int           `envconfig:"ATLASSIAN_RATE_BURST" default:"20"`
+	AtlassianRetries    int           `envconfig:"ATLASSIAN_MAX_RETRIES" default:"4"`
 	DedupWindow         time.Duration `envconfig:"DEDUP_WINDOW" default:"24h"`
 	ReopenWindow        time.Duration `envconfig:"REOPEN_WINDOW" default:"24h"`
+	// JiraIndexGrace is how long an interrupted create is given to appear
+	// in Jira's search before the issue is created again. Jira Cloud's
+	// search lags writes by seconds, sometimes minutes.
+	JiraIndexGrace time.Duration `envconfig:"JIRA_INDEX_GRACE" default:"2m"`
 
 	// NATS JetStream key-value store shared by replicas; off when NATSURL
 	// is empty. Compatible with the Argo Events EventBus.
@@ -178,8 +185,20 @@ func (c *Config) normalize() error {
 	if c.AtlassianTimeout <= 0 {
 		bad("ATLASSIAN_TIMEOUT", "must be positive")
 	}
+	if c.AtlassianRateLimit <= 0 {
+		bad("ATLASSIAN_RATE_LIMIT", "must be positive (requests per second per Atlassian host)")
+	}
+	if c.AtlassianRateBurst < 1 {
+		bad("ATLASSIAN_RATE_BURST", "must be at least 1")
+	}
+	if c.AtlassianRetries < 0 || c.AtlassianRetries > 10 {
+		bad("ATLASSIAN_MAX_RETRIES", "must be between 0 and 10")
+	}
 	if c.DedupWindow <= 0 {
 		bad("DEDUP_WINDOW", "must be positive")
+	}
+	if c.JiraIndexGrace < 0 {
+		bad("JIRA_INDEX_GRACE", "must not be negative")
 	}
 	if c.ReopenWindow < 0 {
 		bad("REOPEN_WINDOW", "must not be negative")

@@ -53,7 +53,7 @@ type spacesResponse struct {
 func (c *Client) SpaceID(ctx context.Context, key string) (string, error) {
 	var out spacesResponse
 	if _, err := c.c.Do(ctx, atlassian.Call{
-		Op: "resolve space", Method: http.MethodGet, Path: "/api/v2/spaces",
+		Op: "resolve space", Method: http.MethodGet, Idempotent: true, Path: "/api/v2/spaces",
 		Query: map[string][]string{"keys": {key}}, Result: &out,
 	}); err != nil {
 		return "", err
@@ -108,7 +108,8 @@ func (c *Client) page(p pageResponse, base string) Page {
 func (c *Client) CreatePage(ctx context.Context, n NewPage) (Page, error) {
 	var out pageResponse
 	_, err := c.c.Do(ctx, atlassian.Call{
-		Op: "create page", Method: http.MethodPost, Path: "/api/v2/pages",
+		// A repeat hits the duplicate-title 400, so the call is idempotent.
+		Op: "create page", Method: http.MethodPost, Path: "/api/v2/pages", Idempotent: true,
 		Body: createPageRequest{SpaceID: n.SpaceID, Status: "current", Title: n.Title, ParentID: n.ParentID,
 			Body: pageWrite{Representation: "storage", Value: n.Storage}},
 		Result: &out,
@@ -137,7 +138,7 @@ type pagesResponse struct {
 func (c *Client) FindByTitle(ctx context.Context, spaceID, title string) (Page, bool, error) {
 	var out pagesResponse
 	if _, err := c.c.Do(ctx, atlassian.Call{
-		Op: "find page", Method: http.MethodGet, Path: "/api/v2/pages",
+		Op: "find page", Method: http.MethodGet, Idempotent: true, Path: "/api/v2/pages",
 		Query:  url.Values{"space-id": {spaceID}, "title": {title}, "status": {"current", "archived"}, "limit": {"5"}},
 		Result: &out,
 	}); err != nil {
@@ -179,7 +180,7 @@ type pageWithBody struct {
 func (c *Client) GetPage(ctx context.Context, id string) (Stored, error) {
 	var out pageWithBody
 	if _, err := c.c.Do(ctx, atlassian.Call{
-		Op: "read page", Method: http.MethodGet, Path: "/api/v2/pages/" + url.PathEscape(id),
+		Op: "read page", Method: http.MethodGet, Idempotent: true, Path: "/api/v2/pages/" + url.PathEscape(id),
 		Query: url.Values{"body-format": {"storage"}}, Result: &out,
 	}); err != nil {
 		return Stored{}, err
@@ -207,7 +208,9 @@ func (c *Client) UpdatePage(ctx context.Context, p Stored, storage string, versi
 	body := updatePageRequest{ID: p.ID, Status: "current", Title: p.Title, Body: pageWrite{Representation: "storage", Value: storage}}
 	body.Version.Number, body.Version.Message = version, message
 	_, err := c.c.Do(ctx, atlassian.Call{
-		Op: "update page", Method: http.MethodPut, Path: "/api/v2/pages/" + url.PathEscape(p.ID), Body: body,
+		// A repeat fails the version check, so the call is idempotent.
+		Op: "update page", Method: http.MethodPut, Idempotent: true,
+		Path: "/api/v2/pages/" + url.PathEscape(p.ID), Body: body,
 	})
 	if atlassian.HasStatus(err, http.StatusConflict) {
 		return fmt.Errorf("%w: %w", ErrVersionConflict, err)

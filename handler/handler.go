@@ -13,32 +13,40 @@ import (
 	"strings"
 	"time"
 
+	"function/atlassian"
 	"function/config"
 	"function/inbound"
 	"function/store"
 )
 
+// Recorder counts answered deliveries (metrics).
+type Recorder interface {
+	Event(source, outcome string, d time.Duration)
+}
+
 // Handler serves rollback events.
 type Handler struct {
-	cfg     config.Config
-	decoder *inbound.Decoder
-	opener  *Opener
-	log     *slog.Logger
-	now     func() time.Time
+	cfg      config.Config
+	decoder  *inbound.Decoder
+	opener   *Opener
+	log      *slog.Logger
+	recorder Recorder
+	now      func() time.Time
 	// authDigest is sha256 of the expected Authorization header, compared
 	// in constant time; nil when authentication is off.
 	authDigest []byte
 }
 
 // New returns a handler. opener does the Atlassian work; log receives one
-// line per request.
-func New(cfg config.Config, opener *Opener, log *slog.Logger) *Handler {
+// line per request; rec counts outcomes.
+func New(cfg config.Config, opener *Opener, log *slog.Logger, rec Recorder) *Handler {
 	h := &Handler{
-		cfg:     cfg,
-		decoder: inbound.NewDecoder(cfg.ClusterName, inbound.DefaultLimits),
-		opener:  opener,
-		log:     log,
-		now:     time.Now,
+		cfg:      cfg,
+		decoder:  inbound.NewDecoder(cfg.ClusterName, inbound.DefaultLimits),
+		opener:   opener,
+		log:      log,
+		recorder: rec,
+		now:      time.Now,
 	}
 	if cfg.AuthToken.Reveal() != "" {
 		d := sha256.Sum256([]byte("Bearer " + cfg.AuthToken.Reveal()))
@@ -50,6 +58,9 @@ func New(cfg config.Config, opener *Opener, log *slog.Logger) *Handler {
 // ServeHTTP handles one delivery.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := h.now()
+	source, outcome := "", string(StatusRejected)
+	defer func() { h.recorder.Event(source, outcome, h.now().Sub(start)) }()
+
 	log := h.log.With("method", r.Method, "path", r.URL.Path)
 	if !h.authorized(r) {
 		// No detail: a caller probing tokens learns nothing.
@@ -72,7 +83,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, perr.status, Reply{Status: StatusRejected, Reason: perr.reason})
 		return
 	}
+	ctx = atlassian.WithTraceparent(ctx, req.traceparent)
 	log = log.With("ce_id", req.meta.ID, "ce_type", req.meta.Type, "cloudevent", req.cloudEvent)
+	if id := atlassian.TraceID(ctx); id != "" {
+		log = log.With("trace_id", id)
+	}
 
 	dec, err := h.decoder.Decode(req.data, req.meta)
 	if err != nil {
@@ -84,8 +99,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.reply(w, req, status, Reply{Status: StatusRejected, Reason: err.Error()})
 		return
 	}
+	source = sourceOf(dec.Shape)
 	log = log.With("shape", dec.Shape)
 	if dec.Incident == nil {
+		outcome = string(StatusIgnored)
 		log.Info("event ignored", "reason", dec.Ignored, "duration", h.now().Sub(start))
 		h.reply(w, req, http.StatusOK, Reply{Status: StatusIgnored, Reason: dec.Ignored})
 		return
@@ -93,8 +110,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	in := dec.Incident
 	log = log.With("fingerprint", in.Fingerprint(), "subject", in.Kind+" "+in.Subject(), "revision", in.Revision)
 
-	out, err := h.opener.Open(ctx, in)
+	out, err := h.opener.Open(withLogger(ctx, log), in)
 	if err != nil {
+		outcome = string(StatusFailed)
 		status, retry, reason := classify(ctx, err)
 		if retry > 0 {
 			w.Header().Set("Retry-After", retryAfterHeader(retry))
@@ -103,11 +121,36 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.reply(w, req, status, Reply{Status: StatusFailed, Reason: reason, Fingerprint: in.Fingerprint(), JiraKey: out.JiraKey, JiraURL: out.JiraURL})
 		return
 	}
-	log.Info("incident "+string(out.Status), "jira_key", out.JiraKey, "page_id", out.PageID, "duration", h.now().Sub(start))
+	outcome = string(out.Status)
+	log.Info("incident "+string(out.Status), "jira_key", out.JiraKey, "page_id", out.PageID, "news", out.News, "duration", h.now().Sub(start))
 	h.reply(w, req, http.StatusOK, Reply{
 		Status: out.Status, Reason: replyReason(out.Status, in.Kind+" "+in.Subject()), Fingerprint: in.Fingerprint(),
 		JiraKey: out.JiraKey, JiraURL: out.JiraURL, ConfluencePageID: out.PageID, ConfluenceURL: out.PageURL,
 	})
+}
+
+// sourceOf names the payload for metrics: the innermost part of the shape
+// (e.g. "rollouts-notification", "object.Rollout"), a small fixed set.
+func sourceOf(shape string) string {
+	if i := strings.LastIndexByte(shape, '/'); i >= 0 {
+		return shape[i+1:]
+	}
+	return shape
+}
+
+type logKey struct{}
+
+// withLogger passes the request's logger, which carries the event's ids,
+// down to the opening steps, so that every line about an event has them.
+func withLogger(ctx context.Context, log *slog.Logger) context.Context {
+	return context.WithValue(ctx, logKey{}, log)
+}
+
+func loggerFrom(ctx context.Context, fallback *slog.Logger) *slog.Logger {
+	if l, ok := ctx.Value(logKey{}).(*slog.Logger); ok {
+		return l
+	}
+	return fallback
 }
 
 func replyReason(s Status, subject string) string {

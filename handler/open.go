@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"sync"
 	"time"
 
@@ -76,11 +77,6 @@ const (
 	postmortemLinkPrefix = "rollback-incident:postmortem:"
 	previousLinkPrefix   = "rollback-incident:previous:"
 )
-
-// indexGrace is how long an interrupted create is given to appear in Jira's
-// search before the function creates the issue again. Jira Cloud's search
-// lags writes by seconds, sometimes minutes.
-const indexGrace = 2 * time.Minute
 
 // errIndexing asks the caller to retry later: an earlier attempt may have
 // created the issue, and search does not show it yet.
@@ -156,22 +152,15 @@ func (o *Opener) Open(ctx context.Context, in *incident.Incident) (out Outcome, 
 	if !rec.HasEntry(news) {
 		// The first entry is what the issue and the page were opened
 		// with; later ones are news to post.
-		posted := len(rec.Timeline) == 0
-		rec.Timeline = append(rec.Timeline, store.Entry{Hash: news, At: o.eventTime(in), Text: render.TimelineEntry(in), Posted: posted})
-		out.News = !posted
+		first := len(rec.Timeline) == 0
+		rec.Timeline = append(rec.Timeline, store.Entry{Hash: news, At: o.eventTime(in), Text: render.TimelineEntry(in), Commented: first, OnPage: first})
+		out.News = !first
 		if err := o.put(ctx, rec, "timeline entry"); err != nil {
 			return out, err
 		}
 	}
 	for i := range rec.Timeline {
-		if rec.Timeline[i].Posted {
-			continue
-		}
-		if err := o.post(ctx, &rec, rec.Timeline[i]); err != nil {
-			return out, err
-		}
-		rec.Timeline[i].Posted = true
-		if err := o.put(ctx, rec, "posted timeline entry"); err != nil {
+		if err := o.post(ctx, &rec, i); err != nil {
 			return out, err
 		}
 	}
@@ -241,7 +230,7 @@ func (o *Opener) ensureIssue(ctx context.Context, in *incident.Incident, rec *st
 			// Over and done: a new incident, linked to this one.
 			previous = same
 		}
-	} else if !rec.CreatingSince.IsZero() && o.now().Sub(rec.CreatingSince) < indexGrace {
+	} else if !rec.CreatingSince.IsZero() && o.now().Sub(rec.CreatingSince) < o.cfg.JiraIndexGrace {
 		return false, errIndexing
 	}
 
@@ -265,8 +254,10 @@ func (o *Opener) ensureIssue(ctx context.Context, in *incident.Incident, rec *st
 		Labels:      []string{"rollback", in.Label(), in.ObjectLabel()},
 	})
 	if err != nil {
-		// Jira refused or failed before creating: nothing to wait for.
-		if ae, ok := atlassian.AsError(err); ok && ae.Status != 0 {
+		// An answer that says the issue was not created (a 4xx, 429, 503)
+		// leaves nothing to wait for; a lost answer (timeout, broken
+		// connection, 500, 502, 504) might have, so the intent stays.
+		if ae, ok := atlassian.AsError(err); ok && (ae.Status >= 400 && ae.Status < 500 || ae.Status == http.StatusServiceUnavailable) {
 			rec.CreatingSince = time.Time{}
 			_ = o.store.Put(context.WithoutCancel(ctx), *rec)
 		}
@@ -282,7 +273,7 @@ func (o *Opener) ensureIssue(ctx context.Context, in *incident.Incident, rec *st
 			Title: previous.Key + " (previous rollback of " + in.Subject() + ")", Relationship: "follows",
 		}); err != nil {
 			// The description names it too; a missing link is not worth a retry.
-			o.log.Warn("link to previous incident failed", "jira_key", issue.Key, "previous", previous.Key, "error", err.Error())
+			loggerFrom(ctx, o.log).Warn("link to previous incident failed", "jira_key", issue.Key, "previous", previous.Key, "error", err.Error())
 		}
 	}
 	return true, nil
@@ -335,7 +326,7 @@ func (o *Opener) reopen(ctx context.Context, in *incident.Incident, key string) 
 	if err := o.jira.AddComment(ctx, key, render.Comment(o.now(), "Reopened: failed again. "+render.TimelineEntry(in))); err != nil {
 		return fmt.Errorf("comment on reopened %s: %w", key, err)
 	}
-	o.log.Info("incident reopened", "jira_key", key, "transition", pick.Name)
+	loggerFrom(ctx, o.log).Info("incident reopened", "jira_key", key, "transition", pick.Name)
 	return nil
 }
 
@@ -371,11 +362,22 @@ func (o *Opener) ensurePage(ctx context.Context, in *incident.Incident, rec *sto
 	return nil
 }
 
-// post adds a timeline entry to the issue (a comment) and to the page (a
-// row in its timeline table, keeping what people wrote on the page).
-func (o *Opener) post(ctx context.Context, rec *store.Record, e store.Entry) error {
-	if err := o.jira.AddComment(ctx, rec.JiraKey, render.Comment(e.At, e.Text)); err != nil {
-		return fmt.Errorf("comment on %s: %w", rec.JiraKey, err)
+// post adds timeline entry i to the issue (a comment) and to the page (a
+// row in its timeline table, keeping what people wrote on the page),
+// recording each as soon as it is done.
+func (o *Opener) post(ctx context.Context, rec *store.Record, i int) error {
+	e := &rec.Timeline[i]
+	if !e.Commented {
+		if err := o.jira.AddComment(ctx, rec.JiraKey, render.Comment(e.At, e.Text)); err != nil {
+			return fmt.Errorf("comment on %s: %w", rec.JiraKey, err)
+		}
+		e.Commented = true
+		if err := o.put(ctx, *rec, "timeline comment"); err != nil {
+			return err
+		}
+	}
+	if e.OnPage {
+		return nil
 	}
 	for attempt := 0; ; attempt++ {
 		page, err := o.conf.GetPage(ctx, rec.PageID)
@@ -389,8 +391,10 @@ func (o *Opener) post(ctx context.Context, rec *store.Record, e store.Entry) err
 		if err != nil {
 			return fmt.Errorf("update page %s: %w", rec.PageID, err)
 		}
-		return nil
+		break
 	}
+	e.OnPage = true
+	return o.put(ctx, *rec, "timeline row")
 }
 
 func (o *Opener) space(ctx context.Context) (string, error) {

@@ -19,6 +19,9 @@ type request struct {
 	data       []byte // the event data (CloudEvent data, or the plain body)
 	meta       inbound.Meta
 	cloudEvent bool // reply with a CloudEvent
+	// traceparent is the W3C trace context: the HTTP header, or the
+	// CloudEvents distributed-tracing extension.
+	traceparent string
 }
 
 type requestError struct {
@@ -59,7 +62,7 @@ func readRequest(w http.ResponseWriter, r *http.Request, maxBytes int64) (reques
 	case binary || mediaType == "application/cloudevents+json":
 		return readCloudEvent(r, body)
 	case mediaType == "" || isJSON(mediaType):
-		return request{data: body}, nil
+		return request{data: body, traceparent: r.Header.Get("Traceparent")}, nil
 	default:
 		return request{}, reject(http.StatusUnsupportedMediaType,
 			"unsupported Content-Type %q: send JSON (Content-Type: application/json) or a CloudEvent", clipText(mediaType, 60))
@@ -83,9 +86,11 @@ func readCloudEvent(r *http.Request, body []byte) (request, *requestError) {
 			return request{}, reject(http.StatusUnsupportedMediaType, "CloudEvent datacontenttype %q is not JSON", clipText(dct, 60))
 		}
 	}
+	tp, _ := ev.Extensions()["traceparent"].(string)
 	return request{
-		data:       ev.Data(),
-		cloudEvent: true,
+		data:        ev.Data(),
+		cloudEvent:  true,
+		traceparent: firstNonEmpty(tp, r.Header.Get("Traceparent")),
 		meta: inbound.Meta{
 			ID: ev.ID(), Source: ev.Source(), Type: ev.Type(), Subject: ev.Subject(), Time: ev.Time(),
 		},
@@ -102,4 +107,13 @@ func clipText(s string, max int) string {
 		return s
 	}
 	return string(r[:max]) + "…"
+}
+
+func firstNonEmpty(ss ...string) string {
+	for _, s := range ss {
+		if s != "" {
+			return s
+		}
+	}
+	return ""
 }

@@ -170,7 +170,7 @@ func (c *Client) FindByLabels(ctx context.Context, projects, labels []string, re
 	}
 	var out searchResponse
 	if _, err := c.c.Do(ctx, atlassian.Call{
-		Op: "search issues", Method: http.MethodPost, Path: "/rest/api/3/search/jql", Body: req, Result: &out,
+		Op: "search issues", Method: http.MethodPost, Path: "/rest/api/3/search/jql", Body: req, Result: &out, Idempotent: true,
 	}); err != nil {
 		return nil, err
 	}
@@ -193,7 +193,7 @@ type commentRequest struct {
 // caller records that it posted one.
 func (c *Client) AddComment(ctx context.Context, issueKey string, body adf.Doc) error {
 	_, err := c.c.Do(ctx, atlassian.Call{
-		Op: "comment on issue", Method: http.MethodPost,
+		Op: "add comment", Method: http.MethodPost, Issue: issueKey,
 		Path: "/rest/api/3/issue/" + url.PathEscape(issueKey) + "/comment", Body: commentRequest{Body: body},
 	})
 	return err
@@ -224,7 +224,7 @@ type transitionsResponse struct {
 func (c *Client) Transitions(ctx context.Context, issueKey string) ([]Transition, error) {
 	var out transitionsResponse
 	if _, err := c.c.Do(ctx, atlassian.Call{
-		Op: "list transitions", Method: http.MethodGet,
+		Op: "list transitions", Method: http.MethodGet, Idempotent: true,
 		Path: "/rest/api/3/issue/" + url.PathEscape(issueKey) + "/transitions", Result: &out,
 	}); err != nil {
 		return nil, err
@@ -247,7 +247,7 @@ func (c *Client) DoTransition(ctx context.Context, issueKey, id string) error {
 	var body transitionRequest
 	body.Transition.ID = id
 	_, err := c.c.Do(ctx, atlassian.Call{
-		Op: "transition issue", Method: http.MethodPost,
+		Op: "transition issue", Method: http.MethodPost, Issue: issueKey,
 		Path: "/rest/api/3/issue/" + url.PathEscape(issueKey) + "/transitions", Body: body,
 	})
 	return err
@@ -329,7 +329,7 @@ func (c *Client) UpsertRemoteLink(ctx context.Context, issueKey string, l Remote
 		body.Application = &remoteLinkApp{Type: l.AppType, Name: l.AppName}
 	}
 	status, err := c.c.Do(ctx, atlassian.Call{
-		Op: "link issue to page", Method: http.MethodPost,
+		Op: "upsert remote link", Method: http.MethodPost, Idempotent: true, Issue: issueKey,
 		Path: "/rest/api/3/issue/" + url.PathEscape(issueKey) + "/remotelink", Body: body,
 	})
 	if err != nil {

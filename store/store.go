@@ -36,13 +36,28 @@ type Entry struct {
 	Hash string    `json:"hash"` // identifies the content, see incident.Incident.NewsHash
 	At   time.Time `json:"at"`
 	Text string    `json:"text"`
-	// Posted is true once the entry is a Jira comment and a row of the
-	// page's timeline.
-	Posted bool `json:"posted,omitempty"`
+	// Commented and OnPage record the two places the entry is posted to,
+	// each as soon as it is done, so a retry repeats neither.
+	Commented bool `json:"commented,omitempty"`
+	OnPage    bool `json:"onPage,omitempty"`
 }
 
-// Done reports whether every step has completed.
-func (r Record) Done() bool { return r.JiraKey != "" && r.PageID != "" && r.Linked }
+// Posted reports whether the entry is on the issue and on the page.
+func (e Entry) Posted() bool { return e.Commented && e.OnPage }
+
+// Done reports whether every step has completed, timeline entries
+// included.
+func (r Record) Done() bool {
+	if r.JiraKey == "" || r.PageID == "" || !r.Linked {
+		return false
+	}
+	for _, e := range r.Timeline {
+		if !e.Posted() {
+			return false
+		}
+	}
+	return true
+}
 
 // HasEntry reports whether the timeline holds an entry with hash.
 func (r Record) HasEntry(hash string) bool {

@@ -119,7 +119,7 @@ func TestPartialFailureCompletes(t *testing.T) {
 	if r.status != http.StatusServiceUnavailable || r.reply.JiraKey == "" {
 		t.Fatalf("first delivery: %d %s", r.status, r.body)
 	}
-	e.emu.FailNext("POST /rest/api/3/issue/{issueIdOrKey}/remotelink", http.StatusBadGateway, 1)
+	e.emu.FailNext("POST /rest/api/3/issue/{issueIdOrKey}/remotelink", http.StatusInternalServerError, 1)
 	r2 := e.post(body, nil)
 	if r2.status != http.StatusServiceUnavailable {
 		t.Fatalf("second delivery: %d %s", r2.status, r2.body)

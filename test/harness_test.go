@@ -8,6 +8,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -28,6 +29,14 @@ import (
 var binary string
 
 func TestMain(m *testing.M) {
+	// The fault matrix's cases mostly wait (backoff, Retry-After); run more
+	// of them at once than there are cores, unless -parallel was given.
+	flag.Parse()
+	parallelSet := false
+	flag.Visit(func(f *flag.Flag) { parallelSet = parallelSet || f.Name == "test.parallel" })
+	if !parallelSet {
+		_ = flag.Set("test.parallel", "8")
+	}
 	dir, err := os.MkdirTemp("", "rollback-incident-e2e")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

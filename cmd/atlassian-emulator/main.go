@@ -5,6 +5,15 @@
 // Usage:
 //
 //	atlassian-emulator -listen 127.0.0.1:8081 -projects "OPS:Incident,Task,Bug" -spaces INCIDENTS
+//
+// To see how a client copes with a slow, rate-limiting or failing
+// Atlassian, start it with faults, an outage or rate limits, e.g.
+//
+//	atlassian-emulator -fault 'POST /rest/api/3/issue=503x2' -fault '*=0,delay=40s' \
+//		-outage 503:30s -rate-limit 10 -rate-burst 10 -per-issue-writes 20
+//
+// or change them at run time through the admin API under /_emulator/
+// (internal/emulator/README.md).
 package main
 
 import (
@@ -18,6 +27,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -48,6 +58,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if defaultToken == "" {
 		defaultToken = emulator.DefaultAPIToken
 	}
+	var faults faultFlags
+	fs.Var(&faults, "fault", `inject a fault at start-up (repeatable): "ROUTE=STATUS[xCOUNT][,delay=2s][,delay-after=2s][,retry-after=N][,reason=R][,reset][,no-retry-after][,only-reset-header]"; ROUTE is a route pattern such as "POST /rest/api/3/issue" or *`)
+	var (
+		outage         = fs.String("outage", "", `start with an outage of every API route, "STATUS[:DURATION]", e.g. 503:30s (no duration: until cleared through the admin API)`)
+		rateLimit      = fs.Float64("rate-limit", 0, "requests per second per tenant over all API routes, as Jira's burst token bucket (0: unlimited)")
+		rateBurst      = fs.Int("rate-burst", 0, "token bucket size for -rate-limit (default: the -rate-limit value)")
+		perIssueWrites = fs.Int("per-issue-writes", 0, "writes per issue in any 2 s window before 429 jira-per-issue-on-write (0: unlimited; Jira: 20)")
+	)
 	var (
 		listen    = fs.String("listen", "127.0.0.1:8081", "address to listen on")
 		baseURL   = fs.String("base-url", "", "public base URL used in self/webui links (default http://<listen address>)")
@@ -76,8 +94,40 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(spaceKeys) == 0 {
 		return errors.New("-spaces: at least one space key is required")
 	}
+	if *rateLimit < 0 || *rateBurst < 0 || *perIssueWrites < 0 {
+		return errors.New("-rate-limit, -rate-burst and -per-issue-writes must not be negative")
+	}
+	if *rateBurst > 0 && *rateLimit == 0 {
+		return errors.New("-rate-burst needs -rate-limit")
+	}
+	var outageStatus int
+	var outageFor time.Duration
+	if *outage != "" {
+		if outageStatus, outageFor, err = emulator.ParseOutage(*outage); err != nil {
+			return fmt.Errorf("-outage: %w", err)
+		}
+	}
 
 	logger := slog.New(slog.NewJSONHandler(stderr, nil))
+	em := emulator.New(emulator.Options{
+		BaseURL:   *baseURL,
+		Email:     *email,
+		APIToken:  *token,
+		Projects:  projectMap,
+		Spaces:    spaceKeys,
+		SearchLag: *searchLag,
+		Logger:    logger,
+		RateLimit: emulator.RateLimit{PerSecond: *rateLimit, Burst: *rateBurst, PerIssueWrites: *perIssueWrites},
+	})
+	// Only the emulator knows its routes, so a misspelt route is caught
+	// here rather than becoming a fault that never fires.
+	for _, f := range faults {
+		if f.route != emulator.AnyRoute && !slices.Contains(em.Routes(), f.route) {
+			return fmt.Errorf("-fault %q: unknown route %q; routes: %s", f.flag, f.route, strings.Join(em.Routes(), ", "))
+		}
+		em.InjectFault(f.route, f.fault, f.n)
+	}
+
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
@@ -86,22 +136,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	base := *baseURL
 	if base == "" {
 		base = "http://" + ln.Addr().String()
+		em.SetBaseURL(base)
 	}
-	em := emulator.New(emulator.Options{
-		BaseURL:   base,
-		Email:     *email,
-		APIToken:  *token,
-		Projects:  projectMap,
-		Spaces:    spaceKeys,
-		SearchLag: *searchLag,
-		Logger:    logger,
-	})
+	if *outage != "" {
+		// Started once listening, so a timed outage lasts as long as asked.
+		em.SetOutageFor(outageStatus, outageFor)
+	}
 	srv := &http.Server{Handler: em, ReadHeaderTimeout: 10 * time.Second}
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	logger.Info("atlassian emulator listening", "url", base, "addr", ln.Addr().String(),
-		"email", *email, "projects", *projects, "spaces", spaceKeys, "searchLag", searchLag.String())
+		"email", *email, "projects", *projects, "spaces", spaceKeys, "searchLag", searchLag.String(),
+		"faults", faults.String(), "outage", *outage, "rateLimit", em.RateLimits())
 	fmt.Fprintln(stdout, base)
 
 	select {
@@ -118,5 +165,36 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("serve: %w", err)
 	}
+	return nil
+}
+
+// faultFlags collects the repeatable -fault flag, parsed as it is read so
+// that a malformed fault is reported like any other flag error.
+type faultFlags []parsedFault
+
+type parsedFault struct {
+	flag  string
+	route string
+	fault emulator.Fault
+	n     int
+}
+
+func (ff *faultFlags) String() string {
+	if ff == nil {
+		return ""
+	}
+	specs := make([]string, len(*ff))
+	for i, f := range *ff {
+		specs[i] = f.flag
+	}
+	return strings.Join(specs, "; ")
+}
+
+func (ff *faultFlags) Set(s string) error {
+	route, f, n, err := emulator.ParseFault(s)
+	if err != nil {
+		return err
+	}
+	*ff = append(*ff, parsedFault{flag: s, route: route, fault: f, n: n})
 	return nil
 }

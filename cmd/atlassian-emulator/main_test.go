@@ -58,12 +58,118 @@ func TestRun(t *testing.T) {
 	}
 }
 
+// start runs the command with args on a free port and returns its URL;
+// the command is stopped, and must shut down cleanly, when the test ends.
+func start(t *testing.T, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	outR, outW := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, append([]string{"-listen", "127.0.0.1:0"}, args...), outW, io.Discard)
+		outW.Close()
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("run returned %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Error("run did not shut down")
+		}
+	})
+	line, err := bufio.NewReader(outR).ReadString('\n')
+	if err != nil {
+		t.Fatalf("read URL: %v", err)
+	}
+	go io.Copy(io.Discard, outR)
+	return strings.TrimSpace(line)
+}
+
+func get(t *testing.T, url string) *http.Response {
+	t.Helper()
+	req, _ := http.NewRequest("GET", url, nil)
+	req.SetBasicAuth("bot@example.com", "emulator-token")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp
+}
+
+func TestRunFaultFlags(t *testing.T) {
+	base := start(t,
+		"-fault", "GET /rest/api/3/myself=503x2,retry-after=3",
+		"-fault", "*=429,only-reset-header",
+		"-rate-limit", "0.1", "-rate-burst", "4", "-per-issue-writes", "20")
+	myself := base + "/rest/api/3/myself"
+	for i, want := range []int{503, 503, 429, 200, 429} {
+		resp := get(t, myself)
+		if resp.StatusCode != want {
+			t.Fatalf("call %d: status %d, want %d", i, resp.StatusCode, want)
+		}
+		switch {
+		case i < 2 && resp.Header.Get("Retry-After") != "3":
+			t.Errorf("call %d: Retry-After %q, want 3", i, resp.Header.Get("Retry-After"))
+		case i == 2 && (resp.Header.Get("Retry-After") != "" || resp.Header.Get("X-RateLimit-Reset") == ""):
+			t.Errorf("only-reset-header 429: headers %v", resp.Header)
+		case i == 4 && resp.Header.Get("RateLimit-Reason") != "jira-burst-based":
+			t.Errorf("rate-limited call: headers %v", resp.Header)
+		}
+	}
+	resp, err := http.Get(base + "/_emulator/state")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var st struct {
+		RateLimited int            `json:"rateLimited"`
+		Calls       map[string]int `json:"calls"`
+		RateLimit   struct {
+			PerSecond      float64 `json:"perSecond"`
+			Burst          int     `json:"burst"`
+			PerIssueWrites int     `json:"perIssueWrites"`
+		} `json:"rateLimit"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		t.Fatal(err)
+	}
+	if st.RateLimited != 1 || st.Calls["GET /rest/api/3/myself"] != 5 || st.RateLimit.Burst != 4 || st.RateLimit.PerIssueWrites != 20 {
+		t.Errorf("state = %+v", st)
+	}
+}
+
+func TestRunOutageFlag(t *testing.T) {
+	base := start(t, "-outage", "502:200ms")
+	if resp := get(t, base+"/wiki/api/v2/spaces"); resp.StatusCode != 502 {
+		t.Fatalf("during the outage: status %d", resp.StatusCode)
+	}
+	time.Sleep(250 * time.Millisecond)
+	if resp := get(t, base+"/wiki/api/v2/spaces"); resp.StatusCode != 200 {
+		t.Fatalf("after the outage: status %d", resp.StatusCode)
+	}
+}
+
 func TestRunFlagErrors(t *testing.T) {
 	for _, args := range [][]string{
 		{"-projects", "bad"},
 		{"-spaces", " , "},
 		{"-listen", "256.0.0.1:99999"},
 		{"extra"},
+		{"-fault", "POST /rest/api/3/issue"},
+		{"-fault", "POST /rest/api/3/issue=ok"},
+		{"-fault", "POST /rest/api/3/issues=503"},
+		{"-fault", "*=503,sometimes"},
+		{"-outage", "503:forever"},
+		{"-outage", "up"},
+		{"-rate-limit", "-1"},
+		{"-rate-limit", "fast"},
+		{"-rate-burst", "5"},
+		{"-per-issue-writes", "-20"},
 	} {
 		err := run(context.Background(), args, io.Discard, io.Discard)
 		if err == nil {

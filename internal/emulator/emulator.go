@@ -17,6 +17,7 @@ import (
 	"mime"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -41,7 +42,11 @@ type Options struct {
 	// created less than SearchLag ago are not returned unless their id is in
 	// reconcileIssues.
 	SearchLag time.Duration
-	// Now is the clock. Default: time.Now.
+	// RateLimit enforces Jira Cloud style rate limits; the zero value
+	// enforces none. See SetRateLimit.
+	RateLimit RateLimit
+	// Now is the clock, also for timed outages and rate limits.
+	// Default: time.Now.
 	Now func() time.Time
 	// Logger receives one record per API request. Default: discard.
 	Logger *slog.Logger
@@ -64,6 +69,7 @@ type Emulator struct {
 	logger   *slog.Logger
 	mux      *http.ServeMux
 	tmpl     *template.Template
+	patterns []string // API route patterns, in registration order
 
 	mu        sync.Mutex
 	baseURL   string
@@ -71,7 +77,12 @@ type Emulator struct {
 	st        *state
 	calls     map[string]int
 	faults    []*faultRule
-	outage    *Fault
+	outage    *outage
+	lim       limiter
+	// inFlight and maxInFlight count API calls being served, for
+	// MaxConcurrent.
+	inFlight    int
+	maxInFlight int
 }
 
 // New returns an Emulator with the given options. Project keys are
@@ -110,6 +121,7 @@ func New(opts Options) *Emulator {
 	}
 	e.st = e.newState()
 	e.calls = map[string]int{}
+	e.lim.cfg = opts.RateLimit.normalized()
 	e.routes()
 	return e
 }
@@ -129,8 +141,9 @@ func (e *Emulator) SetSearchLag(d time.Duration) {
 	e.searchLag = d
 }
 
-// Reset drops all issues, pages, call counts and faults, and recreates the
-// spaces' homepages. Configuration (base URL, search lag) is kept.
+// Reset drops all issues, pages, call counts, counters and faults, refills
+// the rate-limit bucket and recreates the spaces' homepages.
+// Configuration (base URL, search lag, rate limits) is kept.
 func (e *Emulator) Reset() {
 	st := e.newState()
 	e.mu.Lock()
@@ -139,6 +152,8 @@ func (e *Emulator) Reset() {
 	e.calls = map[string]int{}
 	e.faults = nil
 	e.outage = nil
+	e.lim = limiter{cfg: e.lim.cfg}
+	e.maxInFlight = e.inFlight
 }
 
 // ServeHTTP implements http.Handler.
@@ -185,9 +200,24 @@ const maxBody = 5 << 20
 // api registers an authenticated API route. The pattern doubles as the key
 // for Calls and FailNext, so tests can refer to routes exactly as they are
 // written here.
+//
+// A call passes, in order: the rate limits (a gateway in front of
+// everything), injected faults and outages (the edge), authentication,
+// the content type, and finally the handler.
 func (e *Emulator) api(pattern string, fl flavor, h http.HandlerFunc) {
+	e.patterns = append(e.patterns, pattern)
+	perIssueWrite := isPerIssueWrite(pattern)
 	e.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
-		f := e.enter(pattern)
+		issue := ""
+		if perIssueWrite {
+			issue = r.PathValue("issueIdOrKey")
+		}
+		v, f, now := e.enter(pattern, issue)
+		defer e.leave()
+		v.write(w, fl, now)
+		if v.limited {
+			return
+		}
 		if f != nil && f.Delay > 0 {
 			// Read the body first: only then does net/http watch the
 			// connection, so a caller that goes away ends the wait (and
@@ -204,7 +234,11 @@ func (e *Emulator) api(pattern string, fl flavor, h http.HandlerFunc) {
 				return
 			}
 		}
-		if f != nil && f.Status != 0 {
+		if f != nil && f.Reset && f.DelayAfter == 0 {
+			resetConn(w)
+			return
+		}
+		if f != nil && f.Status != 0 && !f.Reset {
 			writeFault(w, fl, *f, e.now())
 			return
 		}
@@ -227,6 +261,10 @@ func (e *Emulator) api(pattern string, fl flavor, h http.HandlerFunc) {
 			case <-r.Context().Done():
 				return
 			}
+			if f.Reset {
+				resetConn(w)
+				return
+			}
 			for k, v := range rec.Header() {
 				w.Header()[k] = v
 			}
@@ -238,12 +276,42 @@ func (e *Emulator) api(pattern string, fl flavor, h http.HandlerFunc) {
 	})
 }
 
-// enter counts a call and returns the fault to answer with, if any.
-func (e *Emulator) enter(pattern string) *Fault {
+// enter counts a call, applies the rate limits and returns the fault to
+// answer with, if any. A call the limiter rejects does not consume a
+// fault: it never got past the gateway. issue is the {issueIdOrKey} of a
+// per-issue write, or "". Every enter must be paired with a leave.
+func (e *Emulator) enter(pattern, issue string) (verdict, *Fault, time.Time) {
+	now := e.now()
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.calls[pattern]++
-	return e.takeFaultLocked(pattern)
+	e.inFlight++
+	e.maxInFlight = max(e.maxInFlight, e.inFlight)
+	if issue != "" {
+		if is := e.st.lookupIssue(issue); is != nil {
+			issue = is.id
+		} else {
+			issue = strings.ToUpper(issue)
+		}
+	}
+	v := e.lim.admitLocked(now, issue)
+	if v.limited {
+		return v, nil, now
+	}
+	return v, e.takeFaultLocked(pattern, now), now
+}
+
+// leave ends a call started by enter.
+func (e *Emulator) leave() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.inFlight--
+}
+
+// Routes returns the API route patterns, the keys of Calls and the routes
+// FailNext and InjectFault accept besides AnyRoute.
+func (e *Emulator) Routes() []string {
+	return slices.Clone(e.patterns)
 }
 
 func (e *Emulator) authorized(r *http.Request) bool {
@@ -311,9 +379,8 @@ func (e *Emulator) routes() {
 	e.mux.HandleFunc("GET /wiki/pages/resumedraft.action", e.redirectToPage("draftId"))
 	e.mux.HandleFunc("GET /wiki/x/{code}", e.redirectTinyURL)
 
-	// Test and admin API; no authentication.
-	e.mux.HandleFunc("GET /_emulator/state", e.adminState)
-	e.mux.HandleFunc("POST /_emulator/reset", e.adminReset)
+	// Test and admin API; no authentication. See admin.go.
+	e.adminRoutes()
 }
 
 // notFoundAPI answers paths under an API prefix that match no route: 405

@@ -1,6 +1,7 @@
 package emulator
 
 import (
+	"net"
 	"net/http"
 	"strconv"
 	"time"
@@ -10,6 +11,10 @@ import (
 const AnyRoute = "*"
 
 // Fault describes an injected failure response.
+//
+// A client timeout is emulated with a Delay longer than the client's
+// timeout: the client gives up and the call does not take effect. With
+// DelayAfter instead, the call takes effect and only the answer is late.
 type Fault struct {
 	// Status is the HTTP status to answer with, e.g. 429 or 503.
 	Status int
@@ -17,8 +22,14 @@ type Fault struct {
 	// responses otherwise carry, like the gateway-level 429s Atlassian
 	// has been observed to send.
 	NoRetryAfter bool
+	// OnlyRateLimitReset answers a 429 whose only rate-limit header is
+	// X-RateLimit-Reset: no Retry-After, X-RateLimit-Limit/-Remaining or
+	// RateLimit-Reason. Atlassian's gateway sent exactly this during the
+	// 2026-04-22/23 incident, so clients need a fallback that reads the
+	// reset time. Status 0 means 429.
+	OnlyRateLimitReset bool
 	// RetryAfter is the Retry-After value in seconds for 429/503;
-	// 0 means 1.
+	// 0 means 1. X-RateLimit-Reset is now plus this many seconds.
 	RetryAfter int
 	// Reason is the RateLimit-Reason header of a 429; default
 	// "jira-burst-based" for Jira routes and none for Confluence.
@@ -30,12 +41,37 @@ type Fault struct {
 	// answer back this long: a caller that dies meanwhile never learns the
 	// outcome. Used with Status 0.
 	DelayAfter time.Duration
+	// Reset drops the connection with a TCP RST instead of answering (after
+	// Delay, if any); the client sees "connection reset by peer" and
+	// Status is ignored. The call does not take effect, unless DelayAfter
+	// is set too: then it takes effect and the reset replaces the late
+	// answer, the worst case for a client that must not duplicate writes.
+	//
+	// Go's http.Transport retries an idempotent request (GET, or one with
+	// an Idempotency-Key header) once by itself when a reused keep-alive
+	// connection is reset, so one reset on a GET can go unnoticed.
+	Reset bool
+}
+
+// answersItself reports whether f produces the answer without the call
+// being served.
+func (f *Fault) answersItself() bool {
+	if f.Reset {
+		return f.DelayAfter == 0
+	}
+	return f.Status != 0
 }
 
 type faultRule struct {
 	route     string
 	fault     Fault
 	remaining int
+}
+
+// outage is an outage started by SetOutage or SetOutageFor.
+type outage struct {
+	status int
+	until  time.Time // zero: until cleared
 }
 
 // FailNext makes the next n calls to routePattern (a pattern as listed in
@@ -51,6 +87,7 @@ func (e *Emulator) InjectFault(routePattern string, f Fault, n int) {
 	if n <= 0 {
 		return
 	}
+	f = normalizeFault(f)
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.faults = append(e.faults, &faultRule{route: routePattern, fault: f, remaining: n})
@@ -58,12 +95,26 @@ func (e *Emulator) InjectFault(routePattern string, f Fault, n int) {
 
 // SetOutage makes every API route answer status until ClearOutage.
 func (e *Emulator) SetOutage(status int) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.outage = &Fault{Status: status}
+	e.SetOutageFor(status, 0)
 }
 
-// ClearOutage ends an outage started by SetOutage.
+// SetOutageFor makes every API route answer status for d, after which the
+// outage ends by itself; d <= 0 means until ClearOutage. The end is
+// measured on Options.Now (real time by default), so a test with a fake
+// clock ends the outage by advancing the clock. It is checked on each
+// call rather than by a timer, so a stale timer can never end a newer
+// outage.
+func (e *Emulator) SetOutageFor(status int, d time.Duration) {
+	o := &outage{status: status}
+	if d > 0 {
+		o.until = e.now().Add(d)
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.outage = o
+}
+
+// ClearOutage ends an outage started by SetOutage or SetOutageFor.
 func (e *Emulator) ClearOutage() {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -78,10 +129,20 @@ func (e *Emulator) ClearFaults() {
 	e.outage = nil
 }
 
-func (e *Emulator) takeFaultLocked(route string) *Fault {
-	if e.outage != nil {
-		f := *e.outage
-		return &f
+// activeOutageLocked returns the outage in force at now, dropping one that
+// has run its course.
+func (e *Emulator) activeOutageLocked(now time.Time) *outage {
+	if e.outage != nil && !e.outage.until.IsZero() && !now.Before(e.outage.until) {
+		e.outage = nil
+	}
+	return e.outage
+}
+
+func (e *Emulator) takeFaultLocked(route string, now time.Time) *Fault {
+	if o := e.activeOutageLocked(now); o != nil {
+		// Retry-After stays 1 like any other 503: a real outage does not
+		// know when it will end.
+		return &Fault{Status: o.status}
 	}
 	for i, rule := range e.faults {
 		if rule.route != AnyRoute && rule.route != route {
@@ -105,6 +166,12 @@ func writeFault(w http.ResponseWriter, fl flavor, f Fault, now time.Time) {
 	if retry <= 0 {
 		retry = 1
 	}
+	reset := now.Add(time.Duration(retry) * time.Second)
+	if f.OnlyRateLimitReset {
+		h.Set("X-RateLimit-Reset", formatReset(reset))
+		apiError(w, fl, f.Status, "Rate limit exceeded.")
+		return
+	}
 	if (f.Status == http.StatusTooManyRequests || f.Status == http.StatusServiceUnavailable) && !f.NoRetryAfter {
 		h.Set("Retry-After", strconv.Itoa(retry))
 	}
@@ -112,10 +179,10 @@ func writeFault(w http.ResponseWriter, fl flavor, f Fault, now time.Time) {
 	if f.Status == http.StatusTooManyRequests {
 		h.Set("X-RateLimit-Limit", "100")
 		h.Set("X-RateLimit-Remaining", "0")
-		h.Set("X-RateLimit-Reset", now.UTC().Add(time.Duration(retry)*time.Second).Format("2006-01-02T15:04:05Z"))
+		h.Set("X-RateLimit-Reset", formatReset(reset))
 		reason := f.Reason
 		if reason == "" && fl == jiraAPI {
-			reason = "jira-burst-based"
+			reason = reasonBurst
 		}
 		if reason != "" {
 			h.Set("RateLimit-Reason", reason)
@@ -126,4 +193,37 @@ func writeFault(w http.ResponseWriter, fl flavor, f Fault, now time.Time) {
 		msg = "Injected fault " + strconv.Itoa(f.Status)
 	}
 	apiError(w, fl, f.Status, msg)
+}
+
+// resetConn drops the request's connection with a TCP RST and no answer.
+// SO_LINGER 0 makes close send RST instead of FIN, which is what a client
+// sees when a load balancer or a crashing server kills the connection.
+func resetConn(w http.ResponseWriter) {
+	conn, _, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		// HTTP/2 cannot be hijacked; aborting the handler resets the
+		// stream, the nearest equivalent.
+		panic(http.ErrAbortHandler)
+	}
+	raw := conn
+	if nc, ok := conn.(interface{ NetConn() net.Conn }); ok {
+		// Under TLS, close the socket itself so no close_notify alert
+		// announces an orderly end.
+		raw = nc.NetConn()
+	}
+	if tc, ok := raw.(*net.TCPConn); ok {
+		_ = tc.SetLinger(0)
+	}
+	_ = raw.Close()
+}
+
+// formatReset formats X-RateLimit-Reset as ISO-8601 in UTC, as Jira does.
+func formatReset(t time.Time) string {
+	return t.UTC().Format("2006-01-02T15:04:05Z")
+}
+
+// ceilSeconds rounds d up to whole seconds, at least 1, for Retry-After.
+func ceilSeconds(d time.Duration) int {
+	s := int((d + time.Second - 1) / time.Second)
+	return max(s, 1)
 }

@@ -3,7 +3,6 @@ package emulator
 import (
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"slices"
 	"sort"
 	"strconv"
@@ -422,19 +421,4 @@ func (e *Emulator) SetPageStatus(id, status string) error {
 	}
 	p.status = status
 	return nil
-}
-
-// stateView is the wire type of GET /_emulator/state.
-type stateView struct {
-	Issues []Issue `json:"issues"`
-	Pages  []Page  `json:"pages"`
-}
-
-func (e *Emulator) adminState(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, stateView{Issues: e.Issues(), Pages: e.Pages()})
-}
-
-func (e *Emulator) adminReset(w http.ResponseWriter, r *http.Request) {
-	e.Reset()
-	w.WriteHeader(http.StatusNoContent)
 }

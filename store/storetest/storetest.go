@@ -115,7 +115,7 @@ func testRoundTrip(t *testing.T, open func(*testing.T) store.Store) {
 		PageTitle:     "Rollback of payments — rev 7 → 6 \"quoted\"",
 		Linked:        true,
 		Timeline: []store.Entry{
-			{Hash: "h1", At: time.Date(2025, 3, 1, 10, 0, 1, 1, time.UTC), Text: "Rollout aborted\nline 2", Posted: true},
+			{Hash: "h1", At: time.Date(2025, 3, 1, 10, 0, 1, 1, time.UTC), Text: "Rollout aborted\nline 2", Commented: true, OnPage: true},
 			{Hash: "h2", At: time.Date(2025, 3, 1, 10, 5, 0, 999999999, zone), Text: "Degraded: <b>not html</b> & more"},
 		},
 		CreatedAt: time.Date(2025, 3, 1, 9, 59, 0, 500, zone),

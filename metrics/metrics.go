@@ -1,0 +1,136 @@
+// Package metrics holds the function's Prometheus metrics, on a registry of
+// its own (no global state), served at /metrics.
+package metrics
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"function/store"
+)
+
+const namespace = "rollback_incident"
+
+// Metrics are the function's metrics.
+type Metrics struct {
+	reg *prometheus.Registry
+
+	events        *prometheus.CounterVec
+	duration      *prometheus.HistogramVec
+	calls         *prometheus.CounterVec
+	callDuration  *prometheus.HistogramVec
+	retries       *prometheus.CounterVec
+	rateLimitWait *prometheus.CounterVec
+	storeOps      *prometheus.CounterVec
+}
+
+// New registers the metrics, with the Go runtime and process collectors.
+func New() *Metrics {
+	m := &Metrics{
+		reg: prometheus.NewRegistry(),
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "events_total",
+			Help: "Deliveries received, by source (the recognised payload) and outcome (created, existing, ignored, rejected, failed).",
+		}, []string{"source", "outcome"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: namespace, Name: "request_duration_seconds",
+			Help:    "Time to answer a delivery, by outcome.",
+			Buckets: []float64{.001, .005, .025, .1, .25, .5, 1, 2.5, 5, 10, 25},
+		}, []string{"outcome"}),
+		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "atlassian_requests_total",
+			Help: "Calls to Atlassian, by service, operation and HTTP status (0: no answer).",
+		}, []string{"service", "operation", "status"}),
+		callDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: namespace, Name: "atlassian_request_duration_seconds",
+			Help:    "Duration of calls to Atlassian, by service and operation.",
+			Buckets: []float64{.01, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"service", "operation"}),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "atlassian_retries_total",
+			Help: "Calls to Atlassian repeated after a transient failure, by service and operation.",
+		}, []string{"service", "operation"}),
+		rateLimitWait: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "atlassian_rate_limit_wait_seconds_total",
+			Help: "Time spent waiting for the client-side rate limiters, by service.",
+		}, []string{"service"}),
+		storeOps: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "store_operations_total",
+			Help: "Idempotency store operations, by operation (lock, get, put) and result (ok, hit, miss, error).",
+		}, []string{"operation", "result"}),
+	}
+	m.reg.MustRegister(m.events, m.duration, m.calls, m.callDuration, m.retries, m.rateLimitWait, m.storeOps,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// Handler serves the metrics in the Prometheus exposition format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+}
+
+// Event records one answered delivery.
+func (m *Metrics) Event(source, outcome string, d time.Duration) {
+	if source == "" {
+		source = "unknown"
+	}
+	m.events.WithLabelValues(source, outcome).Inc()
+	m.duration.WithLabelValues(outcome).Observe(d.Seconds())
+}
+
+// Request implements atlassian.Observer.
+func (m *Metrics) Request(service, op string, status int, d time.Duration) {
+	m.calls.WithLabelValues(service, op, strconv.Itoa(status)).Inc()
+	m.callDuration.WithLabelValues(service, op).Observe(d.Seconds())
+}
+
+// Retried implements atlassian.Observer.
+func (m *Metrics) Retried(service, op string) { m.retries.WithLabelValues(service, op).Inc() }
+
+// RateLimitWait implements atlassian.Observer.
+func (m *Metrics) RateLimitWait(service string, d time.Duration) {
+	m.rateLimitWait.WithLabelValues(service).Add(d.Seconds())
+}
+
+// Store wraps s so that its operations are counted.
+func (m *Metrics) Store(s store.Store) store.Store { return &instrumented{s: s, ops: m.storeOps} }
+
+type instrumented struct {
+	s   store.Store
+	ops *prometheus.CounterVec
+}
+
+func result(err error) string {
+	if err != nil {
+		return "error"
+	}
+	return "ok"
+}
+
+func (i *instrumented) Lock(ctx context.Context, fp string, ttl time.Duration) (func(), error) {
+	unlock, err := i.s.Lock(ctx, fp, ttl)
+	i.ops.WithLabelValues("lock", result(err)).Inc()
+	return unlock, err
+}
+
+func (i *instrumented) Get(ctx context.Context, fp string) (store.Record, bool, error) {
+	r, ok, err := i.s.Get(ctx, fp)
+	res := result(err)
+	if err == nil {
+		res = map[bool]string{true: "hit", false: "miss"}[ok]
+	}
+	i.ops.WithLabelValues("get", res).Inc()
+	return r, ok, err
+}
+
+func (i *instrumented) Put(ctx context.Context, r store.Record) error {
+	err := i.s.Put(ctx, r)
+	i.ops.WithLabelValues("put", result(err)).Inc()
+	return err
+}

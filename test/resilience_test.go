@@ -1,0 +1,303 @@
+package test
+
+import (
+	"bufio"
+	"fmt"
+	"net/http"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"function/internal/emulator"
+)
+
+// deliver posts body as an Argo Events Sensor configured as in deploy/
+// does: atLeastOnce, policy.status.allow 2xx, retryStrategy {steps: 8,
+// duration: 500ms, factor: 1.5}. It repeats on any non-2xx answer and on
+// transport errors, without looking at Retry-After.
+func (e *env) deliver(body []byte) (result, int) {
+	wait := 500 * time.Millisecond
+	var r result
+	for attempt := 1; ; attempt++ {
+		r = e.postQuiet(body, nil)
+		if r.status >= 200 && r.status < 300 || attempt == 8 {
+			return r, attempt
+		}
+		time.Sleep(wait)
+		wait = wait * 3 / 2
+	}
+}
+
+// TestFaultMatrix injects each fault on each Atlassian endpoint the
+// function uses and checks that, with the sender retrying as the Sensor
+// does, every rollback ends with exactly one issue and one page, linked, and
+// that the number of Atlassian calls stays within the stated bound: the
+// calls of a clean run plus four per injected failure.
+func TestFaultMatrix(t *testing.T) {
+	type route struct {
+		name, pattern string
+		news          bool // the endpoint is used when news arrives, not at opening
+	}
+	routes := []route{
+		{"search", "POST /rest/api/3/search/jql", false},
+		{"create issue", "POST /rest/api/3/issue", false},
+		{"resolve space", "GET /wiki/api/v2/spaces", false},
+		{"create page", "POST /wiki/api/v2/pages", false},
+		{"remote link", "POST /rest/api/3/issue/{issueIdOrKey}/remotelink", false},
+		{"comment", "POST /rest/api/3/issue/{issueIdOrKey}/comment", true},
+		{"read page", "GET /wiki/api/v2/pages/{id}", true},
+		{"update page", "PUT /wiki/api/v2/pages/{id}", true},
+	}
+	faults := []struct {
+		name string
+		f    emulator.Fault
+		n    int
+	}{
+		{"429 with Retry-After", emulator.Fault{Status: 429}, 2},
+		{"429 without Retry-After", emulator.Fault{Status: 429, NoRetryAfter: true}, 1},
+		{"429 with only X-RateLimit-Reset", emulator.Fault{Status: 429, OnlyRateLimitReset: true}, 1},
+		{"500", emulator.Fault{Status: 500}, 2},
+		{"502", emulator.Fault{Status: 502}, 2},
+		{"503", emulator.Fault{Status: 503}, 2},
+		{"connection reset", emulator.Fault{Reset: true}, 1},
+		{"slow answer", emulator.Fault{Delay: 1500 * time.Millisecond}, 1},
+		{"timeout", emulator.Fault{Delay: 4 * time.Second}, 1}, // beyond ATLASSIAN_TIMEOUT
+	}
+	const (
+		openingCalls = 5 // search, create issue, resolve space, create page, remote link
+		newsCalls    = 3 // comment, read page, update page
+		perFailure   = 4
+	)
+	for _, rt := range routes {
+		for _, fl := range faults {
+			t.Run(rt.name+"/"+fl.name, func(t *testing.T) {
+				t.Parallel()
+				e := start(t, "ATLASSIAN_TIMEOUT=2s", "JIRA_INDEX_GRACE=2s", "REQUEST_DEADLINE=8s")
+				clean := openingCalls
+				if rt.news {
+					if r, _ := e.deliver(fixture(t, "rollout-notification-webhook.json")); r.status != http.StatusOK {
+						t.Fatalf("opening: %d %s", r.status, r.body)
+					}
+					clean += newsCalls
+				}
+				e.emu.InjectFault(rt.pattern, fl.f, fl.n)
+				body := fixture(t, "rollout-notification-webhook.json")
+				if rt.news {
+					body = fixture(t, "analysisrun-failed.json")
+				}
+				r, attempts := e.deliver(body)
+				if r.status != http.StatusOK {
+					t.Fatalf("after %d deliveries: %d %s", attempts, r.status, r.body)
+				}
+				issues, pages := e.emu.Issues(), e.postmortems()
+				if len(issues) != 1 || len(pages) != 1 {
+					t.Fatalf("%d issues, %d pages; want 1 and 1", len(issues), len(pages))
+				}
+				links := e.emu.RemoteLinks(issues[0].Key)
+				if len(links) != 1 || links[0].URL != e.emuTS.URL+"/wiki"+pages[0].WebUI {
+					t.Errorf("remote links %+v", links)
+				}
+				if rt.news {
+					if c := len(e.emu.Comments(issues[0].Key)); c != 1 || pages[0].Version != 2 {
+						t.Errorf("news: %d comments, page version %d; want 1 and 2", c, pages[0].Version)
+					}
+				}
+				calls := atlassianCalls(e.emu)
+				if bound := clean + perFailure*fl.n; calls > bound {
+					t.Errorf("%d Atlassian calls, bound %d (%v)", calls, bound, e.emu.Calls())
+				}
+				t.Logf("%d deliveries, %d Atlassian calls (clean run: %d)", attempts, calls, clean)
+			})
+		}
+	}
+}
+
+// TestBurstUnderRateLimit: 200 distinct rollbacks at once against an
+// emulator that enforces Jira's burst limit. The client-side limiter keeps
+// under it: every incident is created, the caller sees no 429, and memory
+// stays bounded.
+func TestBurstUnderRateLimit(t *testing.T) {
+	emu, ts := newEmulator(t)
+	emu.SetRateLimit(emulator.RateLimit{PerSecond: 100, Burst: 100, PerIssueWrites: 20})
+	e := startWith(t, emu, ts, "REQUEST_DEADLINE=25s") // default client limit: 50 per second, burst 20
+	const n = 200
+	results := make([]result, n)
+	attempts := make([]int, n)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			body := fmt.Sprintf(`{"rolloutName":"svc-%03d","namespace":"payments","phase":"Degraded","message":"RolloutAborted: Rollout aborted update to revision 4: canary failed","timestamp":"2026-11-22T02:00:00Z"}`, i)
+			results[i], attempts[i] = e.deliver([]byte(body))
+		}()
+	}
+	wg.Wait()
+	redelivered := 0
+	for i, r := range results {
+		// A delivery whose limiter wait outlasted the request deadline got
+		// a 503 and was redelivered; none may have seen a 429.
+		if r.status != http.StatusOK || r.reply.JiraKey == "" {
+			t.Errorf("rollback %d: %d %s", i, r.status, r.body)
+		}
+		if attempts[i] > 1 {
+			redelivered++
+		}
+	}
+	t.Logf("%d rollbacks done in %v; %d needed a redelivery", n, time.Since(start).Round(time.Millisecond), redelivered)
+	if len(emu.Issues()) != n || len(e.postmortems()) != n {
+		t.Errorf("%d issues, %d pages; want %d each", len(emu.Issues()), len(e.postmortems()), n)
+	}
+	if got := emu.RateLimited(); got != 0 {
+		t.Errorf("the emulator answered 429 %d times: the client-side limiter should keep under the limit", got)
+	}
+	rss := peakRSS(t, e.cmd.Process.Pid)
+	t.Logf("peak RSS after %d concurrent rollbacks: %d MiB", n, rss>>20)
+	if rss > 200<<20 {
+		t.Errorf("peak RSS %d MiB, want under 200 MiB", rss>>20)
+	}
+}
+
+// peakRSS reads the process's high-water resident set size (VmHWM).
+func peakRSS(t *testing.T, pid int) int64 {
+	t.Helper()
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.Fields(v)[0], 10, 64)
+			return kb << 10
+		}
+	}
+	t.Fatal("no VmHWM")
+	return 0
+}
+
+// TestSIGTERMMidBurst: Knative scales a replica down in the middle of a
+// burst. The process stops accepting, finishes what it has started, and
+// exits; whatever was refused or cut off is redelivered to a new replica,
+// and no incident is left half-linked or doubled.
+func TestSIGTERMMidBurst(t *testing.T) {
+	emu, ts := newEmulator(t)
+	emu.InjectFault(emulator.AnyRoute, emulator.Fault{Delay: 100 * time.Millisecond}, 1_000_000)
+	e := startWith(t, emu, ts)
+	const n = 40
+	bodies := make([][]byte, n)
+	for i := range n {
+		bodies[i] = []byte(fmt.Sprintf(`{"rolloutName":"term-%02d","namespace":"payments","phase":"Degraded","message":"RolloutAborted: Rollout aborted update to revision 2"}`, i))
+	}
+	results := make([]result, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			time.Sleep(time.Duration(i) * 15 * time.Millisecond) // a stream, not a single burst
+			results[i] = e.postQuiet(bodies[i], nil)
+		}()
+	}
+	waitFor(t, func() bool { return emu.Calls()["POST /rest/api/3/issue"] >= 5 })
+	if err := e.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	select {
+	case <-e.exited:
+	case <-time.After(40 * time.Second):
+		t.Fatal("process did not exit after SIGTERM")
+	}
+	if code := e.cmd.ProcessState.ExitCode(); code != 0 {
+		t.Errorf("exit code %d after SIGTERM", code)
+	}
+	emu.ClearFaults()
+	done, refused := 0, 0
+	e2 := startWith(t, emu, ts)
+	for i, r := range results {
+		if r.status == http.StatusOK {
+			done++
+			continue
+		}
+		refused++
+		if r2, _ := e2.deliver(bodies[i]); r2.status != http.StatusOK {
+			t.Errorf("redelivery %d: %d %s", i, r2.status, r2.body)
+		}
+	}
+	t.Logf("%d finished before exit, %d redelivered", done, refused)
+	if done == 0 || refused == 0 {
+		t.Logf("note: the signal did not land mid-burst (%d done, %d refused)", done, refused)
+	}
+	issues := emu.Issues()
+	if len(issues) != n || len(e2.postmortems()) != n {
+		t.Fatalf("%d issues, %d pages; want %d each", len(issues), len(e2.postmortems()), n)
+	}
+	for _, is := range issues {
+		if l := emu.RemoteLinks(is.Key); len(l) != 1 {
+			t.Errorf("%s has %d remote links", is.Key, len(l))
+		}
+	}
+}
+
+// TestMetrics: /metrics shows the counts a run produced.
+func TestMetrics(t *testing.T) {
+	e := start(t)
+	e.post(fixture(t, "rollout-notification-webhook.json"), nil)                                // created
+	e.post(fixture(t, "argo-events-webhook-event.json"), nil)                                   // existing
+	e.post([]byte(`{"rolloutName":"a","namespace":"b","phase":"Healthy"}`), nil)                // ignored
+	e.post([]byte(`{"nope":1}`), nil)                                                           // rejected
+	e.emu.FailNext("POST /rest/api/3/search/jql", 500, 1)                                       // failed
+	e.post([]byte(`{"rolloutName":"b","namespace":"b","phase":"Degraded","message":"m"}`), nil) //
+	e.emu.FailNext("POST /rest/api/3/search/jql", 503, 1)                                       // retried
+	e.post([]byte(`{"rolloutName":"c","namespace":"b","phase":"Degraded","message":"m"}`), nil) // created
+	resp, err := http.Get(e.url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var b strings.Builder
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		b.WriteString(sc.Text() + "\n")
+	}
+	text := b.String()
+	for _, want := range []string{
+		`rollback_incident_events_total{outcome="created",source="rollouts-notification"} 2`,
+		`rollback_incident_events_total{outcome="existing",source="rollouts-notification"} 1`,
+		`rollback_incident_events_total{outcome="ignored",source="rollouts-notification"} 1`,
+		`rollback_incident_events_total{outcome="rejected",source="unknown"} 1`,
+		`rollback_incident_events_total{outcome="failed",source="rollouts-notification"} 1`,
+		`rollback_incident_atlassian_requests_total{operation="create issue",service="jira",status="201"} 2`,
+		`rollback_incident_atlassian_requests_total{operation="search issues",service="jira",status="500"} 1`,
+		`rollback_incident_atlassian_requests_total{operation="search issues",service="jira",status="503"} 1`,
+		`rollback_incident_atlassian_retries_total{operation="search issues",service="jira"} 1`,
+		`rollback_incident_store_operations_total{operation="lock",result="ok"}`,
+		`rollback_incident_request_duration_seconds_count{outcome="created"} 2`,
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	if !regexp.MustCompile(`(?m)^go_goroutines \d+`).MatchString(text) {
+		t.Error("no Go runtime metrics")
+	}
+	// Every log line about an event carries its ids.
+	for _, l := range e.logLines() {
+		if msg, _ := l["msg"].(string); strings.HasPrefix(msg, "incident created") {
+			for _, k := range []string{"fingerprint", "jira_key", "page_id", "ce_id"} {
+				if _, ok := l[k]; !ok {
+					t.Errorf("log line %v lacks %s", l, k)
+				}
+			}
+		}
+	}
+}
