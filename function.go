@@ -23,6 +23,7 @@ import (
 	"function/jira"
 	"function/metrics"
 	"function/render"
+	"function/secrets"
 	"function/store"
 	"function/store/memory"
 	"function/store/natskv"
@@ -34,8 +35,11 @@ import (
 // not ready until the handler is built.
 type Function struct {
 	handler atomic.Pointer[handler.Handler]
-	metrics *metrics.Metrics
-	closers []func() error // released by Stop
+	// credsReady is set once the credentials have been read: until then
+	// the function cannot call Atlassian, and says so on readiness.
+	credsReady atomic.Bool
+	metrics    *metrics.Metrics
+	closers    []func() error // released by Stop
 }
 
 // New is what the func scaffolding calls.
@@ -49,17 +53,88 @@ func (f *Function) Start(ctx context.Context, _ map[string]string) error {
 		return fmt.Errorf("configuration: %w", err)
 	}
 	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	src, err := credentialSource(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	if err := f.firstCredentials(ctx, cfg, src, log); err != nil {
+		return err
+	}
 	st, closeStore, err := openStore(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
 	f.closers = append(f.closers, closeStore)
-	h, err := Build(cfg, f.metrics.Store(st), f.metrics, log)
+	h, err := Build(cfg, src, f.metrics.Store(st), f.metrics, log)
 	if err != nil {
 		return err
 	}
 	f.handler.Store(h)
 	return nil
+}
+
+// credentialSource reads credentials from AWS Secrets Manager when
+// ATLASSIAN_SECRET_ID is set, else from the environment.
+func credentialSource(ctx context.Context, cfg config.Config, log *slog.Logger) (secrets.Source, error) {
+	if cfg.AtlassianSecretID == "" {
+		return secrets.Static(secrets.Credentials{
+			Email: cfg.AtlassianEmail, APIToken: cfg.AtlassianAPIToken, BearerToken: cfg.AtlassianBearer,
+		}), nil
+	}
+	sm, err := secrets.NewSecretsManager(ctx, secrets.SMOptions{SecretID: cfg.AtlassianSecretID, TTL: cfg.SecretTTL, Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("ATLASSIAN_SECRET_ID: %w", err)
+	}
+	return sm, nil
+}
+
+// firstCredentials reads the credentials once at start: a misconfigured
+// secret stops the function with the reason, while an unavailable Secrets
+// Manager only keeps it not ready (retrying in the background) — it is
+// never a crash, and no call goes out half-configured.
+func (f *Function) firstCredentials(ctx context.Context, cfg config.Config, src secrets.Source, log *slog.Logger) error {
+	check := func(c secrets.Credentials) error {
+		if cfg.CallerAuthFromSecret() && c.AuthToken.Reveal() == "" {
+			return errors.New("AUTH_TOKEN: is required: set it, or HMAC_SECRET, or keep auth_token in the ATLASSIAN_SECRET_ID secret")
+		}
+		return nil
+	}
+	fetch := func() error {
+		fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		c, err := src.Credentials(fctx)
+		if err != nil {
+			return err
+		}
+		return check(c)
+	}
+	err := fetch()
+	switch {
+	case err == nil:
+		f.credsReady.Store(true)
+		return nil
+	case errors.Is(err, secrets.ErrUnavailable):
+		log.Warn("Atlassian credentials unavailable at start; not ready until they can be read", "error", err.Error())
+		go func() {
+			for wait := time.Second; ; wait = min(wait*2, time.Minute) {
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(wait):
+				}
+				err := fetch()
+				if err == nil {
+					f.credsReady.Store(true)
+					log.Info("Atlassian credentials read; ready")
+					return
+				}
+				log.Warn("Atlassian credentials still unavailable", "error", err.Error())
+			}
+		}()
+		return nil
+	default:
+		return fmt.Errorf("credentials: %w", err)
+	}
 }
 
 // openStore opens the shared NATS JetStream store when NATS_URL is set,
@@ -84,13 +159,14 @@ func openStore(ctx context.Context, cfg config.Config, log *slog.Logger) (store.
 	return st, st.Close, nil
 }
 
-// Build wires a handler from a validated configuration and a store.
-func Build(cfg config.Config, st store.Store, m *metrics.Metrics, log *slog.Logger) (*handler.Handler, error) {
+// Build wires a handler from a validated configuration, a credential
+// source and a store.
+func Build(cfg config.Config, src secrets.Source, st store.Store, m *metrics.Metrics, log *slog.Logger) (*handler.Handler, error) {
 	renderer, err := render.New(templates.FS)
 	if err != nil {
 		return nil, fmt.Errorf("templates: %w", err)
 	}
-	auth := atlassian.Auth{Email: cfg.AtlassianEmail, APIToken: cfg.AtlassianAPIToken.Reveal()}
+	auth := credentialAdapter{src}
 	// One limiter per host: Jira and Confluence of one site share the
 	// tenant's burst budget.
 	limiters := map[string]*rate.Limiter{}
@@ -111,16 +187,56 @@ func Build(cfg config.Config, st store.Store, m *metrics.Metrics, log *slog.Logg
 	}
 	jc := jira.New(cfg.JiraURL, client("jira", cfg.JiraURL))
 	cc := confluence.New(cfg.ConfluenceURL, client("confluence", cfg.ConfluenceURL))
-	if cfg.AuthToken.Reveal() == "" {
+	if cfg.AuthToken.Reveal() == "" && cfg.HMACSecret.Reveal() == "" && !cfg.CallerAuthFromSecret() {
 		log.Warn("ALLOW_UNAUTHENTICATED=true: anyone who can reach this function can open incidents")
 	}
 	log.Info("rollback-incident configured",
 		"jira_url", cfg.JiraURL, "confluence_url", cfg.ConfluenceURL,
 		"jira_project", cfg.JiraProject, "jira_issue_type", cfg.JiraIssueType,
 		"jira_allowed_projects", cfg.JiraAllowedProjects, "confluence_space", cfg.ConfluenceSpace,
-		"cluster", cfg.ClusterName, "auth", cfg.AuthToken.Reveal() != "")
+		"cluster", cfg.ClusterName, "credentials", credentialsFrom(cfg))
 	opener := handler.NewOpener(cfg, jc, cc, st, renderer, log)
-	return handler.New(cfg, opener, log, m), nil
+	return handler.New(cfg, opener, log, m, callerToken(cfg, src)), nil
+}
+
+func credentialsFrom(cfg config.Config) string {
+	if cfg.AtlassianSecretID != "" {
+		return "aws-secrets-manager:" + cfg.AtlassianSecretID
+	}
+	return "environment"
+}
+
+// callerToken is the bearer token callers must send: AUTH_TOKEN, else the
+// secret's auth_token (it rotates with the secret).
+func callerToken(cfg config.Config, src secrets.Source) handler.TokenSource {
+	return func(ctx context.Context) (config.Secret, error) {
+		if cfg.AuthToken != "" || !cfg.CallerAuthFromSecret() {
+			return cfg.AuthToken, nil
+		}
+		c, err := src.Credentials(ctx)
+		if err != nil {
+			return "", err
+		}
+		return c.AuthToken, nil
+	}
+}
+
+// credentialAdapter lets the Atlassian clients read credentials from the
+// secrets source on every call, and hand back the ones Atlassian refused.
+type credentialAdapter struct{ src secrets.Source }
+
+func (a credentialAdapter) Auth(ctx context.Context) (atlassian.Auth, error) {
+	c, err := a.src.Credentials(ctx)
+	if err != nil {
+		return atlassian.Auth{}, err
+	}
+	return atlassian.Auth{Email: c.Email, APIToken: c.APIToken.Reveal(), Bearer: c.BearerToken.Reveal(), Origin: c}, nil
+}
+
+func (a credentialAdapter) Invalidate(stale atlassian.Auth) {
+	if c, ok := stale.Origin.(secrets.Credentials); ok {
+		a.src.Invalidate(c)
+	}
 }
 
 // Handle serves one request. func-go routes every path but its health
@@ -139,9 +255,10 @@ func (f *Function) Handle(w http.ResponseWriter, r *http.Request) {
 	h.ServeHTTP(w, r)
 }
 
-// Ready reports ready once the handler is built.
+// Ready reports ready once the handler is built and the credentials have
+// been read.
 func (f *Function) Ready(context.Context) (bool, error) {
-	return f.handler.Load() != nil, nil
+	return f.handler.Load() != nil && f.credsReady.Load(), nil
 }
 
 // Alive reports the process alive; there is no state that could wedge it.

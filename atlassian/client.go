@@ -23,18 +23,40 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// Auth is how the function authenticates to an Atlassian service.
+// Auth is how the function authenticates to an Atlassian service: Cloud
+// basic auth with an e-mail and API token, or a Data Center personal access
+// token sent as a bearer token.
 type Auth struct {
-	// Email and APIToken: Atlassian Cloud basic auth.
 	Email    string
 	APIToken string
+	Bearer   string
+	// Origin is what a CredentialSource returned, handed back to its
+	// Invalidate.
+	Origin any
 }
+
+// CredentialSource supplies the credentials for each call, so that a
+// rotated secret is used without a restart.
+type CredentialSource interface {
+	Auth(ctx context.Context) (Auth, error)
+	// Invalidate is called with the credentials that Atlassian answered
+	// 401 to: the source refetches them once.
+	Invalidate(stale Auth)
+}
+
+// StaticAuth is a CredentialSource that always returns a.
+func StaticAuth(a Auth) CredentialSource { return staticAuth{a} }
+
+type staticAuth struct{ a Auth }
+
+func (s staticAuth) Auth(context.Context) (Auth, error) { return s.a, nil }
+func (staticAuth) Invalidate(Auth)                      {}
 
 // Options configure a Client.
 type Options struct {
 	BaseURL    string // e.g. https://x.atlassian.net or https://x.atlassian.net/wiki
 	Service    string // "jira" or "confluence", for errors and metrics
-	Auth       Auth
+	Auth       CredentialSource
 	Timeout    time.Duration // per call
 	UserAgent  string
 	HTTPClient *http.Client // optional, for tests
@@ -84,6 +106,7 @@ func (nopObserver) RateLimitWait(string, time.Duration)        {}
 // Client performs JSON calls against one Atlassian service.
 type Client struct {
 	r        *resty.Client
+	creds    CredentialSource
 	service  string
 	limiter  *rate.Limiter
 	issues   *IssueLimiter
@@ -100,7 +123,6 @@ func New(o Options) *Client {
 		r = resty.New()
 	}
 	r.SetBaseURL(strings.TrimRight(o.BaseURL, "/")).
-		SetBasicAuth(o.Auth.Email, o.Auth.APIToken).
 		SetHeader("Accept", "application/json").
 		SetHeader("User-Agent", firstNonEmpty(o.UserAgent, "rollback-incident")).
 		SetTimeout(o.Timeout).
@@ -108,12 +130,15 @@ func New(o Options) *Client {
 		// Never log request or response dumps: they carry the
 		// Authorization header.
 		SetDebug(false)
-	c := &Client{r: r, service: o.Service, limiter: o.Limiter, issues: o.IssueWrites, retry: o.Retry, observer: o.Observer}
+	c := &Client{r: r, creds: o.Auth, service: o.Service, limiter: o.Limiter, issues: o.IssueWrites, retry: o.Retry, observer: o.Observer}
 	if c.retry == (Retry{}) {
 		c.retry = DefaultRetry
 	}
 	if c.observer == nil {
 		c.observer = nopObserver{}
+	}
+	if c.creds == nil {
+		c.creds = StaticAuth(Auth{})
 	}
 	return c
 }
@@ -142,15 +167,29 @@ type Call struct {
 // retry would not fit before the deadline it returns the last error at
 // once, so the caller can answer 503 while there is still time.
 func (c *Client) Do(ctx context.Context, call Call) (int, error) {
+	refreshed := false
 	for attempt := 0; ; attempt++ {
 		if err := c.wait(ctx, call); err != nil {
 			return 0, err
 		}
-		status, err := c.once(ctx, call)
+		auth, err := c.creds.Auth(ctx)
+		if err != nil {
+			// The source classifies its own failures (unavailable or
+			// misconfigured); retrying here would only hammer it.
+			return 0, fmt.Errorf("%s: %s: credentials: %w", c.service, call.Op, err)
+		}
+		status, err := c.once(ctx, call, auth)
 		if err == nil {
 			return status, nil
 		}
 		ae, ok := AsError(err)
+		if ok && ae.Status == http.StatusUnauthorized && !refreshed {
+			// Perhaps the token was rotated: fetch it again, once.
+			refreshed = true
+			c.creds.Invalidate(auth)
+			attempt--
+			continue
+		}
 		if !ok || attempt >= max(c.retry.MaxRetries, 0) || !retryable(ae, call) {
 			return status, err
 		}
@@ -227,8 +266,13 @@ func (c *Client) backoff(attempt int, e *Error) time.Duration {
 	return d
 }
 
-func (c *Client) once(ctx context.Context, call Call) (int, error) {
+func (c *Client) once(ctx context.Context, call Call, auth Auth) (int, error) {
 	req := c.r.R().SetContext(ctx)
+	if auth.Bearer != "" {
+		req.SetAuthToken(auth.Bearer)
+	} else {
+		req.SetBasicAuth(auth.Email, auth.APIToken)
+	}
 	if tp := outgoingTraceparent(ctx); tp != "" {
 		req.SetHeader("traceparent", tp)
 	}

@@ -47,7 +47,7 @@ func TestErrorClassification(t *testing.T) {
 		_, _ = w.Write([]byte(body))
 	}))
 	defer ts.Close()
-	c := New(Options{BaseURL: ts.URL, Service: "jira", Auth: Auth{Email: "bot@example.com", APIToken: "tok-SECRET"}, Timeout: 2 * time.Second, Retry: Retry{MaxRetries: -1}})
+	c := New(Options{BaseURL: ts.URL, Service: "jira", Auth: StaticAuth(Auth{Email: "bot@example.com", APIToken: "tok-SECRET"}), Timeout: 2 * time.Second, Retry: Retry{MaxRetries: -1}})
 	tests := []struct {
 		status    int
 		body      string

@@ -49,7 +49,8 @@ func TestRetryPolicy(t *testing.T) {
 		{"502 not idempotent: the answer may be lost after the write", []int{502, 200}, false, 1, true},
 		{"500 is not retried", []int{500, 200}, true, 1, true},
 		{"400 is not retried", []int{400, 200}, true, 1, true},
-		{"401 is not retried", []int{401, 200}, true, 1, true},
+		{"401 is retried once with fresh credentials", []int{401, 200}, true, 2, false},
+		{"401 twice is final", []int{401, 401, 200}, true, 2, true},
 		{"gives up after MaxRetries", []int{503, 503, 503, 503, 503, 503}, true, 5, true},
 	}
 	for _, tc := range tests {
@@ -67,7 +68,11 @@ func TestRetryPolicy(t *testing.T) {
 			if (err != nil) != tc.wantErr || int(n.Load()) != tc.wantCalls {
 				t.Errorf("calls %d err %v, want %d calls, error %v", n.Load(), err, tc.wantCalls, tc.wantErr)
 			}
-			if rec.retries != tc.wantCalls-1 || len(rec.statuses) != tc.wantCalls {
+			wantRetries := tc.wantCalls - 1
+			if tc.answers[0] == 401 {
+				wantRetries = 0 // a credential refresh is not a retry
+			}
+			if rec.retries != wantRetries || len(rec.statuses) != tc.wantCalls {
 				t.Errorf("observer: %d retries %v statuses", rec.retries, rec.statuses)
 			}
 		})
@@ -193,5 +198,48 @@ func TestTraceparentCarried(t *testing.T) {
 		if WithTraceparent(context.Background(), bad) != context.Background() {
 			t.Errorf("accepted invalid traceparent %q", bad)
 		}
+	}
+}
+
+// TestRefreshOn401: a 401 hands the refused credentials back to the
+// source, which fetches them again; the call is repeated once with the new
+// ones (a token rotated without a restart).
+func TestRefreshOn401(t *testing.T) {
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, pass, _ := r.BasicAuth(); pass != "new-token" {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer ts.Close()
+	src := &rotating{current: Auth{Email: "bot@example.com", APIToken: "old-token"}}
+	c := New(Options{BaseURL: ts.URL, Service: "jira", Timeout: time.Second, Auth: src})
+	if _, err := c.Do(context.Background(), Call{Op: "x", Method: http.MethodGet, Path: "/"}); err != nil {
+		t.Fatal(err)
+	}
+	if src.invalidated != 1 {
+		t.Errorf("%d invalidations, want 1", src.invalidated)
+	}
+}
+
+type rotating struct {
+	mu          sync.Mutex
+	current     Auth
+	invalidated int
+}
+
+func (r *rotating) Auth(context.Context) (Auth, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.current, nil
+}
+
+func (r *rotating) Invalidate(stale Auth) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.invalidated++
+	if stale.APIToken == r.current.APIToken {
+		r.current.APIToken = "new-token"
 	}
 }

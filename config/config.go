@@ -18,27 +18,33 @@ import (
 
 // Config is the validated configuration.
 type Config struct {
-	JiraURL             string        `envconfig:"JIRA_URL"`
-	ConfluenceURL       string        `envconfig:"CONFLUENCE_URL"`
-	JiraProject         string        `envconfig:"JIRA_PROJECT" default:"OPS"`
-	JiraIssueType       string        `envconfig:"JIRA_ISSUE_TYPE" default:"Incident"`
-	JiraAllowedProjects []string      `envconfig:"JIRA_ALLOWED_PROJECTS"`
-	JiraAllowedTypes    []string      `envconfig:"JIRA_ALLOWED_ISSUE_TYPES"`
-	ConfluenceSpace     string        `envconfig:"CONFLUENCE_SPACE" default:"INCIDENTS"`
-	ConfluenceParentID  string        `envconfig:"CONFLUENCE_PARENT_ID"`
-	AtlassianEmail      string        `envconfig:"ATLASSIAN_EMAIL"`
-	AtlassianAPIToken   Secret        `envconfig:"ATLASSIAN_API_TOKEN"`
-	AuthToken           Secret        `envconfig:"AUTH_TOKEN"`
-	AllowUnauthn        bool          `envconfig:"ALLOW_UNAUTHENTICATED" default:"false"`
-	ClusterName         string        `envconfig:"CLUSTER_NAME" default:"default"`
-	MaxBodyBytes        int64         `envconfig:"MAX_BODY_BYTES" default:"1048576"`
-	RequestDeadline     time.Duration `envconfig:"REQUEST_DEADLINE" default:"25s"`
-	AtlassianTimeout    time.Duration `envconfig:"ATLASSIAN_TIMEOUT" default:"10s"`
-	AtlassianRateLimit  float64       `envconfig:"ATLASSIAN_RATE_LIMIT" default:"50"`
-	AtlassianRateBurst  int           `envconfig:"ATLASSIAN_RATE_BURST" default:"20"`
-	AtlassianRetries    int           `envconfig:"ATLASSIAN_MAX_RETRIES" default:"4"`
-	DedupWindow         time.Duration `envconfig:"DEDUP_WINDOW" default:"24h"`
-	ReopenWindow        time.Duration `envconfig:"REOPEN_WINDOW" default:"24h"`
+	JiraURL             string   `envconfig:"JIRA_URL"`
+	ConfluenceURL       string   `envconfig:"CONFLUENCE_URL"`
+	JiraProject         string   `envconfig:"JIRA_PROJECT" default:"OPS"`
+	JiraIssueType       string   `envconfig:"JIRA_ISSUE_TYPE" default:"Incident"`
+	JiraAllowedProjects []string `envconfig:"JIRA_ALLOWED_PROJECTS"`
+	JiraAllowedTypes    []string `envconfig:"JIRA_ALLOWED_ISSUE_TYPES"`
+	ConfluenceSpace     string   `envconfig:"CONFLUENCE_SPACE" default:"INCIDENTS"`
+	ConfluenceParentID  string   `envconfig:"CONFLUENCE_PARENT_ID"`
+	AtlassianEmail      string   `envconfig:"ATLASSIAN_EMAIL"`
+	AtlassianAPIToken   Secret   `envconfig:"ATLASSIAN_API_TOKEN"`
+	AtlassianBearer     Secret   `envconfig:"ATLASSIAN_BEARER_TOKEN"`
+	// AtlassianSecretID names the AWS Secrets Manager secret (name or ARN)
+	// holding the credentials; it replaces the three variables above.
+	AtlassianSecretID  string        `envconfig:"ATLASSIAN_SECRET_ID"`
+	SecretTTL          time.Duration `envconfig:"SECRET_TTL" default:"5m"`
+	AuthToken          Secret        `envconfig:"AUTH_TOKEN"`
+	HMACSecret         Secret        `envconfig:"HMAC_SECRET"`
+	AllowUnauthn       bool          `envconfig:"ALLOW_UNAUTHENTICATED" default:"false"`
+	ClusterName        string        `envconfig:"CLUSTER_NAME" default:"default"`
+	MaxBodyBytes       int64         `envconfig:"MAX_BODY_BYTES" default:"1048576"`
+	RequestDeadline    time.Duration `envconfig:"REQUEST_DEADLINE" default:"25s"`
+	AtlassianTimeout   time.Duration `envconfig:"ATLASSIAN_TIMEOUT" default:"10s"`
+	AtlassianRateLimit float64       `envconfig:"ATLASSIAN_RATE_LIMIT" default:"50"`
+	AtlassianRateBurst int           `envconfig:"ATLASSIAN_RATE_BURST" default:"20"`
+	AtlassianRetries   int           `envconfig:"ATLASSIAN_MAX_RETRIES" default:"4"`
+	DedupWindow        time.Duration `envconfig:"DEDUP_WINDOW" default:"24h"`
+	ReopenWindow       time.Duration `envconfig:"REOPEN_WINDOW" default:"24h"`
 	// JiraIndexGrace is how long an interrupted create is given to appear
 	// in Jira's search before the issue is created again. Jira Cloud's
 	// search lags writes by seconds, sometimes minutes.
@@ -162,14 +168,31 @@ func (c *Config) normalize() error {
 		bad("CONFLUENCE_PARENT_ID", "must be a numeric page id")
 	}
 
-	if strings.TrimSpace(c.AtlassianEmail) == "" {
-		bad("ATLASSIAN_EMAIL", "is required (the Atlassian account the API token belongs to)")
+	switch {
+	case c.AtlassianSecretID != "":
+		if c.AtlassianAPIToken != "" || c.AtlassianBearer != "" {
+			bad("ATLASSIAN_SECRET_ID", "set either ATLASSIAN_SECRET_ID or token variables, not both")
+		}
+		if c.SecretTTL < time.Second {
+			bad("SECRET_TTL", "must be at least 1s")
+		}
+	case c.AtlassianBearer != "":
+		if c.AtlassianAPIToken != "" {
+			bad("ATLASSIAN_BEARER_TOKEN", "set either ATLASSIAN_BEARER_TOKEN (Data Center) or ATLASSIAN_API_TOKEN (Cloud), not both")
+		}
+	default:
+		if strings.TrimSpace(c.AtlassianEmail) == "" {
+			bad("ATLASSIAN_EMAIL", "is required (the Atlassian account the API token belongs to), or set ATLASSIAN_SECRET_ID")
+		}
+		if c.AtlassianAPIToken == "" {
+			bad("ATLASSIAN_API_TOKEN", "is required, or set ATLASSIAN_SECRET_ID to read it from AWS Secrets Manager")
+		}
 	}
-	if c.AtlassianAPIToken == "" {
-		bad("ATLASSIAN_API_TOKEN", "is required")
-	}
-	if c.AuthToken == "" && !c.AllowUnauthn {
-		bad("AUTH_TOKEN", "is required: callers must authenticate with 'Authorization: Bearer <token>' (set ALLOW_UNAUTHENTICATED=true only for local runs)")
+	// Callers authenticate with AUTH_TOKEN, an auth_token kept in the
+	// Secrets Manager secret (checked when it is first read), or an HMAC
+	// signature; running open needs saying so.
+	if c.AuthToken == "" && c.HMACSecret == "" && c.AtlassianSecretID == "" && !c.AllowUnauthn {
+		bad("AUTH_TOKEN", "is required: callers must authenticate with 'Authorization: Bearer <token>' (or set HMAC_SECRET, or keep auth_token in ATLASSIAN_SECRET_ID; ALLOW_UNAUTHENTICATED=true only for local runs)")
 	}
 	if c.ClusterName == "" {
 		bad("CLUSTER_NAME", "must not be empty")
@@ -249,6 +272,12 @@ func cleanList(in []string, norm func(string) string) []string {
 
 func containsFold(list []string, s string) bool {
 	return slices.ContainsFunc(list, func(x string) bool { return strings.EqualFold(x, s) })
+}
+
+// CallerAuthFromSecret reports whether the inbound bearer token must come
+// from the Secrets Manager secret's auth_token.
+func (c *Config) CallerAuthFromSecret() bool {
+	return c.AuthToken == "" && c.HMACSecret == "" && c.AtlassianSecretID != "" && !c.AllowUnauthn
 }
 
 // AllowedProject returns the project to file in: the requested one when it

@@ -21,7 +21,7 @@ func newClient(t *testing.T) (*Client, *emulator.Emulator) {
 	base := ts.URL + "/wiki"
 	return New(base, atlassian.New(atlassian.Options{
 		BaseURL: base, Service: "confluence", Timeout: 2 * time.Second,
-		Auth: atlassian.Auth{Email: emulator.DefaultEmail, APIToken: emulator.DefaultAPIToken},
+		Auth: atlassian.StaticAuth(atlassian.Auth{Email: emulator.DefaultEmail, APIToken: emulator.DefaultAPIToken}),
 	})), emu
 }
 

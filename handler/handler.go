@@ -5,8 +5,10 @@ package handler
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/hex"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -16,6 +18,7 @@ import (
 	"function/atlassian"
 	"function/config"
 	"function/inbound"
+	"function/secrets"
 	"function/store"
 )
 
@@ -31,28 +34,27 @@ type Handler struct {
 	opener   *Opener
 	log      *slog.Logger
 	recorder Recorder
+	tokens   TokenSource
 	now      func() time.Time
-	// authDigest is sha256 of the expected Authorization header, compared
-	// in constant time; nil when authentication is off.
-	authDigest []byte
 }
+
+// TokenSource returns the bearer token callers must present: AUTH_TOKEN,
+// or the auth_token of the credentials secret, which may rotate. An empty
+// token means no bearer check (HMAC only, or ALLOW_UNAUTHENTICATED).
+type TokenSource func(ctx context.Context) (config.Secret, error)
 
 // New returns a handler. opener does the Atlassian work; log receives one
 // line per request; rec counts outcomes.
-func New(cfg config.Config, opener *Opener, log *slog.Logger, rec Recorder) *Handler {
-	h := &Handler{
+func New(cfg config.Config, opener *Opener, log *slog.Logger, rec Recorder, tokens TokenSource) *Handler {
+	return &Handler{
 		cfg:      cfg,
 		decoder:  inbound.NewDecoder(cfg.ClusterName, inbound.DefaultLimits),
 		opener:   opener,
 		log:      log,
 		recorder: rec,
+		tokens:   tokens,
 		now:      time.Now,
 	}
-	if cfg.AuthToken.Reveal() != "" {
-		d := sha256.Sum256([]byte("Bearer " + cfg.AuthToken.Reveal()))
-		h.authDigest = d[:]
-	}
-	return h
 }
 
 // ServeHTTP handles one delivery.
@@ -62,11 +64,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer func() { h.recorder.Event(source, outcome, h.now().Sub(start)) }()
 
 	log := h.log.With("method", r.Method, "path", r.URL.Path)
-	if !h.authorized(r) {
-		// No detail: a caller probing tokens learns nothing.
-		log.Warn("request rejected", "status", http.StatusUnauthorized, "reason", "missing or wrong bearer token")
-		w.Header().Set("WWW-Authenticate", `Bearer realm="rollback-incident"`)
-		writeJSON(w, http.StatusUnauthorized, Reply{Status: StatusRejected, Reason: "unauthorized"})
+	ok, err := h.bearerOK(r)
+	if err != nil {
+		outcome = string(StatusFailed)
+		log.Error("caller token unavailable", "error", err.Error())
+		w.Header().Set("Retry-After", "5")
+		writeJSON(w, http.StatusServiceUnavailable, Reply{Status: StatusFailed, Reason: "credentials unavailable; retry later"})
+		return
+	}
+	if !ok {
+		h.unauthorized(w, log, "missing or wrong bearer token")
 		return
 	}
 	if r.Method != http.MethodPost {
@@ -77,7 +84,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), h.cfg.RequestDeadline)
 	defer cancel()
 
-	req, perr := readRequest(w, r, h.cfg.MaxBodyBytes)
+	body, perr := readBody(w, r, h.cfg.MaxBodyBytes)
+	if perr == nil && !h.signatureOK(r, body) {
+		h.unauthorized(w, log, "missing or wrong X-Signature-256")
+		return
+	}
+	var req request
+	if perr == nil {
+		req, perr = parseRequest(r, body)
+	}
 	if perr != nil {
 		log.Warn("request rejected", "status", perr.status, "reason", perr.reason)
 		writeJSON(w, perr.status, Reply{Status: StatusRejected, Reason: perr.reason})
@@ -160,14 +175,46 @@ func replyReason(s Status, subject string) string {
 	return "incident already open for " + subject
 }
 
-// authorized checks the bearer token in constant time. Hashing both sides
+// bearerOK checks the bearer token in constant time. Hashing both sides
 // first makes the comparison independent of the token's length too.
-func (h *Handler) authorized(r *http.Request) bool {
-	if h.authDigest == nil {
+func (h *Handler) bearerOK(r *http.Request) (bool, error) {
+	token, err := h.tokens(r.Context())
+	if err != nil {
+		return false, err
+	}
+	if token.Reveal() == "" {
+		return true, nil
+	}
+	want := sha256.Sum256([]byte("Bearer " + token.Reveal()))
+	got := sha256.Sum256([]byte(strings.TrimSpace(r.Header.Get("Authorization"))))
+	return subtle.ConstantTimeCompare(got[:], want[:]) == 1, nil
+}
+
+// signatureOK checks X-Signature-256: sha256=<hex HMAC-SHA256 of the body>
+// when HMAC_SECRET is set.
+func (h *Handler) signatureOK(r *http.Request, body []byte) bool {
+	if h.cfg.HMACSecret.Reveal() == "" {
 		return true
 	}
-	got := sha256.Sum256([]byte(strings.TrimSpace(r.Header.Get("Authorization"))))
-	return subtle.ConstantTimeCompare(got[:], h.authDigest) == 1
+	sig, ok := strings.CutPrefix(strings.TrimSpace(r.Header.Get("X-Signature-256")), "sha256=")
+	if !ok {
+		return false
+	}
+	got, err := hex.DecodeString(sig)
+	if err != nil {
+		return false
+	}
+	mac := hmac.New(sha256.New, []byte(h.cfg.HMACSecret.Reveal()))
+	mac.Write(body)
+	return hmac.Equal(got, mac.Sum(nil))
+}
+
+// unauthorized answers 401 with no detail: a caller probing tokens learns
+// nothing.
+func (h *Handler) unauthorized(w http.ResponseWriter, log *slog.Logger, why string) {
+	log.Warn("request rejected", "status", http.StatusUnauthorized, "reason", why)
+	w.Header().Set("WWW-Authenticate", `Bearer realm="rollback-incident"`)
+	writeJSON(w, http.StatusUnauthorized, Reply{Status: StatusRejected, Reason: "unauthorized"})
 }
 
 // classify maps an opening error to the caller's status: a transient
@@ -179,6 +226,10 @@ func classify(ctx context.Context, err error) (status int, retry time.Duration, 
 	switch {
 	case errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil:
 		return http.StatusServiceUnavailable, 5 * time.Second, "deadline exceeded before the incident was complete; retry to finish it"
+	case errors.Is(err, secrets.ErrUnavailable):
+		return http.StatusServiceUnavailable, 5 * time.Second, "Atlassian credentials unavailable; retry later"
+	case errors.Is(err, secrets.ErrMisconfigured):
+		return http.StatusBadGateway, time.Minute, "Atlassian credentials misconfigured; an operator must fix the secret or its IAM policy"
 	case errors.Is(err, store.ErrUnavailable):
 		return http.StatusServiceUnavailable, 5 * time.Second, "idempotency store unavailable; retry later"
 	case errors.Is(err, errIndexing):

@@ -33,20 +33,24 @@ func reject(status int, format string, args ...any) *requestError {
 	return &requestError{status: status, reason: fmt.Sprintf(format, args...)}
 }
 
-// readRequest reads at most maxBytes of body and decodes a CloudEvent in
-// binary or structured mode with the CloudEvents SDK, or takes the body as
-// plain JSON. The Argo Events Sensor sends no Content-Type at all, and the
-// notifications webhooks send application/json without ce-* headers; both
-// are plain requests.
-func readRequest(w http.ResponseWriter, r *http.Request, maxBytes int64) (request, *requestError) {
+// readBody reads at most maxBytes of body.
+func readBody(w http.ResponseWriter, r *http.Request, maxBytes int64) ([]byte, *requestError) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBytes))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return request{}, reject(http.StatusRequestEntityTooLarge, "body larger than %d bytes", maxBytes)
+			return nil, reject(http.StatusRequestEntityTooLarge, "body larger than %d bytes", maxBytes)
 		}
-		return request{}, reject(http.StatusBadRequest, "reading body failed: %v", err)
+		return nil, reject(http.StatusBadRequest, "reading body failed: %v", err)
 	}
+	return body, nil
+}
+
+// parseRequest decodes a CloudEvent in binary or structured mode with the
+// CloudEvents SDK, or takes the body as plain JSON. The Argo Events Sensor
+// sends no Content-Type at all, and the notifications webhooks send
+// application/json without ce-* headers; both are plain requests.
+func parseRequest(r *http.Request, body []byte) (request, *requestError) {
 	mediaType := ""
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)

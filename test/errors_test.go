@@ -158,7 +158,7 @@ func TestAtlassianRefuses(t *testing.T) {
 func TestConfigErrors(t *testing.T) {
 	base := []string{
 		"JIRA_URL=https://example.atlassian.net", "ATLASSIAN_EMAIL=bot@example.com",
-		"ATLASSIAN_API_TOKEN=tok-SECRET-123", "AUTH_TOKEN=caller-SECRET-456", "LISTEN_ADDRESS=" + freeAddr(t),
+		"ATLASSIAN_API_TOKEN=tok-s3cr3t-123", "AUTH_TOKEN=caller-s3cr3t-456", "LISTEN_ADDRESS=" + freeAddr(t),
 	}
 	tests := []struct {
 		name  string
@@ -167,7 +167,7 @@ func TestConfigErrors(t *testing.T) {
 	}{
 		{"no jira url", []string{"JIRA_URL="}, "JIRA_URL"},
 		{"bad jira url", []string{"JIRA_URL=ftp://x"}, "JIRA_URL"},
-		{"credentials in url", []string{"JIRA_URL=https://u:tok-SECRET-123@x.atlassian.net"}, "JIRA_URL"},
+		{"credentials in url", []string{"JIRA_URL=https://u:tok-s3cr3t-123@x.atlassian.net"}, "JIRA_URL"},
 		{"no token", []string{"ATLASSIAN_API_TOKEN="}, "ATLASSIAN_API_TOKEN"},
 		{"no caller auth", []string{"AUTH_TOKEN="}, "AUTH_TOKEN"},
 		{"bad deadline", []string{"REQUEST_DEADLINE=45s"}, "REQUEST_DEADLINE"},
@@ -208,7 +208,7 @@ func TestConfigErrors(t *testing.T) {
 			if !strings.Contains(out.String(), tc.names) {
 				t.Errorf("output does not name %s:\n%s", tc.names, out.String())
 			}
-			if strings.Contains(out.String(), "SECRET") {
+			if strings.Contains(out.String(), "s3cr3t") {
 				t.Errorf("output leaks a secret:\n%s", out.String())
 			}
 		})

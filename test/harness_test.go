@@ -99,8 +99,52 @@ func newEmulator(t *testing.T) (*emulator.Emulator, *httptest.Server) {
 }
 
 // startWith runs a function process against an existing emulator, e.g. a
-// second replica, or a restarted process.
+// second replica, or a restarted process, and waits until it is ready.
 func startWith(t *testing.T, emu *emulator.Emulator, ts *httptest.Server, extra ...string) *env {
+	t.Helper()
+	e := launch(t, emu, ts, extra...)
+	waitReady(t, e, 20*time.Second)
+	return e
+}
+
+// startWithoutWaiting runs a process and waits only until it serves (it
+// may not be ready).
+func startWithoutWaiting(t *testing.T, emu *emulator.Emulator, ts *httptest.Server, extra ...string) *env {
+	t.Helper()
+	e := launch(t, emu, ts, extra...)
+	waitHealth(t, e, "/health/liveness", 20*time.Second)
+	return e
+}
+
+func waitReady(t *testing.T, e *env, d time.Duration) {
+	t.Helper()
+	waitHealth(t, e, "/health/readiness", d)
+}
+
+func waitHealth(t *testing.T, e *env, path string, d time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		resp, err := http.Get(e.url + path)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		select {
+		case <-e.exited:
+			t.Fatalf("function exited:\n%s", e.logs.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("GET %s not 200 within %v:\n%s", path, d, e.logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func launch(t *testing.T, emu *emulator.Emulator, ts *httptest.Server, extra ...string) *env {
 	t.Helper()
 	addr := freeAddr(t)
 	vars := map[string]string{
@@ -146,25 +190,7 @@ func startWith(t *testing.T, emu *emulator.Emulator, ts *httptest.Server, extra 
 			t.Logf("function output:\n%s", e.logs.String())
 		}
 	})
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		resp, err := http.Get(e.url + "/health/readiness")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return e
-			}
-		}
-		select {
-		case <-exited:
-			t.Fatalf("function exited before it was ready:\n%s", e.logs.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("function not ready in 20 s:\n%s", e.logs.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	return e
 }
 
 func freeAddr(t *testing.T) string {

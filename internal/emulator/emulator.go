@@ -321,9 +321,20 @@ func (e *Emulator) authorized(r *http.Request) bool {
 		// rejected by Atlassian Cloud too (JRACLOUD-72405).
 		return false
 	}
-	userOK := strings.EqualFold(user, e.email)
-	passOK := subtle.ConstantTimeCompare([]byte(pass), []byte(e.token)) == 1
+	e.mu.Lock()
+	email, token := e.email, e.token
+	e.mu.Unlock()
+	userOK := strings.EqualFold(user, email)
+	passOK := subtle.ConstantTimeCompare([]byte(pass), []byte(token)) == 1
 	return userOK && passOK
+}
+
+// SetCredentials replaces the accepted credentials, as rotating an API
+// token does: calls with the old token get 401 from now on.
+func (e *Emulator) SetCredentials(email, apiToken string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.email, e.token = email, apiToken
 }
 
 func isJSON(r *http.Request) bool {
