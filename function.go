@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -17,6 +18,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"function/atlassian"
+	"function/backstage"
 	"function/config"
 	"function/confluence"
 	"function/handler"
@@ -162,9 +164,17 @@ func openStore(ctx context.Context, cfg config.Config, log *slog.Logger) (store.
 // Build wires a handler from a validated configuration, a credential
 // source and a store.
 func Build(cfg config.Config, src secrets.Source, st store.Store, m *metrics.Metrics, log *slog.Logger) (*handler.Handler, error) {
-	renderer, err := render.New(templates.FS)
+	tfs := fs.FS(templates.FS)
+	if cfg.TemplatesDir != "" {
+		tfs = templates.WithOverrides(cfg.TemplatesDir)
+	}
+	renderer, err := render.New(tfs)
 	if err != nil {
-		return nil, fmt.Errorf("templates: %w", err)
+		return nil, fmt.Errorf("templates (TEMPLATES_DIR): %w", err)
+	}
+	links, err := render.ParseLinks(cfg.LinkTemplates)
+	if err != nil {
+		return nil, fmt.Errorf("LINK_TEMPLATES: %w", err)
 	}
 	auth := credentialAdapter{src}
 	// One limiter per host: Jira and Confluence of one site share the
@@ -195,7 +205,14 @@ func Build(cfg config.Config, src secrets.Source, st store.Store, m *metrics.Met
 		"jira_project", cfg.JiraProject, "jira_issue_type", cfg.JiraIssueType,
 		"jira_allowed_projects", cfg.JiraAllowedProjects, "confluence_space", cfg.ConfluenceSpace,
 		"cluster", cfg.ClusterName, "credentials", credentialsFrom(cfg))
-	opener := handler.NewOpener(cfg, jc, cc, st, renderer, log)
+	extras := handler.Extras{Links: links}
+	if cfg.BackstageURL != "" {
+		extras.Notifier = backstage.New(atlassian.New(atlassian.Options{
+			BaseURL: cfg.BackstageURL, Service: "backstage", Timeout: cfg.AtlassianTimeout, Retry: retry, Observer: m,
+			Auth: atlassian.StaticAuth(atlassian.Auth{Bearer: cfg.BackstageToken.Reveal()}),
+		}))
+	}
+	opener := handler.NewOpener(cfg, jc, cc, st, renderer, extras, log)
 	return handler.New(cfg, opener, log, m, callerToken(cfg, src)), nil
 }
 

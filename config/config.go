@@ -63,6 +63,19 @@ type Config struct {
 	NATSReplicas      int           `envconfig:"NATS_REPLICAS" default:"1"`
 	NATSTTL           time.Duration `envconfig:"NATS_TTL" default:"168h"`
 	LogLevel          slog.Level    `envconfig:"LOG_LEVEL" default:"info"`
+
+	// TemplatesDir holds template files that replace the embedded
+	// defaults of the same name.
+	TemplatesDir string `envconfig:"TEMPLATES_DIR"`
+	// LinkTemplates are links added to every incident: "Title=URL
+	// template" entries separated by newlines or ";".
+	LinkTemplates string `envconfig:"LINK_TEMPLATES"`
+
+	// Backstage notifications; off when BackstageURL is empty.
+	BackstageURL       string   `envconfig:"BACKSTAGE_URL"`
+	BackstageToken     Secret   `envconfig:"BACKSTAGE_TOKEN"`
+	BackstageOwners    []string `envconfig:"BACKSTAGE_OWNERS"`
+	BackstageBroadcast bool     `envconfig:"BACKSTAGE_BROADCAST" default:"false"`
 }
 
 // Secret is a string that never prints: not with any fmt verb, in JSON, nor
@@ -223,6 +236,22 @@ func (c *Config) normalize() error {
 	if c.JiraIndexGrace < 0 {
 		bad("JIRA_INDEX_GRACE", "must not be negative")
 	}
+	if c.BackstageURL != "" {
+		if u, err := baseURL(c.BackstageURL); err != nil {
+			bad("BACKSTAGE_URL", "%v", err)
+		} else {
+			c.BackstageURL = u
+		}
+		if len(c.BackstageToken) < 8 || strings.ContainsAny(string(c.BackstageToken), " \t\r\n") {
+			bad("BACKSTAGE_TOKEN", "is required with BACKSTAGE_URL: the static external-access token (8 characters or more, no white space)")
+		}
+	}
+	for _, m := range c.BackstageOwners {
+		if k, v, ok := strings.Cut(m, "="); !ok || strings.TrimSpace(k) == "" || !strings.Contains(v, ":") {
+			bad("BACKSTAGE_OWNERS", "entries must be namespace=entity-ref or namespace/name=entity-ref, e.g. payments=group:default/payments-team")
+			break
+		}
+	}
 	if c.ReopenWindow < 0 {
 		bad("REOPEN_WINDOW", "must not be negative")
 	}
@@ -301,4 +330,20 @@ func (c *Config) AllowedIssueType(requested string) string {
 		}
 	}
 	return c.JiraIssueType
+}
+
+// BackstageOwner returns the entity to notify for an object: the mapping of
+// "namespace/name" first, then of "namespace".
+func (c *Config) BackstageOwner(namespace, name string) string {
+	var byNS string
+	for _, m := range c.BackstageOwners {
+		k, v, _ := strings.Cut(m, "=")
+		switch strings.TrimSpace(k) {
+		case namespace + "/" + name:
+			return strings.TrimSpace(v)
+		case namespace:
+			byNS = strings.TrimSpace(v)
+		}
+	}
+	return byNS
 }

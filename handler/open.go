@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"function/atlassian"
+	"function/backstage"
 	"function/config"
 	"function/confluence"
 	"function/incident"
@@ -39,6 +40,11 @@ type Confluence interface {
 	UpdatePage(ctx context.Context, p confluence.Stored, storage string, version int, message string) error
 }
 
+// Notifier tells the owning team (Backstage).
+type Notifier interface {
+	Send(ctx context.Context, n backstage.Notification) error
+}
+
 // Opener opens the incident for a rollback: one Jira issue, one Confluence
 // page, linked both ways, and keeps the incident's timeline as later events
 // bring news. Every step is idempotent and recorded as soon as it is done,
@@ -49,6 +55,8 @@ type Opener struct {
 	conf     Confluence
 	store    store.Store
 	renderer *render.Renderer
+	links    []render.LinkTemplate
+	notifier Notifier // nil: no notifications
 	log      *slog.Logger
 	now      func() time.Time
 
@@ -56,9 +64,15 @@ type Opener struct {
 	spaceID string // resolved once, lazily: Confluence may be down at start
 }
 
+// Extras are the optional parts of the opening.
+type Extras struct {
+	Links    []render.LinkTemplate // added to every incident
+	Notifier Notifier              // nil: no notifications
+}
+
 // NewOpener wires the steps.
-func NewOpener(cfg config.Config, j Jira, c Confluence, s store.Store, r *render.Renderer, log *slog.Logger) *Opener {
-	return &Opener{cfg: cfg, jira: j, conf: c, store: s, renderer: r, log: log, now: time.Now}
+func NewOpener(cfg config.Config, j Jira, c Confluence, s store.Store, r *render.Renderer, x Extras, log *slog.Logger) *Opener {
+	return &Opener{cfg: cfg, jira: j, conf: c, store: s, renderer: r, links: x.Links, notifier: x.Notifier, log: log, now: time.Now}
 }
 
 // Outcome is what Open did.
@@ -90,7 +104,7 @@ func (o *Opener) Open(ctx context.Context, in *incident.Incident) (out Outcome, 
 
 	// Fast path: a finished incident that already has this news needs no
 	// lock and no Atlassian call. Most deliveries of a storm end here.
-	if rec, ok, err := o.store.Get(ctx, fp); err == nil && ok && rec.Done() && rec.HasEntry(news) && o.current(rec, in) {
+	if rec, ok, err := o.store.Get(ctx, fp); err == nil && ok && rec.Done() && rec.HasEntry(news) && o.notified(rec) && o.current(rec, in) {
 		o.fill(&out, rec)
 		return out, nil
 	}
@@ -106,6 +120,9 @@ func (o *Opener) Open(ctx context.Context, in *incident.Incident) (out Outcome, 
 	rec, _, err := o.store.Get(ctx, fp)
 	if err != nil {
 		return out, fmt.Errorf("read record %s: %w", fp, err)
+	}
+	if err := render.AddLinks(in, o.links); err != nil {
+		loggerFrom(ctx, o.log).Warn("configured link not added", "error", err.Error())
 	}
 	rec.Fingerprint = fp
 	defer func() { o.fill(&out, rec) }()
@@ -164,7 +181,51 @@ func (o *Opener) Open(ctx context.Context, in *incident.Incident) (out Outcome, 
 			return out, err
 		}
 	}
+	if !o.notified(rec) {
+		if err := o.notify(ctx, in, rec); err != nil {
+			return out, err
+		}
+		rec.Notified = rec.Timeline[len(rec.Timeline)-1].Hash
+		if err := o.put(ctx, rec, "notification"); err != nil {
+			return out, err
+		}
+	}
 	return out, nil
+}
+
+// notified reports whether the owners have heard the latest news.
+func (o *Opener) notified(rec store.Record) bool {
+	return o.notifier == nil || len(rec.Timeline) == 0 || rec.Notified == rec.Timeline[len(rec.Timeline)-1].Hash
+}
+
+// notify sends, or updates, the one Backstage notification of the rollback
+// (its scope is the fingerprint).
+func (o *Opener) notify(ctx context.Context, in *incident.Incident, rec store.Record) error {
+	owner := firstNonEmpty(in.Owner, o.cfg.BackstageOwner(in.Namespace, in.Name))
+	n := backstage.Notification{
+		Title:       fmt.Sprintf("Rollback: %s %s", in.Kind, in.Subject()),
+		Description: fmt.Sprintf("%s opened: %s. Postmortem draft: %s", rec.JiraKey, rec.Timeline[len(rec.Timeline)-1].Text, rec.PageURL),
+		Link:        o.jira.BrowseURL(rec.JiraKey),
+		Severity:    "high",
+		Topic:       "deployment-rollback",
+		Scope:       "rollback:" + in.Fingerprint(),
+	}
+	switch {
+	case owner != "":
+		n.EntityRefs = []string{owner}
+	case o.cfg.BackstageBroadcast:
+		n.Broadcast = true
+	default:
+		loggerFrom(ctx, o.log).Info("no Backstage owner for this object and BACKSTAGE_BROADCAST is off: not notified")
+		return nil
+	}
+	if len(n.Description) > 2000 {
+		n.Description = clipText(n.Description, 2000)
+	}
+	if err := o.notifier.Send(ctx, n); err != nil {
+		return fmt.Errorf("notify %s: %w", firstNonEmpty(owner, "broadcast"), err)
+	}
+	return nil
 }
 
 func (o *Opener) fill(out *Outcome, rec store.Record) {
@@ -246,12 +307,19 @@ func (o *Opener) ensureIssue(ctx context.Context, in *incident.Incident, rec *st
 	if previous != nil {
 		rel = render.Related{PreviousKey: previous.Key, PreviousURL: o.jira.BrowseURL(previous.Key)}
 	}
+	extra, extraLabels, err := o.renderer.Fields(in)
+	if err != nil {
+		// A template that fails on this event must not cost the incident.
+		loggerFrom(ctx, o.log).Error("extra Jira fields left out", "error", err.Error())
+		extra, extraLabels = nil, nil
+	}
 	issue, err := o.jira.CreateIssue(ctx, jira.NewIssue{
 		Project:     o.cfg.AllowedProject(in.RequestedProject),
 		IssueType:   o.cfg.AllowedIssueType(in.RequestedIssueType),
 		Summary:     summary,
 		Description: render.Description(in, rel),
-		Labels:      []string{"rollback", in.Label(), in.ObjectLabel()},
+		Labels:      append([]string{"rollback", in.Label(), in.ObjectLabel()}, extraLabels...),
+		Extra:       extra,
 	})
 	if err != nil {
 		// An answer that says the issue was not created (a 4xx, 429, 503)
@@ -428,4 +496,13 @@ func retryDelay(err error) time.Duration {
 		return 30 * time.Second
 	}
 	return 5 * time.Second
+}
+
+func firstNonEmpty(ss ...string) string {
+	for _, s := range ss {
+		if s != "" {
+			return s
+		}
+	}
+	return ""
 }

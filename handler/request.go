@@ -112,12 +112,3 @@ func clipText(s string, max int) string {
 	}
 	return string(r[:max]) + "…"
 }
-
-func firstNonEmpty(ss ...string) string {
-	for _, s := range ss {
-		if s != "" {
-			return s
-		}
-	}
-	return ""
-}

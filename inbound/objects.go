@@ -30,7 +30,11 @@ type objectMeta struct {
 	} `json:"ownerReferences"`
 }
 
-const revisionAnnotation = "rollout.argoproj.io/revision"
+const (
+	revisionAnnotation = "rollout.argoproj.io/revision"
+	// ownerAnnotation names the Backstage entity that owns the object.
+	ownerAnnotation = "backstage.io/entity-ref"
+)
 
 func (objectSource) decide(obj map[string]json.RawMessage, event string) (Decision, error) {
 	kind, _ := str(obj, "kind")
@@ -60,6 +64,11 @@ func (objectSource) decide(obj map[string]json.RawMessage, event string) (Decisi
 		return Decision{Ignored: fmt.Sprintf("%s was deleted", kind), Shape: dec.Shape}, nil
 	}
 	if dec.Incident != nil {
+		var m struct {
+			Metadata objectMeta `json:"metadata"`
+		}
+		_ = json.Unmarshal(raw, &m) // decoded once already by the kind's decider
+		dec.Incident.Owner = m.Metadata.Annotations[ownerAnnotation]
 		dec.Incident.Source = kind + " object"
 		if event != "" {
 			dec.Incident.Source = "Argo Events resource event (" + event + " " + kind + ")"

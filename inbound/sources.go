@@ -115,6 +115,7 @@ func (rolloutsNotification) decide(obj map[string]json.RawMessage, _ string) (De
 		Time:               parseTime(firstNonEmpty(get("abortedAt"), get("timestamp"))),
 		RequestedProject:   get("jiraProject"),
 		RequestedIssueType: get("jiraIssueType"),
+		Owner:              firstNonEmpty(get("owner"), get("entityRef")),
 	}
 	if in.Revision == "" {
 		if m := revisionInMessage.FindStringSubmatch(in.Message); m != nil {
@@ -245,6 +246,7 @@ func (argocdNotification) decide(obj map[string]json.RawMessage, _ string) (Deci
 		Images        []string `json:"images"`
 		JiraProject   string   `json:"jiraProject"`
 		JiraIssueType string   `json:"jiraIssueType"`
+		Owner         string   `json:"owner"`
 	}
 	if err := json.Unmarshal(mustMarshal(obj), &b); err != nil {
 		return Decision{}, inputErrorf("Argo CD notification: %s", jsonErrText(err))
@@ -267,6 +269,7 @@ func (argocdNotification) decide(obj map[string]json.RawMessage, _ string) (Deci
 		Time:               parseTime(b.FinishedAt),
 		RequestedProject:   b.JiraProject,
 		RequestedIssueType: b.JiraIssueType,
+		Owner:              b.Owner,
 	}
 	for _, r := range b.DegradedResources {
 		in.Resources = append(in.Resources, incident.Resource{Kind: r.Kind, Namespace: r.Namespace, Name: r.Name, Health: r.HealthStatus, Message: r.HealthMessage})

@@ -69,6 +69,10 @@ type Incident struct {
 	// Workflow facts.
 	FailedNode string
 
+	// Owner is the Backstage entity that owns the object, from the
+	// backstage.io/entity-ref annotation or the payload's "owner".
+	Owner string
+
 	// RequestedProject and RequestedIssueType are the Jira project and issue
 	// type the payload asked for (jiraProject, jiraIssueType). Honoured only
 	// when allowed by configuration.

@@ -41,18 +41,13 @@ type NewIssue struct {
 	Summary     string
 	Description adf.Doc
 	Labels      []string
+	// Extra holds further fields (priority, components, custom fields),
+	// already JSON; they cannot replace the ones above.
+	Extra map[string]json.RawMessage
 }
 
 type createIssueRequest struct {
-	Fields createIssueFields `json:"fields"`
-}
-
-type createIssueFields struct {
-	Project     keyRef   `json:"project"`
-	IssueType   nameRef  `json:"issuetype"`
-	Summary     string   `json:"summary"`
-	Description adf.Doc  `json:"description"`
-	Labels      []string `json:"labels,omitempty"`
+	Fields map[string]any `json:"fields"`
 }
 
 type keyRef struct {
@@ -68,18 +63,27 @@ type createdIssue struct {
 	Key string `json:"key"`
 }
 
+func (n NewIssue) fields() map[string]any {
+	f := make(map[string]any, len(n.Extra)+5)
+	for k, v := range n.Extra {
+		f[k] = v
+	}
+	f["project"] = keyRef{Key: n.Project}
+	f["issuetype"] = nameRef{Name: n.IssueType}
+	f["summary"] = n.Summary
+	f["description"] = n.Description
+	if len(n.Labels) > 0 {
+		f["labels"] = n.Labels
+	}
+	return f
+}
+
 // CreateIssue creates an issue and returns its id and key.
 func (c *Client) CreateIssue(ctx context.Context, n NewIssue) (Issue, error) {
 	var out createdIssue
 	_, err := c.c.Do(ctx, atlassian.Call{
 		Op: "create issue", Method: http.MethodPost, Path: "/rest/api/3/issue",
-		Body: createIssueRequest{Fields: createIssueFields{
-			Project:     keyRef{Key: n.Project},
-			IssueType:   nameRef{Name: n.IssueType},
-			Summary:     n.Summary,
-			Description: n.Description,
-			Labels:      n.Labels,
-		}},
+		Body:   createIssueRequest{Fields: n.fields()},
 		Result: &out,
 	})
 	if err != nil {

@@ -31,6 +31,7 @@ const (
 type Renderer struct {
 	summary *texttemplate.Template
 	page    *htmltemplate.Template
+	fields  *texttemplate.Template // optional
 }
 
 // New parses the templates in fsys. A template error is reported here, at
@@ -44,7 +45,11 @@ func New(fsys fs.FS) (*Renderer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("parse %s: %w", PageTemplate, err)
 	}
-	r := &Renderer{summary: summary, page: page}
+	fields, err := parseFields(fsys)
+	if err != nil {
+		return nil, err
+	}
+	r := &Renderer{summary: summary, page: page, fields: fields}
 	// Render a sample so that a template referring to a field that does not
 	// exist fails now rather than at 2 a.m.
 	sample := &incident.Incident{Cluster: "c", Kind: incident.KindRollout, Namespace: "n", Name: "x", Revision: "1", Phase: "Degraded", Message: "m"}
@@ -52,6 +57,9 @@ func New(fsys fs.FS) (*Renderer, error) {
 		return nil, err
 	}
 	if _, err := r.Page(sample, PageContext{JiraKey: "OPS-1", JiraURL: "https://example.invalid/browse/OPS-1", Opened: time.Unix(0, 0)}); err != nil {
+		return nil, err
+	}
+	if _, _, err := r.Fields(sample); err != nil {
 		return nil, err
 	}
 	return r, nil
@@ -255,6 +263,7 @@ type PageContext struct {
 
 type pageView struct {
 	Kind, Subject, Cluster, StatusTitle string
+	Summary, Detection                  string
 	JiraKey, JiraURL                    string
 	Message                             string
 	Facts                               []Fact
@@ -281,6 +290,8 @@ func (r *Renderer) Page(in *incident.Incident, pc PageContext) (string, error) {
 		Links:       in.Links,
 		Fingerprint: in.Fingerprint(),
 		Resolution:  resolution(in),
+		Summary:     summaryText(in),
+		Detection:   detection(in, pc),
 	}
 	for _, a := range in.Analysis {
 		v.Analysis = append(v.Analysis, analysisRow{Metric: analysisName(a), Result: AnalysisResult(a), Values: strings.Join(a.Values, ", "), Message: a.Message})
@@ -303,6 +314,54 @@ func (r *Renderer) Page(in *incident.Incident, pc PageContext) (string, error) {
 		return "", fmt.Errorf("render %s: %w", PageTemplate, err)
 	}
 	return b.String(), nil
+}
+
+// summaryText says in one sentence what failed, from the facts.
+func summaryText(in *incident.Incident) string {
+	s := fmt.Sprintf("%s %s", in.Kind, in.Subject())
+	if in.Cluster != "" {
+		s += " in cluster " + in.Cluster
+	}
+	if in.Revision != "" {
+		s += " failed at revision " + shortRevision(in.Revision)
+	} else {
+		s += " failed"
+	}
+	if in.Reason != "" {
+		s += " (" + in.Reason + ")"
+	}
+	if t := formatTime(in.Time); t != "" {
+		s += " at " + t
+	}
+	s += "."
+	if len(in.Analysis) > 0 {
+		a := in.Analysis[0]
+		s += " Analysis " + analysisName(a) + ": " + AnalysisResult(a) + "."
+	}
+	return s
+}
+
+// detection says how the failure was noticed: by the platform's own
+// checks, and when the incident was opened.
+func detection(in *incident.Incident, pc PageContext) string {
+	var s string
+	switch {
+	case len(in.Analysis) > 0:
+		s = "Detected by Argo Rollouts analysis (" + analysisName(in.Analysis[0]) + ")"
+	case in.Kind == incident.KindApplication:
+		s = "Detected by Argo CD health assessment"
+	case in.Kind == incident.KindWorkflow:
+		s = "Detected by Argo Workflows"
+	default:
+		s = "Detected by Argo Rollouts"
+	}
+	if in.Source != "" {
+		s += ", reported by " + in.Source
+	}
+	if !pc.Opened.IsZero() {
+		s += "; incident opened automatically at " + formatTime(pc.Opened)
+	}
+	return s + ". To be filled in: whether alerts or people noticed it first."
 }
 
 // resolution states what the platform already did, which the event tells.

@@ -25,6 +25,8 @@ type Record struct {
 	PageURL       string    `json:"pageUrl,omitempty"`
 	PageTitle     string    `json:"pageTitle,omitempty"`
 	Linked        bool      `json:"linked,omitempty"` // the issue carries the remote link to the page
+	// Notified is the news hash of the last Backstage notification sent.
+	Notified string `json:"notified,omitempty"`
 	// Timeline lists what the deliveries for this rollback said, once each.
 	Timeline  []Entry   `json:"timeline,omitempty"`
 	CreatedAt time.Time `json:"createdAt,omitzero"`
