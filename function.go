@@ -15,8 +15,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/time/rate"
-
 	"function/atlassian"
 	"function/backstage"
 	"function/config"
@@ -179,11 +177,11 @@ func Build(cfg config.Config, src secrets.Source, st store.Store, m *metrics.Met
 	auth := credentialAdapter{src}
 	// One limiter per host: Jira and Confluence of one site share the
 	// tenant's burst budget.
-	limiters := map[string]*rate.Limiter{}
-	limiter := func(base string) *rate.Limiter {
+	limiters := map[string]*atlassian.TokenBucket{}
+	limiter := func(base string) *atlassian.TokenBucket {
 		u, _ := url.Parse(base) // validated by config
 		if limiters[u.Host] == nil {
-			limiters[u.Host] = rate.NewLimiter(rate.Limit(cfg.AtlassianRateLimit), cfg.AtlassianRateBurst)
+			limiters[u.Host] = atlassian.NewTokenBucket(cfg.AtlassianRateLimit, cfg.AtlassianRateBurst)
 		}
 		return limiters[u.Host]
 	}
@@ -195,13 +193,22 @@ func Build(cfg config.Config, src secrets.Source, st store.Store, m *metrics.Met
 			Limiter: limiter(base), IssueWrites: atlassian.DefaultIssueLimiter(), Retry: retry, Observer: m,
 		})
 	}
-	jc := jira.New(cfg.JiraURL, client("jira", cfg.JiraURL))
-	cc := confluence.New(cfg.ConfluenceURL, client("confluence", cfg.ConfluenceURL))
+	var (
+		jc *jira.Client
+		cc handler.Confluence
+	)
+	if cfg.DataCenter() {
+		jc = jira.New(cfg.JiraURL, client("jira", cfg.JiraURL), jira.DataCenter)
+		cc = confluence.NewV1(cfg.ConfluenceURL, client("confluence", cfg.ConfluenceURL))
+	} else {
+		jc = jira.New(cfg.JiraURL, client("jira", cfg.JiraURL), jira.Cloud)
+		cc = confluence.New(cfg.ConfluenceURL, client("confluence", cfg.ConfluenceURL))
+	}
 	if cfg.AuthToken.Reveal() == "" && cfg.HMACSecret.Reveal() == "" && !cfg.CallerAuthFromSecret() {
 		log.Warn("ALLOW_UNAUTHENTICATED=true: anyone who can reach this function can open incidents")
 	}
 	log.Info("rollback-incident configured",
-		"jira_url", cfg.JiraURL, "confluence_url", cfg.ConfluenceURL,
+		"jira_url", cfg.JiraURL, "confluence_url", cfg.ConfluenceURL, "deployment", cfg.Deployment,
 		"jira_project", cfg.JiraProject, "jira_issue_type", cfg.JiraIssueType,
 		"jira_allowed_projects", cfg.JiraAllowedProjects, "confluence_space", cfg.ConfluenceSpace,
 		"cluster", cfg.ClusterName, "credentials", credentialsFrom(cfg))

@@ -20,7 +20,6 @@ import (
 	"time"
 
 	"github.com/go-resty/resty/v2"
-	"golang.org/x/time/rate"
 )
 
 // Auth is how the function authenticates to an Atlassian service: Cloud
@@ -63,7 +62,7 @@ type Options struct {
 
 	// Limiter spaces calls to the host; share one between the clients of
 	// one host. nil: no client-side limit.
-	Limiter *rate.Limiter
+	Limiter Waiter
 	// IssueWrites spaces writes to one issue (Jira allows 20 per 2 s and
 	// 100 per 30 s per issue). nil: no spacing.
 	IssueWrites *IssueLimiter
@@ -71,6 +70,12 @@ type Options struct {
 	Retry Retry
 	// Observer is told about every call, retry and rate-limit wait.
 	Observer Observer
+}
+
+// Waiter is a rate limiter: Wait blocks until a call may go or ctx ends.
+// *TokenBucket and *rate.Limiter are Waiters.
+type Waiter interface {
+	Wait(ctx context.Context) error
 }
 
 // Retry is how transient failures are retried within one request.
@@ -108,7 +113,7 @@ type Client struct {
 	r        *resty.Client
 	creds    CredentialSource
 	service  string
-	limiter  *rate.Limiter
+	limiter  Waiter
 	issues   *IssueLimiter
 	retry    Retry
 	observer Observer

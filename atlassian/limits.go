@@ -117,3 +117,57 @@ func newSpanID() string {
 		return string(b[:])
 	}
 }
+
+// TokenBucket spaces calls to one host: at most burst at once, then rate
+// per second. Tokens are handed out through a channel by one goroutine, so
+// waiters that give up (deadline) never return tokens and can never cause a
+// burst above the limit: with many callers queued and some cancelling, a
+// reservation-based limiter over-grants; this one cannot.
+type TokenBucket struct {
+	tokens chan struct{}
+	stop   chan struct{}
+	once   sync.Once
+}
+
+// NewTokenBucket starts the bucket, full. Close stops it.
+func NewTokenBucket(perSecond float64, burst int) *TokenBucket {
+	b := &TokenBucket{tokens: make(chan struct{}, max(burst, 1)), stop: make(chan struct{})}
+	for range cap(b.tokens) {
+		b.tokens <- struct{}{}
+	}
+	every := time.Duration(float64(time.Second) / perSecond)
+	go func() {
+		t := time.NewTicker(max(every, time.Microsecond))
+		defer t.Stop()
+		for {
+			select {
+			case <-b.stop:
+				return
+			case <-t.C:
+				select {
+				case b.tokens <- struct{}{}:
+				default: // full
+				}
+			}
+		}
+	}()
+	return b
+}
+
+// Wait takes a token, or fails when ctx ends first.
+func (b *TokenBucket) Wait(ctx context.Context) error {
+	select {
+	case <-b.tokens:
+		return nil
+	default:
+	}
+	select {
+	case <-b.tokens:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Close stops the refill.
+func (b *TokenBucket) Close() { b.once.Do(func() { close(b.stop) }) }

@@ -243,3 +243,38 @@ func (r *rotating) Invalidate(stale Auth) {
 		r.current.APIToken = "new-token"
 	}
 }
+
+// TestTokenBucketNeverOvergrants: however many callers wait and give up,
+// no more than burst + rate·t tokens are handed out.
+func TestTokenBucketNeverOvergrants(t *testing.T) {
+	b := NewTokenBucket(100, 10)
+	defer b.Close()
+	var got atomic.Int32
+	start := time.Now()
+	var wg sync.WaitGroup
+	for i := range 300 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// A third of the callers give up early, as requests at their
+			// deadline do.
+			d := 500 * time.Millisecond
+			if i%3 == 0 {
+				d = 30 * time.Millisecond
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), d)
+			defer cancel()
+			if b.Wait(ctx) == nil {
+				got.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	el := time.Since(start)
+	if limit := 10 + int32(el.Seconds()*100) + 2; got.Load() > limit {
+		t.Errorf("%d tokens in %v, limit %d", got.Load(), el, limit)
+	}
+	if got.Load() < 40 {
+		t.Errorf("only %d tokens in %v", got.Load(), el)
+	}
+}

@@ -18,7 +18,10 @@ import (
 
 // Config is the validated configuration.
 type Config struct {
-	JiraURL             string   `envconfig:"JIRA_URL"`
+	JiraURL string `envconfig:"JIRA_URL"`
+	// Deployment is "cloud" or "datacenter"; by default, cloud for
+	// *.atlassian.net and datacenter for any other host.
+	Deployment          string   `envconfig:"ATLASSIAN_DEPLOYMENT"`
 	ConfluenceURL       string   `envconfig:"CONFLUENCE_URL"`
 	JiraProject         string   `envconfig:"JIRA_PROJECT" default:"OPS"`
 	JiraIssueType       string   `envconfig:"JIRA_ISSUE_TYPE" default:"Incident"`
@@ -141,6 +144,22 @@ func (c *Config) normalize() error {
 		bad("JIRA_URL", "%v", err)
 	} else {
 		c.JiraURL = u
+	}
+	switch strings.ToLower(c.Deployment) {
+	case "cloud", "datacenter":
+		c.Deployment = strings.ToLower(c.Deployment)
+	case "":
+		// Atlassian Cloud sites live under atlassian.net; a loopback host
+		// is the local emulator, which defaults to Cloud as well.
+		c.Deployment = "datacenter"
+		if u, err := url.Parse(c.JiraURL); err == nil {
+			h := strings.ToLower(u.Hostname())
+			if strings.HasSuffix(h, ".atlassian.net") || h == "localhost" || strings.HasPrefix(h, "127.") || h == "::1" {
+				c.Deployment = "cloud"
+			}
+		}
+	default:
+		bad("ATLASSIAN_DEPLOYMENT", "must be cloud or datacenter")
 	}
 	if c.ConfluenceURL == "" && c.JiraURL != "" {
 		c.ConfluenceURL = c.JiraURL + "/wiki"
@@ -347,3 +366,6 @@ func (c *Config) BackstageOwner(namespace, name string) string {
 	}
 	return byNS
 }
+
+// DataCenter reports whether Jira and Confluence are Data Center / Server.
+func (c *Config) DataCenter() bool { return c.Deployment == "datacenter" }

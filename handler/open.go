@@ -16,7 +16,6 @@ import (
 	"function/incident"
 	"function/jira"
 	"function/render"
-	"function/render/adf"
 	"function/store"
 )
 
@@ -25,7 +24,7 @@ type Jira interface {
 	CreateIssue(ctx context.Context, n jira.NewIssue) (jira.Issue, error)
 	FindByLabels(ctx context.Context, projects, labels []string, reconcile []string) ([]jira.Found, error)
 	UpsertRemoteLink(ctx context.Context, issueKey string, l jira.RemoteLink) (bool, error)
-	AddComment(ctx context.Context, issueKey string, body adf.Doc) error
+	AddComment(ctx context.Context, issueKey string, body jira.Comment) error
 	Transitions(ctx context.Context, issueKey string) ([]jira.Transition, error)
 	DoTransition(ctx context.Context, issueKey, id string) error
 	BrowseURL(key string) string
@@ -193,6 +192,10 @@ func (o *Opener) Open(ctx context.Context, in *incident.Incident) (out Outcome, 
 	return out, nil
 }
 
+func comment(at time.Time, text string) jira.Comment {
+	return jira.Comment{ADF: render.Comment(at, text), Wiki: render.WikiComment(at, text)}
+}
+
 // notified reports whether the owners have heard the latest news.
 func (o *Opener) notified(rec store.Record) bool {
 	return o.notifier == nil || len(rec.Timeline) == 0 || rec.Notified == rec.Timeline[len(rec.Timeline)-1].Hash
@@ -318,8 +321,10 @@ func (o *Opener) ensureIssue(ctx context.Context, in *incident.Incident, rec *st
 		IssueType:   o.cfg.AllowedIssueType(in.RequestedIssueType),
 		Summary:     summary,
 		Description: render.Description(in, rel),
-		Labels:      append([]string{"rollback", in.Label(), in.ObjectLabel()}, extraLabels...),
-		Extra:       extra,
+		// Data Center takes wiki markup; the client sends what its Jira takes.
+		WikiDescription: render.WikiDescription(in, rel),
+		Labels:          append([]string{"rollback", in.Label(), in.ObjectLabel()}, extraLabels...),
+		Extra:           extra,
 	})
 	if err != nil {
 		// An answer that says the issue was not created (a 4xx, 429, 503)
@@ -391,7 +396,7 @@ func (o *Opener) reopen(ctx context.Context, in *incident.Incident, key string) 
 	if err := o.jira.DoTransition(ctx, key, pick.ID); err != nil {
 		return fmt.Errorf("reopen %s: %w", key, err)
 	}
-	if err := o.jira.AddComment(ctx, key, render.Comment(o.now(), "Reopened: failed again. "+render.TimelineEntry(in))); err != nil {
+	if err := o.jira.AddComment(ctx, key, comment(o.now(), "Reopened: failed again. "+render.TimelineEntry(in))); err != nil {
 		return fmt.Errorf("comment on reopened %s: %w", key, err)
 	}
 	loggerFrom(ctx, o.log).Info("incident reopened", "jira_key", key, "transition", pick.Name)
@@ -436,7 +441,7 @@ func (o *Opener) ensurePage(ctx context.Context, in *incident.Incident, rec *sto
 func (o *Opener) post(ctx context.Context, rec *store.Record, i int) error {
 	e := &rec.Timeline[i]
 	if !e.Commented {
-		if err := o.jira.AddComment(ctx, rec.JiraKey, render.Comment(e.At, e.Text)); err != nil {
+		if err := o.jira.AddComment(ctx, rec.JiraKey, comment(e.At, e.Text)); err != nil {
 			return fmt.Errorf("comment on %s: %w", rec.JiraKey, err)
 		}
 		e.Commented = true

@@ -17,15 +17,32 @@ import (
 	"function/render/adf"
 )
 
+// Flavour is the Jira deployment the client speaks to.
+type Flavour int
+
+const (
+	// Cloud is Jira Cloud: REST v3, ADF, /search/jql.
+	Cloud Flavour = iota
+	// DataCenter is Jira Data Center or Server: REST v2, wiki markup,
+	// /search with offsets, personal access tokens.
+	DataCenter
+)
+
 // Client talks to one Jira site.
 type Client struct {
 	c       *atlassian.Client
 	baseURL string
+	flavour Flavour
+	api     string // "/rest/api/3" or "/rest/api/2"
 }
 
 // New returns a client; baseURL is the site URL, e.g. https://x.atlassian.net.
-func New(baseURL string, c *atlassian.Client) *Client {
-	return &Client{c: c, baseURL: strings.TrimRight(baseURL, "/")}
+func New(baseURL string, c *atlassian.Client, f Flavour) *Client {
+	api := "/rest/api/3"
+	if f == DataCenter {
+		api = "/rest/api/2"
+	}
+	return &Client{c: c, baseURL: strings.TrimRight(baseURL, "/"), flavour: f, api: api}
 }
 
 // Issue identifies an issue.
@@ -39,8 +56,10 @@ type NewIssue struct {
 	Project     string
 	IssueType   string
 	Summary     string
-	Description adf.Doc
-	Labels      []string
+	Description adf.Doc // for Cloud
+	// WikiDescription is the same content in wiki markup, for Data Center.
+	WikiDescription string
+	Labels          []string
 	// Extra holds further fields (priority, components, custom fields),
 	// already JSON; they cannot replace the ones above.
 	Extra map[string]json.RawMessage
@@ -63,27 +82,31 @@ type createdIssue struct {
 	Key string `json:"key"`
 }
 
-func (n NewIssue) fields() map[string]any {
-	f := make(map[string]any, len(n.Extra)+5)
+func (n NewIssue) fields(f Flavour) map[string]any {
+	fs := make(map[string]any, len(n.Extra)+5)
 	for k, v := range n.Extra {
-		f[k] = v
+		fs[k] = v
 	}
-	f["project"] = keyRef{Key: n.Project}
-	f["issuetype"] = nameRef{Name: n.IssueType}
-	f["summary"] = n.Summary
-	f["description"] = n.Description
+	fs["project"] = keyRef{Key: n.Project}
+	fs["issuetype"] = nameRef{Name: n.IssueType}
+	fs["summary"] = n.Summary
+	if f == DataCenter {
+		fs["description"] = n.WikiDescription
+	} else {
+		fs["description"] = n.Description
+	}
 	if len(n.Labels) > 0 {
-		f["labels"] = n.Labels
+		fs["labels"] = n.Labels
 	}
-	return f
+	return fs
 }
 
 // CreateIssue creates an issue and returns its id and key.
 func (c *Client) CreateIssue(ctx context.Context, n NewIssue) (Issue, error) {
 	var out createdIssue
 	_, err := c.c.Do(ctx, atlassian.Call{
-		Op: "create issue", Method: http.MethodPost, Path: "/rest/api/3/issue",
-		Body:   createIssueRequest{Fields: n.fields()},
+		Op: "create issue", Method: http.MethodPost, Path: c.api + "/issue",
+		Body:   createIssueRequest{Fields: n.fields(c.flavour)},
 		Result: &out,
 	})
 	if err != nil {
@@ -99,7 +122,8 @@ type searchRequest struct {
 	JQL             string   `json:"jql"`
 	Fields          []string `json:"fields"`
 	MaxResults      int      `json:"maxResults"`
-	ReconcileIssues []int64  `json:"reconcileIssues,omitempty"`
+	StartAt         *int     `json:"startAt,omitempty"`         // Data Center
+	ReconcileIssues []int64  `json:"reconcileIssues,omitempty"` // Cloud
 }
 
 type searchResponse struct {
@@ -167,14 +191,22 @@ func (f Found) HasLabel(label string) bool {
 func (c *Client) FindByLabels(ctx context.Context, projects, labels []string, reconcile []string) ([]Found, error) {
 	jql := fmt.Sprintf("project in (%s) AND labels in (%s) ORDER BY created DESC", quoteList(projects), quoteList(labels))
 	req := searchRequest{JQL: jql, Fields: []string{"labels", "created", "status", "resolutiondate"}, MaxResults: 20}
-	for _, id := range reconcile {
-		if n, err := strconv.ParseInt(id, 10, 64); err == nil && len(req.ReconcileIssues) < 50 {
-			req.ReconcileIssues = append(req.ReconcileIssues, n)
+	path := c.api + "/search/jql"
+	if c.flavour == DataCenter {
+		// Data Center searches its own index, consistent with writes; it
+		// has no /search/jql and no reconcileIssues.
+		zero := 0
+		req.StartAt, path = &zero, c.api+"/search"
+	} else {
+		for _, id := range reconcile {
+			if n, err := strconv.ParseInt(id, 10, 64); err == nil && len(req.ReconcileIssues) < 50 {
+				req.ReconcileIssues = append(req.ReconcileIssues, n)
+			}
 		}
 	}
 	var out searchResponse
 	if _, err := c.c.Do(ctx, atlassian.Call{
-		Op: "search issues", Method: http.MethodPost, Path: "/rest/api/3/search/jql", Body: req, Result: &out, Idempotent: true,
+		Op: "search issues", Method: http.MethodPost, Path: path, Body: req, Result: &out, Idempotent: true,
 	}); err != nil {
 		return nil, err
 	}
@@ -190,15 +222,26 @@ func (c *Client) FindByLabels(ctx context.Context, projects, labels []string, re
 }
 
 type commentRequest struct {
-	Body adf.Doc `json:"body"`
+	Body any `json:"body"` // ADF on Cloud, a wiki-markup string on Data Center
 }
 
-// AddComment adds an ADF comment. Comments have no idempotency key: the
-// caller records that it posted one.
-func (c *Client) AddComment(ctx context.Context, issueKey string, body adf.Doc) error {
+// Comment is a comment in both formats; the client sends the one its Jira
+// takes.
+type Comment struct {
+	ADF  adf.Doc
+	Wiki string
+}
+
+// AddComment adds a comment. Comments have no idempotency key: the caller
+// records that it posted one.
+func (c *Client) AddComment(ctx context.Context, issueKey string, body Comment) error {
+	var b any = body.ADF
+	if c.flavour == DataCenter {
+		b = body.Wiki
+	}
 	_, err := c.c.Do(ctx, atlassian.Call{
 		Op: "add comment", Method: http.MethodPost, Issue: issueKey,
-		Path: "/rest/api/3/issue/" + url.PathEscape(issueKey) + "/comment", Body: commentRequest{Body: body},
+		Path: c.api + "/issue/" + url.PathEscape(issueKey) + "/comment", Body: commentRequest{Body: b},
 	})
 	return err
 }
@@ -229,7 +272,7 @@ func (c *Client) Transitions(ctx context.Context, issueKey string) ([]Transition
 	var out transitionsResponse
 	if _, err := c.c.Do(ctx, atlassian.Call{
 		Op: "list transitions", Method: http.MethodGet, Idempotent: true,
-		Path: "/rest/api/3/issue/" + url.PathEscape(issueKey) + "/transitions", Result: &out,
+		Path: c.api + "/issue/" + url.PathEscape(issueKey) + "/transitions", Result: &out,
 	}); err != nil {
 		return nil, err
 	}
@@ -252,7 +295,7 @@ func (c *Client) DoTransition(ctx context.Context, issueKey, id string) error {
 	body.Transition.ID = id
 	_, err := c.c.Do(ctx, atlassian.Call{
 		Op: "transition issue", Method: http.MethodPost, Issue: issueKey,
-		Path: "/rest/api/3/issue/" + url.PathEscape(issueKey) + "/transitions", Body: body,
+		Path: c.api + "/issue/" + url.PathEscape(issueKey) + "/transitions", Body: body,
 	})
 	return err
 }
@@ -334,7 +377,7 @@ func (c *Client) UpsertRemoteLink(ctx context.Context, issueKey string, l Remote
 	}
 	status, err := c.c.Do(ctx, atlassian.Call{
 		Op: "upsert remote link", Method: http.MethodPost, Idempotent: true, Issue: issueKey,
-		Path: "/rest/api/3/issue/" + url.PathEscape(issueKey) + "/remotelink", Body: body,
+		Path: c.api + "/issue/" + url.PathEscape(issueKey) + "/remotelink", Body: body,
 	})
 	if err != nil {
 		return false, err
