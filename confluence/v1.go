@@ -127,7 +127,8 @@ func (v *V1) FindByTitle(ctx context.Context, spaceKey, title string) (Page, boo
 	var out v1Results
 	if _, err := v.c.Do(ctx, atlassian.Call{
 		Op: "find page", Method: http.MethodGet, Path: "/rest/api/content", Idempotent: true, Result: &out,
-		Query: url.Values{"type": {"page"}, "spaceKey": {spaceKey}, "title": {title}, "expand": {"version"}},
+		// Archived pages keep their title, so they are looked for too.
+		Query: url.Values{"type": {"page"}, "spaceKey": {spaceKey}, "title": {title}, "status": {"current", "archived"}, "expand": {"version"}},
 	}); err != nil {
 		return Page{}, false, err
 	}
@@ -164,4 +165,3 @@ func (v *V1) UpdatePage(ctx context.Context, p Stored, storage string, version i
 	}
 	return err
 }
-

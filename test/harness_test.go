@@ -89,9 +89,14 @@ func start(t *testing.T, extra ...string) *env {
 
 func newEmulator(t *testing.T) (*emulator.Emulator, *httptest.Server) {
 	t.Helper()
-	emu := emulator.New(emulator.Options{Projects: map[string][]string{
-		"OPS": {"Incident", "Task", "Bug"}, "SRE": {"Incident"}, "SECRET": {"Incident"},
-	}})
+	return newEmulatorWith(t, emulator.Options{})
+}
+
+// newEmulatorWith starts an emulator with the test projects and opts.
+func newEmulatorWith(t *testing.T, opts emulator.Options) (*emulator.Emulator, *httptest.Server) {
+	t.Helper()
+	opts.Projects = map[string][]string{"OPS": {"Incident", "Task", "Bug"}, "SRE": {"Incident"}, "SECRET": {"Incident"}}
+	emu := emulator.New(opts)
 	ts := httptest.NewServer(emu)
 	emu.SetBaseURL(ts.URL)
 	t.Cleanup(ts.Close)

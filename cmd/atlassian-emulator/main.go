@@ -1,10 +1,20 @@
 // Command atlassian-emulator serves the Jira Cloud REST v3 / Confluence
 // Cloud REST v2 emulator (internal/emulator) for the local quick start and
 // for people exploring what the function does, with an HTML view at /.
+// The same state is served over Jira Data Center REST v2, the Confluence
+// v1 content API (Cloud /wiki/rest/api and Data Center /rest/api), and a
+// Backstage notifications backend under /api/notifications.
 //
 // Usage:
 //
 //	atlassian-emulator -listen 127.0.0.1:8081 -projects "OPS:Incident,Task,Bug" -spaces INCIDENTS
+//
+// Data Center clients can authenticate with a Personal Access Token, and
+// Backstage clients with a static token whose members a small catalog
+// resolves:
+//
+//	atlassian-emulator -bearer-token dc-pat -backstage-token backstage-token \
+//		-backstage-group 'group:default/payments-team=user:default/alice,user:default/bob'
 //
 // To see how a client copes with a slow, rate-limiting or failing
 // Atlassian, start it with faults, an outage or rate limits, e.g.
@@ -31,6 +41,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unicode"
 
 	"function/internal/emulator"
 )
@@ -58,7 +69,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if defaultToken == "" {
 		defaultToken = emulator.DefaultAPIToken
 	}
+	defaultPAT := os.Getenv("ATLASSIAN_BEARER_TOKEN")
+	defaultBackstageToken := os.Getenv("BACKSTAGE_TOKEN")
+	if defaultBackstageToken == "" {
+		defaultBackstageToken = emulator.DefaultBackstageToken
+	}
 	var faults faultFlags
+	groups := groupFlags{}
+	fs.Var(&groups, "backstage-group", `a Backstage catalog group and its members (repeatable): "GROUP=MEMBER,MEMBER", e.g. "group:default/payments-team=user:default/alice,group:default/payments-oncall"`)
 	fs.Var(&faults, "fault", `inject a fault at start-up (repeatable): "ROUTE=STATUS[xCOUNT][,delay=2s][,delay-after=2s][,retry-after=N][,reason=R][,reset][,no-retry-after][,only-reset-header]"; ROUTE is a route pattern such as "POST /rest/api/3/issue" or *`)
 	var (
 		outage         = fs.String("outage", "", `start with an outage of every API route, "STATUS[:DURATION]", e.g. 503:30s (no duration: until cleared through the admin API)`)
@@ -74,6 +92,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		projects  = fs.String("projects", "OPS:Incident,Task,Bug", `Jira projects and their issue types, "KEY:Type,Type;KEY:Type"`)
 		spaces    = fs.String("spaces", "INCIDENTS", "comma-separated Confluence space keys")
 		searchLag = fs.Duration("search-lag", 0, "emulated /search/jql indexing lag for new issues")
+		pat       = fs.String("bearer-token", defaultPAT, "Data Center Personal Access Token accepted as \"Authorization: Bearer\" on /rest/api/2 and /rest/api/content|space (default $ATLASSIAN_BEARER_TOKEN; empty: Bearer rejected)")
+		bsToken   = fs.String("backstage-token", defaultBackstageToken, "static token the Backstage notifications backend accepts as Bearer (default $BACKSTAGE_TOKEN or "+emulator.DefaultBackstageToken+")")
+		bsSubject = fs.String("backstage-subject", emulator.DefaultBackstageSubject, "subject of the Backstage static token: the origin of the notifications")
 	)
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -100,6 +121,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if *rateBurst > 0 && *rateLimit == 0 {
 		return errors.New("-rate-burst needs -rate-limit")
 	}
+	if err := emulator.ValidateBackstageToken(*bsToken, *bsSubject); err != nil {
+		return fmt.Errorf("-backstage-token/-backstage-subject: %w", err)
+	}
+	if strings.IndexFunc(*pat, unicode.IsSpace) >= 0 {
+		return errors.New("-bearer-token: a token has no white space")
+	}
 	var outageStatus int
 	var outageFor time.Duration
 	if *outage != "" {
@@ -118,6 +145,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		SearchLag: *searchLag,
 		Logger:    logger,
 		RateLimit: emulator.RateLimit{PerSecond: *rateLimit, Burst: *rateBurst, PerIssueWrites: *perIssueWrites},
+
+		BearerToken:      *pat,
+		BackstageToken:   *bsToken,
+		BackstageSubject: *bsSubject,
+		BackstageGroups:  groups,
 	})
 	// Only the emulator knows its routes, so a misspelt route is caught
 	// here rather than becoming a fault that never fires.
@@ -148,7 +180,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	go func() { errc <- srv.Serve(ln) }()
 	logger.Info("atlassian emulator listening", "url", base, "addr", ln.Addr().String(),
 		"email", *email, "projects", *projects, "spaces", spaceKeys, "searchLag", searchLag.String(),
-		"faults", faults.String(), "outage", *outage, "rateLimit", em.RateLimits())
+		"faults", faults.String(), "outage", *outage, "rateLimit", em.RateLimits(),
+		"bearerToken", *pat != "", "backstageSubject", *bsSubject, "backstageGroups", groups.String())
 	fmt.Fprintln(stdout, base)
 
 	select {
@@ -165,6 +198,34 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("serve: %w", err)
 	}
+	return nil
+}
+
+// groupFlags collects the repeatable -backstage-group flag.
+type groupFlags map[string][]string
+
+func (g groupFlags) String() string {
+	var out []string
+	for k, v := range g {
+		out = append(out, k+"="+strings.Join(v, ","))
+	}
+	slices.Sort(out)
+	return strings.Join(out, "; ")
+}
+
+func (g groupFlags) Set(s string) error {
+	group, members, ok := strings.Cut(s, "=")
+	group = strings.TrimSpace(group)
+	if !ok || group == "" {
+		return fmt.Errorf("backstage group %q: want GROUP=MEMBER,MEMBER", s)
+	}
+	var list []string
+	for _, m := range strings.Split(members, ",") {
+		if m = strings.TrimSpace(m); m != "" {
+			list = append(list, m)
+		}
+	}
+	g[group] = append(g[group], list...)
 	return nil
 }
 

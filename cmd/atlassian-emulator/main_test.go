@@ -154,6 +154,37 @@ func TestRunOutageFlag(t *testing.T) {
 	}
 }
 
+func TestRunDataCenterAndBackstageFlags(t *testing.T) {
+	base := start(t, "-bearer-token", "dc-pat-1", "-backstage-token", "bs-token-1", "-backstage-subject", "ci-bot",
+		"-backstage-group", "group:default/payments-team=user:default/alice, user:default/bob")
+	do := func(method, path, auth, body string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest(method, base+path, strings.NewReader(body))
+		req.Header.Set("Authorization", auth)
+		if body != "" {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		data, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(data)
+	}
+	if code, body := do("GET", "/rest/api/2/myself", "Bearer dc-pat-1", ""); code != 200 {
+		t.Errorf("DC bearer: %d %s", code, body)
+	}
+	if code, _ := do("GET", "/rest/api/3/myself", "Bearer dc-pat-1", ""); code != 401 {
+		t.Errorf("Cloud bearer: %d, want 401", code)
+	}
+	code, body := do("POST", "/api/notifications/notifications", "Bearer bs-token-1",
+		`{"recipients":{"type":"entity","entityRef":"group:default/payments-team"},"payload":{"title":"t"}}`)
+	if code != 200 || strings.Count(body, `"origin":"ci-bot"`) != 2 || !strings.Contains(body, "user:default/bob") {
+		t.Errorf("notification: %d %s", code, body)
+	}
+}
+
 func TestRunFlagErrors(t *testing.T) {
 	for _, args := range [][]string{
 		{"-projects", "bad"},
@@ -170,6 +201,11 @@ func TestRunFlagErrors(t *testing.T) {
 		{"-rate-limit", "fast"},
 		{"-rate-burst", "5"},
 		{"-per-issue-writes", "-20"},
+		{"-backstage-token", "short"},
+		{"-backstage-token", "has white space"},
+		{"-backstage-subject", "rollback bot"},
+		{"-backstage-group", "=user:default/a"},
+		{"-bearer-token", "a b"},
 	} {
 		err := run(context.Background(), args, io.Discard, io.Discard)
 		if err == nil {

@@ -27,6 +27,7 @@ func (e *Emulator) adminRoutes() {
 type stateView struct {
 	Issues        []Issue        `json:"issues"`
 	Pages         []Page         `json:"pages"`
+	Notifications []Notification `json:"notifications"`
 	Calls         map[string]int `json:"calls"`
 	RateLimited   int            `json:"rateLimited"`
 	MaxConcurrent int            `json:"maxConcurrent"`
@@ -62,7 +63,8 @@ type outageSpec struct {
 }
 
 func (e *Emulator) adminState(w http.ResponseWriter, r *http.Request) {
-	v := stateView{Issues: e.Issues(), Pages: e.Pages(), Calls: e.Calls(), Routes: e.Routes(), Faults: []faultSpec{}}
+	v := stateView{Issues: e.Issues(), Pages: e.Pages(), Notifications: e.Notifications(),
+		Calls: e.Calls(), Routes: e.Routes(), Faults: []faultSpec{}}
 	now := e.now()
 	e.mu.Lock()
 	v.RateLimited = e.lim.rejected

@@ -1,6 +1,9 @@
 // Package emulator is a stateful, in-memory emulator of the subset of the
 // Jira Cloud REST v3 and Confluence Cloud REST v2 APIs that the rollback
-// incident function uses, plus a read-only HTML view for people.
+// incident function uses, plus a read-only HTML view for people. The same
+// state is also served through Jira Data Center REST v2 (wiki markup,
+// Bearer PATs), the Confluence v1 content API (Cloud /wiki/rest/api and
+// Data Center /rest/api), and a Backstage notifications backend.
 //
 // The same client code talks to the emulator and to Atlassian Cloud, so the
 // emulator reproduces the real services' status codes, bodies and
@@ -45,6 +48,25 @@ type Options struct {
 	// RateLimit enforces Jira Cloud style rate limits; the zero value
 	// enforces none. See SetRateLimit.
 	RateLimit RateLimit
+	// BearerToken is the Data Center Personal Access Token accepted as
+	// "Authorization: Bearer <PAT>" on the Data Center routes (Jira
+	// /rest/api/2, Confluence /rest/api/content and /rest/api/space).
+	// Empty: Bearer is rejected there too. Cloud routes always reject
+	// Bearer (JRACLOUD-72405).
+	BearerToken string
+	// BackstageToken is the static external-access token the Backstage
+	// notifications backend accepts as "Authorization: Bearer <token>".
+	// Default: "backstage-token".
+	BackstageToken string
+	// BackstageSubject is the static token's subject, which Backstage uses
+	// verbatim as the notifications' origin. Default: "rollback-bot".
+	BackstageSubject string
+	// BackstageGroups is the emulated Backstage catalog: group entity refs
+	// (e.g. "group:default/payments-team") mapped to their members, user
+	// refs ("user:default/jdoe") or child group refs. Group refs match
+	// case-insensitively, with kind "group" and namespace "default"
+	// implied. A group that is not listed has no members.
+	BackstageGroups map[string][]string
 	// Now is the clock, also for timed outages and rate limits.
 	// Default: time.Now.
 	Now func() time.Time
@@ -56,6 +78,10 @@ type Options struct {
 const (
 	DefaultEmail    = "bot@example.com"
 	DefaultAPIToken = "emulator-token"
+	// DefaultBackstageToken and DefaultBackstageSubject are the Backstage
+	// static token and its subject (the notifications' origin).
+	DefaultBackstageToken   = "backstage-token"
+	DefaultBackstageSubject = "rollback-bot"
 )
 
 // Emulator is an http.Handler serving the emulated APIs. All state lives in
@@ -70,8 +96,12 @@ type Emulator struct {
 	mux      *http.ServeMux
 	tmpl     *template.Template
 	patterns []string // API route patterns, in registration order
+	bsGroups map[string][]string
 
 	mu        sync.Mutex
+	bearer    string // Data Center PAT; "" rejects Bearer
+	bsToken   string
+	bsSubject string
 	baseURL   string
 	searchLag time.Duration
 	st        *state
@@ -91,6 +121,10 @@ func New(opts Options) *Emulator {
 	e := &Emulator{
 		email:     opts.Email,
 		token:     opts.APIToken,
+		bearer:    opts.BearerToken,
+		bsToken:   opts.BackstageToken,
+		bsSubject: opts.BackstageSubject,
+		bsGroups:  normalizeGroups(opts.BackstageGroups),
 		now:       opts.Now,
 		logger:    opts.Logger,
 		baseURL:   strings.TrimRight(opts.BaseURL, "/"),
@@ -103,6 +137,12 @@ func New(opts Options) *Emulator {
 	}
 	if e.token == "" {
 		e.token = DefaultAPIToken
+	}
+	if e.bsToken == "" {
+		e.bsToken = DefaultBackstageToken
+	}
+	if e.bsSubject == "" {
+		e.bsSubject = DefaultBackstageSubject
 	}
 	if e.now == nil {
 		e.now = time.Now
@@ -141,7 +181,7 @@ func (e *Emulator) SetSearchLag(d time.Duration) {
 	e.searchLag = d
 }
 
-// Reset drops all issues, pages, call counts, counters and faults, refills
+// Reset drops all issues, pages, notifications, call counts, counters and faults, refills
 // the rate-limit bucket and recreates the spaces' homepages.
 // Configuration (base URL, search lag, rate limits) is kept.
 func (e *Emulator) Reset() {
@@ -189,9 +229,32 @@ func (e *Emulator) base(r *http.Request) string {
 type flavor int
 
 const (
-	jiraAPI flavor = iota
-	wikiAPI
+	jiraAPI      flavor = iota // {"errorMessages":[],"errors":{}}, Cloud and DC
+	wikiAPI                    // Confluence Cloud v2 {"errors":[...]}
+	wikiV1API                  // Confluence v1 {"statusCode","data","message","reason"}
+	backstageAPI               // Backstage {"error":{name,message},"request","response"}
 )
+
+// apiKind describes an API family: its error dialect, and whether it is a
+// Data Center product, which accepts Bearer PATs and sends Data Center
+// rate-limit headers.
+type apiKind struct {
+	fl flavor
+	dc bool
+}
+
+var (
+	jiraCloud   = apiKind{fl: jiraAPI}
+	jiraDC      = apiKind{fl: jiraAPI, dc: true}
+	wikiCloud   = apiKind{fl: wikiAPI}
+	wikiV1Cloud = apiKind{fl: wikiV1API}
+	wikiV1DC    = apiKind{fl: wikiV1API, dc: true}
+	backstage   = apiKind{fl: backstageAPI}
+)
+
+// atlassian reports whether the routes sit behind the emulated Atlassian
+// gateway: its rate limits and MaxConcurrent count only those.
+func (k apiKind) atlassian() bool { return k.fl != backstageAPI }
 
 // maxBody mirrors Confluence's 5 MB request limit (413 above it); Jira's
 // limit is larger but no sane client comes close.
@@ -202,9 +265,11 @@ const maxBody = 5 << 20
 // written here.
 //
 // A call passes, in order: the rate limits (a gateway in front of
-// everything), injected faults and outages (the edge), authentication,
-// the content type, and finally the handler.
-func (e *Emulator) api(pattern string, fl flavor, h http.HandlerFunc) {
+// everything Atlassian), injected faults and outages (the edge),
+// authentication, the content type, and finally the handler. Backstage
+// routes skip the Atlassian rate limits, and authenticate and parse their
+// body in the handler, as the Backstage plugin router does.
+func (e *Emulator) api(pattern string, k apiKind, h http.HandlerFunc) {
 	e.patterns = append(e.patterns, pattern)
 	perIssueWrite := isPerIssueWrite(pattern)
 	e.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
@@ -212,9 +277,9 @@ func (e *Emulator) api(pattern string, fl flavor, h http.HandlerFunc) {
 		if perIssueWrite {
 			issue = r.PathValue("issueIdOrKey")
 		}
-		v, f, now := e.enter(pattern, issue)
-		defer e.leave()
-		v.write(w, fl, now)
+		v, f, now := e.enter(pattern, issue, k.atlassian())
+		defer e.leave(k.atlassian())
+		v.write(w, k, now)
 		if v.limited {
 			return
 		}
@@ -239,16 +304,18 @@ func (e *Emulator) api(pattern string, fl flavor, h http.HandlerFunc) {
 			return
 		}
 		if f != nil && f.Status != 0 && !f.Reset {
-			writeFault(w, fl, *f, e.now())
+			writeFault(w, r, k, *f, e.now())
 			return
 		}
-		if !e.authorized(r) {
-			unauthorized(w, fl)
-			return
-		}
-		if (r.Method == http.MethodPost || r.Method == http.MethodPut) && !isJSON(r) {
-			unsupportedMediaType(w, fl)
-			return
+		if k.atlassian() {
+			if !e.authorized(r, k) {
+				unauthorized(w, k.fl)
+				return
+			}
+			if (r.Method == http.MethodPost || r.Method == http.MethodPut) && !isJSON(r) {
+				unsupportedMediaType(w, k.fl)
+				return
+			}
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 		if f != nil && f.DelayAfter > 0 {
@@ -279,12 +346,17 @@ func (e *Emulator) api(pattern string, fl flavor, h http.HandlerFunc) {
 // enter counts a call, applies the rate limits and returns the fault to
 // answer with, if any. A call the limiter rejects does not consume a
 // fault: it never got past the gateway. issue is the {issueIdOrKey} of a
-// per-issue write, or "". Every enter must be paired with a leave.
-func (e *Emulator) enter(pattern, issue string) (verdict, *Fault, time.Time) {
+// per-issue write, or "". gateway is false for non-Atlassian routes,
+// which are neither rate limited nor counted as in flight. Every enter
+// must be paired with a leave with the same gateway.
+func (e *Emulator) enter(pattern, issue string, gateway bool) (verdict, *Fault, time.Time) {
 	now := e.now()
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.calls[pattern]++
+	if !gateway {
+		return verdict{}, e.takeFaultLocked(pattern, now), now
+	}
 	e.inFlight++
 	e.maxInFlight = max(e.maxInFlight, e.inFlight)
 	if issue != "" {
@@ -302,7 +374,10 @@ func (e *Emulator) enter(pattern, issue string) (verdict, *Fault, time.Time) {
 }
 
 // leave ends a call started by enter.
-func (e *Emulator) leave() {
+func (e *Emulator) leave(gateway bool) {
+	if !gateway {
+		return
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.inFlight--
@@ -314,19 +389,50 @@ func (e *Emulator) Routes() []string {
 	return slices.Clone(e.patterns)
 }
 
-func (e *Emulator) authorized(r *http.Request) bool {
-	user, pass, ok := r.BasicAuth()
-	if !ok {
-		// Bearer tokens are for OAuth only; an API token sent as Bearer is
-		// rejected by Atlassian Cloud too (JRACLOUD-72405).
-		return false
-	}
+// authorized checks the credentials of an Atlassian route: Basic
+// email:token everywhere, and on Data Center routes also a Bearer PAT.
+func (e *Emulator) authorized(r *http.Request, k apiKind) bool {
 	e.mu.Lock()
-	email, token := e.email, e.token
+	email, token, pat := e.email, e.token, e.bearer
 	e.mu.Unlock()
-	userOK := strings.EqualFold(user, email)
-	passOK := subtle.ConstantTimeCompare([]byte(pass), []byte(token)) == 1
-	return userOK && passOK
+	if user, pass, ok := r.BasicAuth(); ok {
+		userOK := strings.EqualFold(user, email)
+		passOK := subtle.ConstantTimeCompare([]byte(pass), []byte(token)) == 1
+		return userOK && passOK
+	}
+	// Bearer tokens are for OAuth only on Cloud; an API token sent as
+	// Bearer is rejected by Atlassian Cloud too (JRACLOUD-72405). Data
+	// Center accepts its Personal Access Tokens this way (Jira 8.14+,
+	// Confluence 7.9+), and only this way: a PAT is no Basic password.
+	if k.dc && pat != "" {
+		if t, ok := bearerToken(r); ok {
+			return subtle.ConstantTimeCompare([]byte(t), []byte(pat)) == 1
+		}
+	}
+	return false
+}
+
+// bearerToken extracts the token of "Authorization: Bearer <token>"; the
+// scheme is case-insensitive and the token has no whitespace.
+func bearerToken(r *http.Request) (string, bool) {
+	scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	tok = strings.TrimLeft(tok, " ")
+	if tok == "" || strings.ContainsAny(tok, " \t\r\n") {
+		return "", false
+	}
+	return tok, true
+}
+
+// SetBearerToken replaces the Data Center Personal Access Token accepted
+// as "Authorization: Bearer <PAT>" on the Data Center routes; "" rejects
+// Bearer there too.
+func (e *Emulator) SetBearerToken(pat string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.bearer = pat
 }
 
 // SetCredentials replaces the accepted credentials, as rotating an API
@@ -344,39 +450,76 @@ func isJSON(r *http.Request) bool {
 
 // routes wires every endpoint. Keep README.md in sync.
 func (e *Emulator) routes() {
-	// Jira Cloud platform REST v3.
-	e.api("POST /rest/api/3/issue", jiraAPI, e.createIssue)
-	e.api("GET /rest/api/3/issue/{issueIdOrKey}", jiraAPI, e.getIssue)
-	e.api("GET /rest/api/3/issue/{issueIdOrKey}/comment", jiraAPI, e.listComments)
-	e.api("POST /rest/api/3/issue/{issueIdOrKey}/comment", jiraAPI, e.addComment)
-	e.api("GET /rest/api/3/issue/{issueIdOrKey}/remotelink", jiraAPI, e.getRemoteLinks)
-	e.api("POST /rest/api/3/issue/{issueIdOrKey}/remotelink", jiraAPI, e.upsertRemoteLink)
-	e.api("DELETE /rest/api/3/issue/{issueIdOrKey}/remotelink", jiraAPI, e.deleteRemoteLinkByGlobalID)
-	e.api("GET /rest/api/3/issue/{issueIdOrKey}/remotelink/{linkId}", jiraAPI, e.getRemoteLink)
-	e.api("DELETE /rest/api/3/issue/{issueIdOrKey}/remotelink/{linkId}", jiraAPI, e.deleteRemoteLink)
-	e.api("GET /rest/api/3/issue/{issueIdOrKey}/properties", jiraAPI, e.listProperties)
-	e.api("GET /rest/api/3/issue/{issueIdOrKey}/properties/{propertyKey}", jiraAPI, e.getProperty)
-	e.api("PUT /rest/api/3/issue/{issueIdOrKey}/properties/{propertyKey}", jiraAPI, e.setProperty)
-	e.api("DELETE /rest/api/3/issue/{issueIdOrKey}/properties/{propertyKey}", jiraAPI, e.deleteProperty)
-	e.api("GET /rest/api/3/issue/{issueIdOrKey}/transitions", jiraAPI, e.getTransitions)
-	e.api("POST /rest/api/3/issue/{issueIdOrKey}/transitions", jiraAPI, e.doTransition)
-	e.api("GET /rest/api/3/search/jql", jiraAPI, e.searchJQL)
-	e.api("POST /rest/api/3/search/jql", jiraAPI, e.searchJQL)
-	e.api("GET /rest/api/3/search", jiraAPI, searchRemoved)
-	e.api("POST /rest/api/3/search", jiraAPI, searchRemoved)
-	e.api("GET /rest/api/3/myself", jiraAPI, e.myself)
-	e.mux.HandleFunc("/rest/api/3/", e.notFoundAPI(jiraAPI, "/rest/api/3/"))
+	// Jira Cloud platform REST v3 and Jira Data Center REST v2 share their
+	// handlers, which tell the two apart by the path (jiraVerOf).
+	for _, j := range []struct {
+		p string
+		k apiKind
+	}{{"/rest/api/3", jiraCloud}, {"/rest/api/2", jiraDC}} {
+		p, k := j.p, j.k
+		e.api("POST "+p+"/issue", k, e.createIssue)
+		e.api("GET "+p+"/issue/{issueIdOrKey}", k, e.getIssue)
+		e.api("GET "+p+"/issue/{issueIdOrKey}/comment", k, e.listComments)
+		e.api("POST "+p+"/issue/{issueIdOrKey}/comment", k, e.addComment)
+		e.api("GET "+p+"/issue/{issueIdOrKey}/remotelink", k, e.getRemoteLinks)
+		e.api("POST "+p+"/issue/{issueIdOrKey}/remotelink", k, e.upsertRemoteLink)
+		e.api("DELETE "+p+"/issue/{issueIdOrKey}/remotelink", k, e.deleteRemoteLinkByGlobalID)
+		e.api("GET "+p+"/issue/{issueIdOrKey}/remotelink/{linkId}", k, e.getRemoteLink)
+		e.api("DELETE "+p+"/issue/{issueIdOrKey}/remotelink/{linkId}", k, e.deleteRemoteLink)
+		e.api("GET "+p+"/issue/{issueIdOrKey}/properties", k, e.listProperties)
+		e.api("GET "+p+"/issue/{issueIdOrKey}/properties/{propertyKey}", k, e.getProperty)
+		e.api("PUT "+p+"/issue/{issueIdOrKey}/properties/{propertyKey}", k, e.setProperty)
+		e.api("DELETE "+p+"/issue/{issueIdOrKey}/properties/{propertyKey}", k, e.deleteProperty)
+		e.api("GET "+p+"/issue/{issueIdOrKey}/transitions", k, e.getTransitions)
+		e.api("POST "+p+"/issue/{issueIdOrKey}/transitions", k, e.doTransition)
+		if k.dc {
+			// Data Center: offset-paged, read-after-write search; no /search/jql.
+			e.api("GET "+p+"/search", k, e.searchDC)
+			e.api("POST "+p+"/search", k, e.searchDC)
+		} else {
+			e.api("GET "+p+"/search/jql", k, e.searchJQL)
+			e.api("POST "+p+"/search/jql", k, e.searchJQL)
+			e.api("GET "+p+"/search", k, searchRemoved)
+			e.api("POST "+p+"/search", k, searchRemoved)
+		}
+		e.api("GET "+p+"/myself", k, e.myself)
+		e.mux.HandleFunc(p+"/", e.notFoundAPI(k.fl, p+"/"))
+	}
 
 	// Confluence Cloud REST v2.
-	e.api("GET /wiki/api/v2/spaces", wikiAPI, e.listSpaces)
-	e.api("GET /wiki/api/v2/spaces/{id}", wikiAPI, e.getSpace)
-	e.api("GET /wiki/api/v2/spaces/{id}/pages", wikiAPI, e.listSpacePages)
-	e.api("GET /wiki/api/v2/pages", wikiAPI, e.listPages)
-	e.api("POST /wiki/api/v2/pages", wikiAPI, e.createPage)
-	e.api("GET /wiki/api/v2/pages/{id}", wikiAPI, e.getPage)
-	e.api("PUT /wiki/api/v2/pages/{id}", wikiAPI, e.updatePage)
-	e.api("DELETE /wiki/api/v2/pages/{id}", wikiAPI, e.deletePage)
+	e.api("GET /wiki/api/v2/spaces", wikiCloud, e.listSpaces)
+	e.api("GET /wiki/api/v2/spaces/{id}", wikiCloud, e.getSpace)
+	e.api("GET /wiki/api/v2/spaces/{id}/pages", wikiCloud, e.listSpacePages)
+	e.api("GET /wiki/api/v2/pages", wikiCloud, e.listPages)
+	e.api("POST /wiki/api/v2/pages", wikiCloud, e.createPage)
+	e.api("GET /wiki/api/v2/pages/{id}", wikiCloud, e.getPage)
+	e.api("PUT /wiki/api/v2/pages/{id}", wikiCloud, e.updatePage)
+	e.api("DELETE /wiki/api/v2/pages/{id}", wikiCloud, e.deletePage)
 	e.mux.HandleFunc("/wiki/api/v2/", e.notFoundAPI(wikiAPI, "/wiki/api/v2/"))
+
+	// Confluence REST v1 content API: the deprecated Cloud site path and
+	// the Data Center path (no /wiki context path). See confluence_v1.go.
+	for _, c := range []struct {
+		p string
+		k apiKind
+	}{{"/wiki/rest/api", wikiV1Cloud}, {"/rest/api", wikiV1DC}} {
+		p, k := c.p, c.k
+		e.api("GET "+p+"/content", k, e.v1ListContent)
+		e.api("POST "+p+"/content", k, e.v1CreateContent)
+		e.api("GET "+p+"/content/{id}", k, e.v1GetContent)
+		e.api("PUT "+p+"/content/{id}", k, e.v1UpdateContent)
+		e.api("GET "+p+"/space/{spaceKey}", k, e.v1GetSpace)
+		if k.dc {
+			e.mux.HandleFunc(p+"/content/", e.notFoundAPI(wikiV1API, p+"/content/"))
+			e.mux.HandleFunc(p+"/space/", e.notFoundAPI(wikiV1API, p+"/space/"))
+		} else {
+			e.mux.HandleFunc(p+"/", e.notFoundAPI(wikiV1API, p+"/"))
+		}
+	}
+
+	// Backstage notifications backend (plugin mounted at /api/notifications).
+	e.api("POST /api/notifications/notifications", backstage, e.createNotifications)
+	e.api("POST /api/notifications", backstage, e.createNotifications) // deprecated alias
 
 	// Read-only HTML views for people; no authentication, like a public
 	// site would not have, but this is a local tool.
@@ -389,6 +532,13 @@ func (e *Emulator) routes() {
 	e.mux.HandleFunc("GET /wiki/pages/viewpage.action", e.redirectToPage("pageId"))
 	e.mux.HandleFunc("GET /wiki/pages/resumedraft.action", e.redirectToPage("draftId"))
 	e.mux.HandleFunc("GET /wiki/x/{code}", e.redirectTinyURL)
+	// Confluence Data Center web UI links (v1 _links on the /rest/api path,
+	// whose base has no /wiki).
+	e.mux.HandleFunc("GET /pages/viewpage.action", e.htmlPageByQuery("pageId"))
+	e.mux.HandleFunc("GET /pages/editpage.action", e.htmlPageByQuery("pageId"))
+	e.mux.HandleFunc("GET /display/{space}", e.htmlDisplaySpace)
+	e.mux.HandleFunc("GET /display/{space}/{title...}", e.htmlDisplayPage)
+	e.mux.HandleFunc("GET /x/{code}", e.redirectTinyURL)
 
 	// Test and admin API; no authentication. See admin.go.
 	e.adminRoutes()
@@ -412,11 +562,14 @@ func (e *Emulator) notFoundAPI(fl flavor, prefix string) http.HandlerFunc {
 			apiError(w, fl, http.StatusMethodNotAllowed, "Method Not Allowed")
 			return
 		}
-		if fl == jiraAPI {
+		switch fl {
+		case jiraAPI:
 			writeJiraError(w, http.StatusNotFound, []string{"null for uri: " + r.URL.Path}, nil)
-			return
+		case wikiV1API:
+			writeV1Error(w, http.StatusNotFound, "No API route matches "+r.URL.Path)
+		default:
+			writeWikiError(w, http.StatusNotFound, "NOT_FOUND", "No API route matches "+r.URL.Path)
 		}
-		writeWikiError(w, http.StatusNotFound, "NOT_FOUND", "No API route matches "+r.URL.Path)
 	}
 }
 

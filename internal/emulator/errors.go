@@ -92,13 +92,50 @@ func (e *Emulator) locked(w http.ResponseWriter, fn func() reply) {
 	rp.write(w)
 }
 
-// apiError writes a generic error in the dialect of fl.
+// v1ErrorBody is the Confluence REST v1 error wire type (Cloud and Data
+// Center).
+type v1ErrorBody struct {
+	StatusCode int         `json:"statusCode"`
+	Data       v1ErrorData `json:"data"`
+	Message    string      `json:"message"`
+	Reason     string      `json:"reason"`
+}
+
+type v1ErrorData struct {
+	Authorized bool  `json:"authorized"`
+	Valid      bool  `json:"valid"`
+	Errors     []any `json:"errors"`
+	Successful bool  `json:"successful"`
+}
+
+func v1ErrorReply(status int, msg string) reply {
+	authorized := status != http.StatusUnauthorized && status != http.StatusForbidden && status != http.StatusNotFound
+	return jsonReply(status, v1ErrorBody{
+		StatusCode: status,
+		Data:       v1ErrorData{Authorized: authorized, Valid: true, Errors: []any{}},
+		Message:    msg,
+		Reason:     http.StatusText(status),
+	})
+}
+
+func writeV1Error(w http.ResponseWriter, status int, msg string) {
+	v1ErrorReply(status, msg).write(w)
+}
+
+// apiError writes a generic error in the dialect of fl. Backstage errors
+// name the request, so they go through backstageError instead; this is
+// only a fallback for them.
 func apiError(w http.ResponseWriter, fl flavor, status int, msg string) {
-	if fl == jiraAPI {
+	switch fl {
+	case jiraAPI:
 		writeJiraError(w, status, []string{msg}, nil)
-		return
+	case wikiV1API:
+		writeV1Error(w, status, msg)
+	case backstageAPI:
+		writeBackstageError(w, "", "", status, backstageErrorName(status), msg, nil)
+	default:
+		writeWikiError(w, status, wikiCode(status), msg)
 	}
-	writeWikiError(w, status, wikiCode(status), msg)
 }
 
 func wikiCode(status int) string {
@@ -132,12 +169,15 @@ func wikiCode(status int) string {
 }
 
 func unauthorized(w http.ResponseWriter, fl flavor) {
-	if fl == jiraAPI {
+	switch fl {
+	case jiraAPI:
 		writeJiraError(w, http.StatusUnauthorized,
 			[]string{"Client must be authenticated to access this resource."}, nil)
-		return
+	case wikiV1API:
+		writeV1Error(w, http.StatusUnauthorized, "This request requires authentication.")
+	default:
+		writeWikiError(w, http.StatusUnauthorized, "UNAUTHORIZED", "Unauthorized; scope does not match")
 	}
-	writeWikiError(w, http.StatusUnauthorized, "UNAUTHORIZED", "Unauthorized; scope does not match")
 }
 
 func unsupportedMediaType(w http.ResponseWriter, fl flavor) {

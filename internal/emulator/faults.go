@@ -32,7 +32,8 @@ type Fault struct {
 	// 0 means 1. X-RateLimit-Reset is now plus this many seconds.
 	RetryAfter int
 	// Reason is the RateLimit-Reason header of a 429; default
-	// "jira-burst-based" for Jira routes and none for Confluence.
+	// "jira-burst-based" for Jira Cloud routes and none for Confluence,
+	// Data Center and Backstage routes.
 	Reason string
 	// Delay holds the answer back this long first. With Status 0 the call
 	// is then served normally: a slow but successful answer.
@@ -158,18 +159,28 @@ func (e *Emulator) takeFaultLocked(route string, now time.Time) *Fault {
 	return nil
 }
 
-// writeFault answers with f in the dialect of fl, including the rate-limit
-// headers Atlassian sends with 429s.
-func writeFault(w http.ResponseWriter, fl flavor, f Fault, now time.Time) {
+// writeFault answers with f in the dialect of k, including the rate-limit
+// headers the service sends with 429s: Jira and Confluence Cloud's
+// X-RateLimit-* (plus RateLimit-Reason on Jira), Data Center's
+// X-RateLimit-Interval-Seconds/-FillRate, and for Backstage only
+// Retry-After.
+func writeFault(w http.ResponseWriter, r *http.Request, k apiKind, f Fault, now time.Time) {
 	h := w.Header()
 	retry := f.RetryAfter
 	if retry <= 0 {
 		retry = 1
 	}
 	reset := now.Add(time.Duration(retry) * time.Second)
+	answer := func(msg string) {
+		if k.fl == backstageAPI {
+			backstageRouteError(w, r, f.Status, backstageErrorName(f.Status), msg, nil)
+			return
+		}
+		apiError(w, k.fl, f.Status, msg)
+	}
 	if f.OnlyRateLimitReset {
 		h.Set("X-RateLimit-Reset", formatReset(reset))
-		apiError(w, fl, f.Status, "Rate limit exceeded.")
+		answer("Rate limit exceeded.")
 		return
 	}
 	if (f.Status == http.StatusTooManyRequests || f.Status == http.StatusServiceUnavailable) && !f.NoRetryAfter {
@@ -177,22 +188,31 @@ func writeFault(w http.ResponseWriter, fl flavor, f Fault, now time.Time) {
 	}
 	msg := http.StatusText(f.Status)
 	if f.Status == http.StatusTooManyRequests {
-		h.Set("X-RateLimit-Limit", "100")
-		h.Set("X-RateLimit-Remaining", "0")
-		h.Set("X-RateLimit-Reset", formatReset(reset))
+		msg = "Rate limit exceeded."
+		switch {
+		case k.fl == backstageAPI:
+		case k.dc:
+			h.Set("X-RateLimit-Limit", "100")
+			h.Set("X-RateLimit-Remaining", "0")
+			h.Set("X-RateLimit-Interval-Seconds", "1")
+			h.Set("X-RateLimit-FillRate", "100")
+		default:
+			h.Set("X-RateLimit-Limit", "100")
+			h.Set("X-RateLimit-Remaining", "0")
+			h.Set("X-RateLimit-Reset", formatReset(reset))
+		}
 		reason := f.Reason
-		if reason == "" && fl == jiraAPI {
+		if reason == "" && k == jiraCloud {
 			reason = reasonBurst
 		}
 		if reason != "" {
 			h.Set("RateLimit-Reason", reason)
 		}
-		msg = "Rate limit exceeded."
 	}
 	if msg == "" {
 		msg = "Injected fault " + strconv.Itoa(f.Status)
 	}
-	apiError(w, fl, f.Status, msg)
+	answer(msg)
 }
 
 // resetConn drops the request's connection with a TCP RST and no answer.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"html/template"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -210,6 +211,14 @@ pre{background:#f4f5f7;padding:8px;overflow:auto}code{background:#f4f5f7;padding
 {{if .Pages}}<table><tr><th>Space</th><th>Title</th><th>Status</th><th>Version</th></tr>
 {{range .Pages}}<tr><td><a href="/wiki/spaces/{{.SpaceKey}}">{{.SpaceKey}}</a></td><td><a href="/wiki{{.WebUI}}">{{.Title}}</a></td><td>{{.Status}}</td><td>{{.Version}}</td></tr>
 {{end}}</table>{{end}}
+<h1>Backstage notifications</h1>
+{{if .Notifications}}<table><tr><th>Recipient</th><th>Severity</th><th>Notification</th><th>Topic / scope</th><th>Origin</th><th>Created</th></tr>
+{{range .Notifications}}<tr><td>{{if .Broadcast}}<em>broadcast</em>{{else}}{{.User}}{{end}}</td>
+<td><span class="label">{{.Payload.Severity}}</span></td>
+<td>{{if .SafeLink}}<a href="{{.SafeLink}}" rel="noopener noreferrer">{{.Payload.Title}}</a>{{else}}{{.Payload.Title}}{{if .Payload.Link}} <span class="meta">({{.Payload.Link}})</span>{{end}}{{end}}{{if .Payload.Description}}<br><span class="meta">{{.Payload.Description}}</span>{{end}}</td>
+<td class="meta">{{.Payload.Topic}}{{if .Payload.Scope}}<br>{{.Payload.Scope}}{{end}}</td><td class="meta">{{.Origin}}</td>
+<td class="meta">{{.Created.Format "2006-01-02 15:04:05"}}{{if not .Updated.IsZero}}<br>updated {{.Updated.Format "2006-01-02 15:04:05"}}{{end}}{{if .Read}}<br>read{{else}}<br>unread{{end}}</td></tr>
+{{end}}</table>{{else}}<p class="meta">No notifications yet.</p>{{end}}
 <p class="meta">JSON state: <a href="/_emulator/state">/_emulator/state</a></p>
 {{template "foot"}}{{end}}
 
@@ -263,11 +272,28 @@ func (e *Emulator) notFoundHTML(w http.ResponseWriter, msg string) {
 	e.render(w, http.StatusNotFound, "notfound", msg)
 }
 
+// notificationView is a notification in the index, with its link when it
+// is an absolute http(s) URL (a relative one is relative to the Backstage
+// app, which the emulator is not).
+type notificationView struct {
+	Notification
+	SafeLink string
+}
+
 func (e *Emulator) htmlIndex(w http.ResponseWriter, r *http.Request) {
+	var notes []notificationView
+	for _, n := range e.Notifications() {
+		v := notificationView{Notification: n}
+		if safeURL(n.Payload.Link) {
+			v.SafeLink = n.Payload.Link
+		}
+		notes = append(notes, v)
+	}
 	e.render(w, http.StatusOK, "index", struct {
-		Issues []Issue
-		Pages  []Page
-	}{e.Issues(), e.Pages()})
+		Issues        []Issue
+		Pages         []Page
+		Notifications []notificationView
+	}{e.Issues(), e.Pages(), notes})
 }
 
 type commentView struct {
@@ -288,7 +314,11 @@ func (e *Emulator) htmlIssue(w http.ResponseWriter, r *http.Request) {
 	}
 	var comments []commentView
 	for _, c := range e.Comments(is.Key) {
-		comments = append(comments, commentView{Created: c.Created, Body: adfToHTML(c.Body)})
+		body := adfToHTML(c.Body)
+		if c.Body == nil {
+			body = wikiToHTML(c.BodyWiki)
+		}
+		comments = append(comments, commentView{Created: c.Created, Body: body})
 	}
 	var props []propertyView
 	for k, v := range is.Properties {
@@ -304,7 +334,15 @@ func (e *Emulator) htmlIssue(w http.ResponseWriter, r *http.Request) {
 		Description template.HTML
 		Comments    []commentView
 		Properties  []propertyView
-	}{is, adfToHTML(is.Description), comments, props})
+	}{is, descriptionHTML(is), comments, props})
+}
+
+// descriptionHTML renders an issue's ADF or wiki-markup description.
+func descriptionHTML(is Issue) template.HTML {
+	if is.Description == nil && is.DescriptionWiki != "" {
+		return wikiToHTML(is.DescriptionWiki)
+	}
+	return adfToHTML(is.Description)
 }
 
 func (e *Emulator) pageSnapshot(id string) (Page, bool) {
@@ -327,6 +365,11 @@ func (e *Emulator) htmlPage(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/wiki"+p.WebUI, http.StatusFound)
 		return
 	}
+	e.renderPage(w, p)
+}
+
+// renderPage renders the page view.
+func (e *Emulator) renderPage(w http.ResponseWriter, p Page) {
 	body, err := storageToHTML(p.Body)
 	if err != nil {
 		body = template.HTML("<p>" + template.HTMLEscapeString(err.Error()) + "</p>")
@@ -369,6 +412,61 @@ func (e *Emulator) redirectToPage(param string) http.HandlerFunc {
 		}
 		http.Redirect(w, r, "/wiki"+p.WebUI, http.StatusFound)
 	}
+}
+
+// htmlPageByQuery serves Data Center's /pages/viewpage.action?pageId= and
+// /pages/editpage.action?pageId= (read-only here): the page view itself.
+func (e *Emulator) htmlPageByQuery(param string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		p, ok := e.pageSnapshot(r.URL.Query().Get(param))
+		if !ok {
+			e.notFoundHTML(w, "Page "+r.URL.Query().Get(param)+" does not exist.")
+			return
+		}
+		e.renderPage(w, p)
+	}
+}
+
+// htmlDisplaySpace serves Data Center's /display/KEY: the space view.
+func (e *Emulator) htmlDisplaySpace(w http.ResponseWriter, r *http.Request) {
+	http.Redirect(w, r, "/wiki/spaces/"+url.PathEscape(r.PathValue("space")), http.StatusFound)
+}
+
+// htmlDisplayPage serves Data Center's /display/KEY/Title+With+Spaces: the
+// view of the current (or else archived) page with that title.
+func (e *Emulator) htmlDisplayPage(w http.ResponseWriter, r *http.Request) {
+	key := r.PathValue("space")
+	// The title is query-escaped (spaces as "+") in the raw path.
+	raw := r.URL.EscapedPath()
+	raw = raw[strings.Index(raw[len("/display/"):], "/")+len("/display/")+1:]
+	title, err := url.QueryUnescape(raw)
+	if err != nil {
+		e.notFoundHTML(w, "Malformed page title "+raw+".")
+		return
+	}
+	if title == "" {
+		e.htmlDisplaySpace(w, r)
+		return
+	}
+	e.mu.Lock()
+	var found *page
+	for _, status := range []string{"current", "archived"} {
+		for _, p := range e.st.pages {
+			if found == nil && p.status == status && strings.EqualFold(p.space.key, key) && strings.EqualFold(p.title, title) {
+				found = p
+			}
+		}
+	}
+	var snap Page
+	if found != nil {
+		snap = found.snapshot()
+	}
+	e.mu.Unlock()
+	if found == nil {
+		e.notFoundHTML(w, "No page titled "+title+" in space "+key+".")
+		return
+	}
+	e.renderPage(w, snap)
 }
 
 func (e *Emulator) redirectTinyURL(w http.ResponseWriter, r *http.Request) {

@@ -104,7 +104,7 @@ type issueInput struct {
 	project    *projectConfig
 	issueType  issueTypeConfig
 	summary    string
-	desc       json.RawMessage
+	desc       richText
 	labels     []string
 	priority   *priority
 	components []string
@@ -113,6 +113,7 @@ type issueInput struct {
 }
 
 func (e *Emulator) createIssue(w http.ResponseWriter, r *http.Request) {
+	v := jiraVerOf(r)
 	obj, err := decodeObject(r)
 	if err != nil {
 		bodyError(w, jiraAPI, err)
@@ -138,7 +139,7 @@ func (e *Emulator) createIssue(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	in, fieldErrs, err := e.validateIssueFields(fields)
+	in, fieldErrs, err := e.validateIssueFields(fields, v)
 	if err != nil {
 		writeJiraError(w, http.StatusInternalServerError, []string{err.Error()}, nil)
 		return
@@ -170,7 +171,7 @@ func (e *Emulator) createIssue(w http.ResponseWriter, r *http.Request) {
 	is := e.insertIssueLocked(in)
 	e.mu.Unlock()
 
-	resp := createdIssue{ID: is.id, Key: is.key, Self: base + "/rest/api/3/issue/" + is.id}
+	resp := createdIssue{ID: is.id, Key: is.key, Self: base + v.prefix + "/issue/" + is.id}
 	if in.transition != "" {
 		resp.Transition = &nestedResponse{Status: http.StatusOK,
 			ErrorCollection: jiraErrorCollection{ErrorMessages: []string{}, Errors: map[string]string{}}}
@@ -179,9 +180,10 @@ func (e *Emulator) createIssue(w http.ResponseWriter, r *http.Request) {
 }
 
 // validateIssueFields validates the "fields" member of a create request,
-// collecting one message per field like Jira does. The error is for
-// internal failures only.
-func (e *Emulator) validateIssueFields(fields map[string]json.RawMessage) (issueInput, map[string]string, error) {
+// collecting one message per field like Jira does; the description must
+// be ADF on v3 and a wiki-markup string on v2. The error is for internal
+// failures only.
+func (e *Emulator) validateIssueFields(fields map[string]json.RawMessage, v jiraVer) (issueInput, map[string]string, error) {
 	var in issueInput
 	errs := map[string]string{}
 
@@ -231,14 +233,17 @@ func (e *Emulator) validateIssueFields(fields map[string]json.RawMessage) (issue
 	}
 
 	if raw, ok := fields["description"]; ok && !isNull(raw) {
-		msg, err := validateADF(raw)
+		rt, msg, err := validateRichText(raw, v)
 		if err != nil {
 			return in, nil, err
 		}
-		if msg != "" {
+		switch {
+		case msg != "":
 			errs["description"] = msg
-		} else {
-			in.desc = compactJSON(raw)
+		case rt.isWiki && rt.wiki == "":
+			// Data Center stores an empty description as none.
+		default:
+			in.desc = rt
 		}
 	}
 
@@ -439,16 +444,16 @@ func issueFieldNames() []string {
 	}
 }
 
-func (e *Emulator) issueWireLocked(is *issue, fs fieldSelection, props []string, base string) issueWire {
+func (e *Emulator) issueWireLocked(is *issue, fs fieldSelection, props []string, base string, v jiraVer) issueWire {
 	w := issueWire{ID: is.id}
 	if !fs.idOnly() {
 		w.Expand = issueExpand
-		w.Self = base + "/rest/api/3/issue/" + is.id
+		w.Self = base + v.prefix + "/issue/" + is.id
 		w.Key = is.key
 		fields := map[string]any{}
 		for _, name := range issueFieldNames() {
 			if fs.has(name) {
-				fields[name] = e.fieldValue(is, name, base)
+				fields[name] = e.fieldValue(is, name, base, v)
 			}
 		}
 		w.Fields = fields
@@ -482,44 +487,46 @@ type statusWire struct {
 	StatusCategory statusCategoryWire `json:"statusCategory"`
 }
 
-func statusWireOf(s statusID, base string) statusWire {
+func statusWireOf(s statusID, base string, v jiraVer) statusWire {
 	i := s.info()
 	return statusWire{
-		Self: base + "/rest/api/3/status/" + i.id,
+		Self: base + v.prefix + "/status/" + i.id,
 		Name: i.name,
 		ID:   i.id,
 		StatusCategory: statusCategoryWire{
-			Self: base + "/rest/api/3/statuscategory/" + strconv.Itoa(i.catID),
+			Self: base + v.prefix + "/statuscategory/" + strconv.Itoa(i.catID),
 			ID:   i.catID, Key: i.catKey, ColorName: i.catColor, Name: i.catName,
 		},
 	}
 }
 
-func (e *Emulator) fieldValue(is *issue, name, base string) any {
+func (e *Emulator) fieldValue(is *issue, name, base string, v jiraVer) any {
+	p := base + v.prefix
 	switch name {
 	case "summary":
 		return is.summary
 	case "description":
-		if is.desc == nil {
-			return nil
-		}
-		return is.desc
+		return is.desc.value(v)
 	case "labels":
 		if is.labels == nil {
 			return []string{}
 		}
 		return is.labels
 	case "issuetype":
-		return map[string]any{"self": base + "/rest/api/3/issuetype/" + is.issueType.id,
+		return map[string]any{"self": p + "/issuetype/" + is.issueType.id,
 			"id": is.issueType.id, "name": is.issueType.name, "subtask": false, "hierarchyLevel": 0}
 	case "project":
-		return map[string]any{"self": base + "/rest/api/3/project/" + is.project.id,
+		proj := map[string]any{"self": p + "/project/" + is.project.id,
 			"id": is.project.id, "key": is.project.key, "name": is.project.name,
-			"projectTypeKey": "software", "simplified": true}
+			"projectTypeKey": "software"}
+		if !v.dc {
+			proj["simplified"] = true
+		}
+		return proj
 	case "status":
-		return statusWireOf(is.status, base)
+		return statusWireOf(is.status, base, v)
 	case "statusCategory":
-		return statusWireOf(is.status, base).StatusCategory
+		return statusWireOf(is.status, base, v).StatusCategory
 	case "created":
 		return jiraTime(is.created)
 	case "updated":
@@ -528,7 +535,7 @@ func (e *Emulator) fieldValue(is *issue, name, base string) any {
 		if is.priority == nil {
 			return nil
 		}
-		return map[string]any{"self": base + "/rest/api/3/priority/" + is.priority.id,
+		return map[string]any{"self": p + "/priority/" + is.priority.id,
 			"id": is.priority.id, "name": is.priority.name}
 	case "components":
 		out := []map[string]string{}
@@ -540,7 +547,7 @@ func (e *Emulator) fieldValue(is *issue, name, base string) any {
 		if is.resolution == "" {
 			return nil
 		}
-		return map[string]any{"self": base + "/rest/api/3/resolution/10000", "id": "10000", "name": is.resolution}
+		return map[string]any{"self": p + "/resolution/10000", "id": "10000", "name": is.resolution}
 	case "resolutiondate":
 		if is.resolved.IsZero() {
 			return nil
@@ -549,9 +556,9 @@ func (e *Emulator) fieldValue(is *issue, name, base string) any {
 	case "comment":
 		comments := make([]commentWire, 0, len(is.comments))
 		for _, c := range is.comments {
-			comments = append(comments, e.commentWire(is, c, base))
+			comments = append(comments, e.commentWire(is, c, base, v))
 		}
-		return map[string]any{"comments": comments, "self": base + "/rest/api/3/issue/" + is.id + "/comment",
+		return map[string]any{"comments": comments, "self": p + "/issue/" + is.id + "/comment",
 			"maxResults": len(comments), "total": len(comments), "startAt": 0}
 	}
 	return nil
@@ -573,10 +580,11 @@ func queryList(q url.Values, name string) []string {
 
 func (e *Emulator) getIssue(w http.ResponseWriter, r *http.Request) {
 	base := e.base(r)
+	v := jiraVerOf(r)
 	q := r.URL.Query()
 	fs := parseFieldSelection(q["fields"], true)
 	e.withIssue(w, r, func(is *issue) reply {
-		return jsonReply(http.StatusOK, e.issueWireLocked(is, fs, q["properties"], base))
+		return jsonReply(http.StatusOK, e.issueWireLocked(is, fs, q["properties"], base, v))
 	})
 }
 
@@ -614,8 +622,58 @@ func (e *Emulator) user(base string) userWire {
 	}
 }
 
+// dcUserWire is a Jira Data Center user: identified by name and key, not
+// by accountId.
+type dcUserWire struct {
+	Self         string `json:"self"`
+	Key          string `json:"key"`
+	Name         string `json:"name"`
+	EmailAddress string `json:"emailAddress"`
+	DisplayName  string `json:"displayName"`
+	Active       bool   `json:"active"`
+	Deleted      bool   `json:"deleted"`
+	TimeZone     string `json:"timeZone"`
+	Locale       string `json:"locale"`
+}
+
+// dcUser is the emulated API user as Jira Data Center shows it.
+func (e *Emulator) dcUser(base string) dcUserWire {
+	name, _, _ := strings.Cut(e.email, "@")
+	return dcUserWire{
+		Self:         base + jiraV2.prefix + "/user?username=" + url.QueryEscape(name),
+		Key:          "JIRAUSER10000",
+		Name:         name,
+		EmailAddress: e.email,
+		DisplayName:  name,
+		Active:       true,
+		TimeZone:     "Etc/UTC",
+		Locale:       "en_US",
+	}
+}
+
+// userFor returns the API user in the shape of API version v.
+func (e *Emulator) userFor(base string, v jiraVer) any {
+	if v.dc {
+		return e.dcUser(base)
+	}
+	return e.user(base)
+}
+
 func (e *Emulator) myself(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, e.user(e.base(r)))
+	base := e.base(r)
+	e.mu.Lock()
+	var me any = e.user(base)
+	if jiraVerOf(r).dc {
+		me = struct {
+			dcUserWire
+			Groups           map[string]any `json:"groups"`
+			ApplicationRoles map[string]any `json:"applicationRoles"`
+			Expand           string         `json:"expand"`
+		}{e.dcUser(base), map[string]any{"size": 1, "items": []any{}},
+			map[string]any{"size": 1, "items": []any{}}, "groups,applicationRoles"}
+	}
+	e.mu.Unlock()
+	writeJSON(w, http.StatusOK, me)
 }
 
 func searchRemoved(w http.ResponseWriter, r *http.Request) {

@@ -54,7 +54,7 @@ func validateProperty(key string, value json.RawMessage) error {
 }
 
 func (e *Emulator) listProperties(w http.ResponseWriter, r *http.Request) {
-	base := e.base(r)
+	base := e.base(r) + jiraVerOf(r).prefix
 	e.withIssue(w, r, func(is *issue) reply {
 		keys := make([]string, 0, len(is.props))
 		for k := range is.props {
@@ -64,7 +64,7 @@ func (e *Emulator) listProperties(w http.ResponseWriter, r *http.Request) {
 		out := make([]map[string]string, 0, len(keys))
 		for _, k := range keys {
 			out = append(out, map[string]string{
-				"self": base + "/rest/api/3/issue/" + is.id + "/properties/" + url.PathEscape(k), "key": k})
+				"self": base + "/issue/" + is.id + "/properties/" + url.PathEscape(k), "key": k})
 		}
 		return jsonReply(http.StatusOK, map[string]any{"keys": out})
 	})

@@ -23,14 +23,14 @@ type remoteLinkWire struct {
 	Object       json.RawMessage `json:"object"`
 }
 
-func remoteLinkSelf(base, issueKey string, id int64) string {
-	return base + "/rest/api/3/issue/" + issueKey + "/remotelink/" + strconv.FormatInt(id, 10)
+func remoteLinkSelf(base string, v jiraVer, issueKey string, id int64) string {
+	return base + v.prefix + "/issue/" + issueKey + "/remotelink/" + strconv.FormatInt(id, 10)
 }
 
-func (l *remoteLink) wire(base, issueKey string) remoteLinkWire {
+func (l *remoteLink) wire(base string, v jiraVer, issueKey string) remoteLinkWire {
 	return remoteLinkWire{
 		ID:           l.id,
-		Self:         remoteLinkSelf(base, issueKey, l.id),
+		Self:         remoteLinkSelf(base, v, issueKey, l.id),
 		GlobalID:     l.globalID,
 		Application:  l.application,
 		Relationship: l.relationship,
@@ -108,7 +108,7 @@ func (e *Emulator) upsertRemoteLink(w http.ResponseWriter, r *http.Request) {
 		writeJiraError(w, http.StatusBadRequest, nil, errs)
 		return
 	}
-	base := e.base(r)
+	base, v := e.base(r), jiraVerOf(r)
 	e.withIssue(w, r, func(is *issue) reply {
 		status := http.StatusCreated
 		var link *remoteLink
@@ -135,26 +135,26 @@ func (e *Emulator) upsertRemoteLink(w http.ResponseWriter, r *http.Request) {
 		return jsonReply(status, struct {
 			ID   int64  `json:"id"`
 			Self string `json:"self"`
-		}{link.id, remoteLinkSelf(base, is.key, link.id)})
+		}{link.id, remoteLinkSelf(base, v, is.key, link.id)})
 	})
 }
 
 func (e *Emulator) getRemoteLinks(w http.ResponseWriter, r *http.Request) {
-	base := e.base(r)
+	base, v := e.base(r), jiraVerOf(r)
 	q := r.URL.Query()
 	e.withIssue(w, r, func(is *issue) reply {
 		if q.Has("globalId") {
 			gid := q.Get("globalId")
 			for _, l := range is.links {
 				if l.globalID == gid {
-					return jsonReply(http.StatusOK, l.wire(base, is.key))
+					return jsonReply(http.StatusOK, l.wire(base, v, is.key))
 				}
 			}
 			return jiraErrorReply(http.StatusNotFound, []string{fmt.Sprintf("No remote link with global id '%s' exists on issue %s.", gid, is.key)}, nil)
 		}
 		out := make([]remoteLinkWire, 0, len(is.links))
 		for _, l := range is.links {
-			out = append(out, l.wire(base, is.key))
+			out = append(out, l.wire(base, v, is.key))
 		}
 		return jsonReply(http.StatusOK, out)
 	})
@@ -189,13 +189,13 @@ func linkIndex(r *http.Request, is *issue) (int, reply) {
 }
 
 func (e *Emulator) getRemoteLink(w http.ResponseWriter, r *http.Request) {
-	base := e.base(r)
+	base, v := e.base(r), jiraVerOf(r)
 	e.withIssue(w, r, func(is *issue) reply {
 		i, notFound := linkIndex(r, is)
 		if i < 0 {
 			return notFound
 		}
-		return jsonReply(http.StatusOK, is.links[i].wire(base, is.key))
+		return jsonReply(http.StatusOK, is.links[i].wire(base, v, is.key))
 	})
 }
 

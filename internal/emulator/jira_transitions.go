@@ -22,6 +22,7 @@ type transitionWire struct {
 
 func (e *Emulator) getTransitions(w http.ResponseWriter, r *http.Request) {
 	base := e.base(r)
+	v := jiraVerOf(r)
 	only := r.URL.Query().Get("transitionId")
 	e.withIssue(w, r, func(is *issue) reply {
 		out := []transitionWire{}
@@ -30,7 +31,7 @@ func (e *Emulator) getTransitions(w http.ResponseWriter, r *http.Request) {
 			if s == is.status || (only != "" && only != i.transitionID) {
 				continue
 			}
-			out = append(out, transitionWire{ID: i.transitionID, Name: i.name, To: statusWireOf(s, base),
+			out = append(out, transitionWire{ID: i.transitionID, Name: i.name, To: statusWireOf(s, base, v),
 				IsGlobal: true, IsAvailable: true})
 		}
 		return jsonReply(http.StatusOK, map[string]any{"expand": "transitions", "transitions": out})
@@ -38,6 +39,7 @@ func (e *Emulator) getTransitions(w http.ResponseWriter, r *http.Request) {
 }
 
 func (e *Emulator) doTransition(w http.ResponseWriter, r *http.Request) {
+	ver := jiraVerOf(r)
 	obj, err := decodeObject(r)
 	if err != nil {
 		bodyError(w, jiraAPI, err)
@@ -79,7 +81,7 @@ func (e *Emulator) doTransition(w http.ResponseWriter, r *http.Request) {
 		}
 		resolution = ref.Name
 	}
-	var commentBodies []json.RawMessage
+	var commentBodies []richText
 	for k, v := range update {
 		if k != "comment" {
 			errs[k] = fmt.Sprintf(msgFieldCannotBeSet, k)
@@ -91,7 +93,7 @@ func (e *Emulator) doTransition(w http.ResponseWriter, r *http.Request) {
 			} `json:"add"`
 		}
 		if err := json.Unmarshal(v, &ops); err != nil {
-			errs["comment"] = "Operation must be an array of {\"add\":{\"body\":ADF}}."
+			errs["comment"] = "Operation must be an array of {\"add\":{\"body\":...}}."
 			continue
 		}
 		for _, op := range ops {
@@ -99,7 +101,7 @@ func (e *Emulator) doTransition(w http.ResponseWriter, r *http.Request) {
 				errs["comment"] = "Comment body can not be empty!"
 				continue
 			}
-			msg, err := validateADF(op.Add.Body)
+			rt, msg, err := validateRichText(op.Add.Body, ver)
 			if err != nil {
 				writeJiraError(w, http.StatusInternalServerError, []string{err.Error()}, nil)
 				return
@@ -108,7 +110,7 @@ func (e *Emulator) doTransition(w http.ResponseWriter, r *http.Request) {
 				errs["comment"] = msg
 				continue
 			}
-			commentBodies = append(commentBodies, op.Add.Body)
+			commentBodies = append(commentBodies, rt)
 		}
 	}
 	props, err := validateProperties(obj["properties"])

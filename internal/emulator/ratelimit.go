@@ -72,6 +72,7 @@ type verdict struct {
 	remaining  int // X-RateLimit-Remaining
 	retryAfter int // seconds, when limited
 	reason     string
+	fillRate   float64 // tokens per second, for Data Center's headers
 }
 
 // SetRateLimit replaces the rate limits and refills the bucket. Invalid
@@ -112,10 +113,11 @@ func (l *limiter) admitLocked(now time.Time, issue string) verdict {
 	if l.cfg.PerSecond > 0 {
 		l.refill(now)
 		v.limit = l.cfg.Burst
+		v.fillRate = l.cfg.PerSecond
 		if l.tokens < 1 {
 			l.rejected++
 			wait := time.Duration((1 - l.tokens) / l.cfg.PerSecond * float64(time.Second))
-			return verdict{limited: true, limit: l.cfg.Burst, retryAfter: ceilSeconds(wait), reason: reasonBurst}
+			return verdict{limited: true, limit: l.cfg.Burst, retryAfter: ceilSeconds(wait), reason: reasonBurst, fillRate: l.cfg.PerSecond}
 		}
 		// The token is spent even if the per-issue limit rejects the call
 		// below: the burst limit sits in front and saw the request.
@@ -158,14 +160,25 @@ func (l *limiter) refill(now time.Time) {
 }
 
 // write sets the rate-limit headers of an admitted call, or answers the
-// 429 of a rejected one in the dialect of fl.
-func (v verdict) write(w http.ResponseWriter, fl flavor, now time.Time) {
+// 429 of a rejected one in the dialect of k. Data Center routes get Data
+// Center's headers: X-RateLimit-Limit/-Remaining/-Interval-Seconds/
+// -FillRate and Retry-After, without -Reset, -NearLimit or a reason.
+func (v verdict) write(w http.ResponseWriter, k apiKind, now time.Time) {
 	if v.limit == 0 {
 		return
 	}
 	h := w.Header()
 	h.Set("X-RateLimit-Limit", strconv.Itoa(v.limit))
 	h.Set("X-RateLimit-Remaining", strconv.Itoa(v.remaining))
+	if k.dc {
+		h.Set("X-RateLimit-Interval-Seconds", "1")
+		h.Set("X-RateLimit-FillRate", strconv.FormatFloat(v.fillRate, 'f', -1, 64))
+		if v.limited {
+			h.Set("Retry-After", strconv.Itoa(v.retryAfter))
+			apiError(w, k.fl, http.StatusTooManyRequests, "Rate limit exceeded.")
+		}
+		return
+	}
 	if !v.limited {
 		// Jira flags the last 20% of the budget so clients can slow down
 		// before they are rejected.
@@ -176,10 +189,10 @@ func (v verdict) write(w http.ResponseWriter, fl flavor, now time.Time) {
 	}
 	h.Set("Retry-After", strconv.Itoa(v.retryAfter))
 	h.Set("X-RateLimit-Reset", formatReset(now.Add(time.Duration(v.retryAfter)*time.Second)))
-	if fl == jiraAPI {
+	if k.fl == jiraAPI {
 		h.Set("RateLimit-Reason", v.reason)
 	}
-	apiError(w, fl, http.StatusTooManyRequests, "Rate limit exceeded.")
+	apiError(w, k.fl, http.StatusTooManyRequests, "Rate limit exceeded.")
 }
 
 // isPerIssueWrite reports whether calls to pattern count against Jira's

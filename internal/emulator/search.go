@@ -141,7 +141,7 @@ func (e *Emulator) searchJQL(w http.ResponseWriter, r *http.Request) {
 		if offset < len(hits) {
 			end := min(offset+limit, len(hits))
 			for _, is := range hits[offset:end] {
-				resp.Issues = append(resp.Issues, e.issueWireLocked(is, fs, req.Properties, base))
+				resp.Issues = append(resp.Issues, e.issueWireLocked(is, fs, req.Properties, base, jiraV3))
 			}
 			if end < len(hits) {
 				resp.IsLast = false

@@ -73,6 +73,7 @@ type state struct {
 	spaces        []*space
 	pages         []*page
 	pageByID      map[string]*page
+	notifications []*notification
 }
 
 type issue struct {
@@ -81,7 +82,7 @@ type issue struct {
 	project    *projectConfig
 	issueType  issueTypeConfig
 	summary    string
-	desc       json.RawMessage // nil when unset
+	desc       richText // ADF (v3) or wiki markup (v2); zero when unset
 	labels     []string
 	priority   *priority
 	components []string
@@ -97,7 +98,7 @@ type issue struct {
 
 type comment struct {
 	id      string
-	body    json.RawMessage
+	body    richText
 	created time.Time
 }
 
@@ -203,29 +204,35 @@ func (st *state) spaceByKey(key string) *space {
 
 // Issue is a snapshot of an emulated Jira issue.
 type Issue struct {
-	ID             string                     `json:"id"`
-	Key            string                     `json:"key"`
-	Project        string                     `json:"project"`
-	IssueType      string                     `json:"issueType"`
-	Summary        string                     `json:"summary"`
-	Description    json.RawMessage            `json:"description,omitempty"`
-	Labels         []string                   `json:"labels"`
-	Priority       string                     `json:"priority,omitempty"`
-	Components     []string                   `json:"components,omitempty"`
-	Status         string                     `json:"status"`
-	StatusCategory string                     `json:"statusCategory"`
-	Properties     map[string]json.RawMessage `json:"properties,omitempty"`
-	Created        time.Time                  `json:"created"`
-	Updated        time.Time                  `json:"updated"`
-	RemoteLinks    []RemoteLink               `json:"remoteLinks"`
-	Comments       int                        `json:"comments"`
+	ID        string `json:"id"`
+	Key       string `json:"key"`
+	Project   string `json:"project"`
+	IssueType string `json:"issueType"`
+	Summary   string `json:"summary"`
+	// Description is the ADF description of an issue created over v3;
+	// DescriptionWiki the wiki-markup description of one created over
+	// the Data Center v2 API. At most one is set.
+	Description     json.RawMessage            `json:"description,omitempty"`
+	DescriptionWiki string                     `json:"descriptionWiki,omitempty"`
+	Labels          []string                   `json:"labels"`
+	Priority        string                     `json:"priority,omitempty"`
+	Components      []string                   `json:"components,omitempty"`
+	Status          string                     `json:"status"`
+	StatusCategory  string                     `json:"statusCategory"`
+	Properties      map[string]json.RawMessage `json:"properties,omitempty"`
+	Created         time.Time                  `json:"created"`
+	Updated         time.Time                  `json:"updated"`
+	RemoteLinks     []RemoteLink               `json:"remoteLinks"`
+	Comments        int                        `json:"comments"`
 }
 
-// Comment is a snapshot of a Jira issue comment.
+// Comment is a snapshot of a Jira issue comment: Body is the ADF of a
+// comment added over v3, BodyWiki the wiki markup of one added over v2.
 type Comment struct {
 	ID       string          `json:"id"`
 	IssueKey string          `json:"issueKey"`
-	Body     json.RawMessage `json:"body"`
+	Body     json.RawMessage `json:"body,omitempty"`
+	BodyWiki string          `json:"bodyWiki,omitempty"`
 	Created  time.Time       `json:"created"`
 }
 
@@ -259,20 +266,21 @@ type Page struct {
 
 func (is *issue) snapshot() Issue {
 	s := Issue{
-		ID:             is.id,
-		Key:            is.key,
-		Project:        is.project.key,
-		IssueType:      is.issueType.name,
-		Summary:        is.summary,
-		Description:    slices.Clone(is.desc),
-		Labels:         slices.Clone(is.labels),
-		Components:     slices.Clone(is.components),
-		Status:         is.status.info().name,
-		StatusCategory: is.status.info().catKey,
-		Created:        is.created,
-		Updated:        is.updated,
-		RemoteLinks:    []RemoteLink{},
-		Comments:       len(is.comments),
+		ID:              is.id,
+		Key:             is.key,
+		Project:         is.project.key,
+		IssueType:       is.issueType.name,
+		Summary:         is.summary,
+		Description:     slices.Clone(is.desc.adf),
+		DescriptionWiki: is.desc.wiki,
+		Labels:          slices.Clone(is.labels),
+		Components:      slices.Clone(is.components),
+		Status:          is.status.info().name,
+		StatusCategory:  is.status.info().catKey,
+		Created:         is.created,
+		Updated:         is.updated,
+		RemoteLinks:     []RemoteLink{},
+		Comments:        len(is.comments),
 	}
 	if s.Labels == nil {
 		s.Labels = []string{}
@@ -386,7 +394,7 @@ func (e *Emulator) Comments(issueKey string) []Comment {
 	}
 	out := make([]Comment, 0, len(is.comments))
 	for _, c := range is.comments {
-		out = append(out, Comment{ID: c.id, IssueKey: is.key, Body: slices.Clone(c.body), Created: c.created})
+		out = append(out, Comment{ID: c.id, IssueKey: is.key, Body: slices.Clone(c.body.adf), BodyWiki: c.body.wiki, Created: c.created})
 	}
 	return out
 }

@@ -1,0 +1,378 @@
+package emulator
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+const bsPath = "/api/notifications/notifications"
+
+type bsNotification struct {
+	ID      string         `json:"id"`
+	User    *string        `json:"user"`
+	Created string         `json:"created"`
+	Updated *string        `json:"updated"`
+	Read    *string        `json:"read"`
+	Origin  string         `json:"origin"`
+	Payload map[string]any `json:"payload"`
+}
+
+type bsErr struct {
+	Error struct {
+		Name    string            `json:"name"`
+		Message string            `json:"message"`
+		Cause   map[string]string `json:"cause"`
+	} `json:"error"`
+	Request struct {
+		Method string `json:"method"`
+		URL    string `json:"url"`
+	} `json:"request"`
+	Response struct {
+		StatusCode int `json:"statusCode"`
+	} `json:"response"`
+}
+
+// notify sends a notification with the default static token.
+func (env *testEnv) notify(path string, body any, opts ...reqOpt) (*http.Response, []byte) {
+	env.t.Helper()
+	return env.do("POST", path, body, append([]reqOpt{withBearer(DefaultBackstageToken)}, opts...)...)
+}
+
+func (env *testEnv) notifyOK(body any) []bsNotification {
+	env.t.Helper()
+	resp, data := env.notify(bsPath, body)
+	if resp.StatusCode != 200 {
+		env.t.Fatalf("notify: status %d: %s", resp.StatusCode, data)
+	}
+	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+		env.t.Errorf("Content-Type = %q", ct)
+	}
+	var out []bsNotification
+	if err := json.Unmarshal(data, &out); err != nil || out == nil {
+		env.t.Fatalf("notify: decode %s: %v", data, err)
+	}
+	return out
+}
+
+func entityNote(refs any, payload map[string]any) map[string]any {
+	return map[string]any{"recipients": map[string]any{"type": "entity", "entityRef": refs}, "payload": payload}
+}
+
+func TestBackstageAuth(t *testing.T) {
+	env := newEnv(t, Options{})
+	body := entityNote("user:default/jdoe", map[string]any{"title": "t"})
+	tests := []struct {
+		name string
+		path string
+		opt  reqOpt
+		want int
+		msg  string
+		url  string
+	}{
+		{"no credentials", bsPath, noAuth(), 401, "Missing credentials", "/notifications"},
+		{"basic auth", bsPath, withAuth(DefaultEmail, DefaultAPIToken), 401, "Missing credentials", "/notifications"},
+		{"wrong token", bsPath, withBearer("not-the-token"), 401, "Illegal token", "/notifications"},
+		{"deprecated alias, wrong token", "/api/notifications?x=1", withBearer("nope"), 401, "Illegal token", "/?x=1"},
+		{"token", bsPath, withBearer(DefaultBackstageToken), 200, "", ""},
+		{"lower-case scheme", "/api/notifications", withHeader("Authorization", "bearer "+DefaultBackstageToken), 200, "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, data := env.do("POST", tt.path, body, tt.opt)
+			if resp.StatusCode != tt.want {
+				t.Fatalf("status %d, want %d: %s", resp.StatusCode, tt.want, data)
+			}
+			if tt.want != 401 {
+				return
+			}
+			want := `{"error":{"name":"AuthenticationError","message":"` + tt.msg + `"},"request":{"method":"POST","url":"` + tt.url + `"},"response":{"statusCode":401}}`
+			if got := strings.TrimSpace(string(data)); got != want {
+				t.Errorf("body = %s\nwant   %s", got, want)
+			}
+		})
+	}
+	if n := len(env.em.Notifications()); n != 2 {
+		t.Errorf("%d notifications, want 2", n)
+	}
+	calls := env.em.Calls()
+	if calls["POST /api/notifications/notifications"] != 4 || calls["POST /api/notifications"] != 2 {
+		t.Errorf("calls = %v", calls)
+	}
+	// A rotated token and subject apply at once.
+	env.em.SetBackstageToken("rotated-token", "other-bot")
+	resp, _ := env.notify(bsPath, body)
+	if resp.StatusCode != 401 {
+		t.Errorf("old token after rotation = %d", resp.StatusCode)
+	}
+	resp, data := env.do("POST", bsPath, body, withBearer("rotated-token"))
+	if resp.StatusCode != 200 || !strings.Contains(string(data), `"origin":"other-bot"`) {
+		t.Errorf("new token = %d %s", resp.StatusCode, data)
+	}
+}
+
+func TestBackstageValidation(t *testing.T) {
+	env := newEnv(t, Options{})
+	tests := []struct {
+		name   string
+		body   any
+		ctype  string
+		status int
+		errMsg string // exact error.message
+		errNm  string
+	}{
+		{"missing title", entityNote("user:default/a", map[string]any{"description": "d"}), "", 400,
+			"Invalid notification request received: missing title", "InputError"},
+		{"empty title", entityNote("user:default/a", map[string]any{"title": ""}), "", 400,
+			"Invalid notification request received: missing title", "InputError"},
+		{"missing recipients", map[string]any{"payload": map[string]any{"title": "t"}}, "", 400,
+			"Invalid notification request received: missing recipients", "InputError"},
+		{"missing both", map[string]any{"payload": map[string]any{}}, "", 400,
+			"Invalid notification request received: missing title, recipients", "InputError"},
+		{"javascript link", entityNote("user:default/a", map[string]any{"title": "t", "link": "javascript:alert(1)"}), "", 400,
+			"Invalid link provided; caused by Error: Only HTTP/HTTPS links are allowed", "InputError"},
+		{"ftp link", entityNote("user:default/a", map[string]any{"title": "t", "link": " FTP://x/y"}), "", 400,
+			"Invalid link provided; caused by Error: Only HTTP/HTTPS links are allowed", "InputError"},
+		{"numeric link", entityNote("user:default/a", map[string]any{"title": "t", "link": 5}), "", 400,
+			"Invalid link provided; caused by TypeError: s.replace is not a function", "InputError"},
+		{"unknown recipients type", map[string]any{"recipients": map[string]any{"type": "user", "entityRef": "user:default/a"},
+			"payload": map[string]any{"title": "t"}}, "", 400,
+			"Invalid recipients type, please use either 'broadcast' or 'entity'", "InputError"},
+		{"entity ref without kind", entityNote("jdoe", map[string]any{"title": "t"}), "", 400,
+			`Failed to send user notifications; caused by Error: Entity reference "jdoe" had missing or empty kind (e.g. did not start with "component:" or similar)`, "InputError"},
+		{"missing entityRef", map[string]any{"recipients": map[string]any{"type": "entity"}, "payload": map[string]any{"title": "t"}}, "", 400,
+			"Failed to send user notifications; caused by Error: Entity reference must not be empty", "InputError"},
+		{"malformed entity ref", entityNote("user:", map[string]any{"title": "t"}), "", 400,
+			`Failed to send user notifications; caused by TypeError: Entity reference "user:" was not on the form [<kind>:][<namespace>/]<name>`, "InputError"},
+		{"no payload", map[string]any{"recipients": map[string]any{"type": "broadcast"}}, "", 500,
+			"Cannot destructure property 'title' of 'payload' as it is undefined.", "TypeError"},
+		{"not JSON", `{"payload":{"title":"t"},"recipients":{"type":"broadcast"}}`, "text/plain", 500,
+			"Cannot destructure property 'title' of 'payload' as it is undefined.", "TypeError"},
+		{"broken JSON", `{"payload":`, "", 400, "", "SyntaxError"},
+		{"relative link", entityNote("user:default/a", map[string]any{"title": "t", "link": "/catalog/default/component/payments"}), "", 200, "", ""},
+		{"http link", entityNote("user:default/a", map[string]any{"title": "t", "link": "https://x.atlassian.net/browse/OPS-1"}), "", 200, "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var opts []reqOpt
+			if tt.ctype != "" {
+				opts = append(opts, withHeader("Content-Type", tt.ctype))
+			}
+			resp, data := env.notify(bsPath, tt.body, opts...)
+			if resp.StatusCode != tt.status {
+				t.Fatalf("status %d, want %d: %s", resp.StatusCode, tt.status, data)
+			}
+			if tt.status == 200 {
+				return
+			}
+			var e bsErr
+			if err := json.Unmarshal(data, &e); err != nil {
+				t.Fatal(err)
+			}
+			if e.Error.Name != tt.errNm || (tt.errMsg != "" && e.Error.Message != tt.errMsg) ||
+				e.Response.StatusCode != tt.status || e.Request.Method != "POST" || e.Request.URL != "/notifications" {
+				t.Errorf("error = %s", data)
+			}
+			if strings.Contains(tt.errMsg, "caused by") && e.Error.Cause["message"] == "" {
+				t.Errorf("no cause in %s", data)
+			}
+		})
+	}
+	// Only the two valid sends were stored.
+	if n := len(env.em.Notifications()); n != 2 {
+		t.Errorf("%d notifications, want 2", n)
+	}
+}
+
+func TestBackstageRecipients(t *testing.T) {
+	env := newEnv(t, Options{
+		BackstageSubject: "rollback-bot",
+		BackstageGroups: map[string][]string{
+			"group:default/payments-team": {"user:default/alice", "bob", "group:payments-oncall"},
+			"payments-oncall":             {"user:default/carol", "user:default/alice"},
+			"group:default/empty":         nil,
+		},
+	})
+	tests := []struct {
+		name    string
+		refs    any
+		exclude any
+		users   []string
+	}{
+		{"one user, verbatim", "user:default/jdoe", nil, []string{"user:default/jdoe"}},
+		{"user refs are not normalized", []any{"user:jdoe", "User:default/jdoe"}, nil, []string{"user:jdoe", "User:default/jdoe"}},
+		{"group with a child group, deduplicated", "group:default/payments-team", nil,
+			[]string{"user:default/alice", "user:default/bob", "user:default/carol"}},
+		{"group ref case and namespace", "Group:Payments-Team", nil,
+			[]string{"user:default/alice", "user:default/bob", "user:default/carol"}},
+		{"user and group overlap", []any{"user:default/alice", "group:payments-oncall"}, nil,
+			[]string{"user:default/alice", "user:default/carol"}},
+		{"excluded user", "group:default/payments-team", "user:default/bob",
+			[]string{"user:default/alice", "user:default/carol"}},
+		{"excluded child group", "group:default/payments-team", []any{"group:default/payments-oncall"},
+			[]string{"user:default/alice", "user:default/bob"}},
+		{"group without members", "group:default/empty", nil, nil},
+		{"unknown group", "group:default/nobody", nil, nil},
+		{"other kinds are dropped", []any{"component:default/payments-api", "system:x"}, nil, nil},
+		{"empty list", []any{}, nil, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := map[string]any{"type": "entity", "entityRef": tt.refs}
+			if tt.exclude != nil {
+				rec["excludeEntityRef"] = tt.exclude
+			}
+			out := env.notifyOK(map[string]any{"recipients": rec, "payload": map[string]any{"title": "Rollback"}})
+			var users []string
+			for _, n := range out {
+				if n.User == nil || n.Origin != "rollback-bot" || n.ID == "" || n.Payload["severity"] != "normal" {
+					t.Errorf("notification = %+v", n)
+					continue
+				}
+				users = append(users, *n.User)
+			}
+			if strings.Join(users, ",") != strings.Join(tt.users, ",") {
+				t.Errorf("users = %v, want %v", users, tt.users)
+			}
+		})
+	}
+
+	// A broadcast is one notification with user null.
+	resp, data := env.notify(bsPath, map[string]any{"recipients": map[string]any{"type": "broadcast"},
+		"payload": map[string]any{"title": "All hands", "severity": "critical", "metadata": map[string]any{"k": 1}}})
+	if resp.StatusCode != 200 || !strings.Contains(string(data), `"user":null`) || strings.Count(string(data), `"id"`) != 1 ||
+		!strings.Contains(string(data), `"metadata":{"k":1}`) || !strings.Contains(string(data), `"severity":"critical"`) {
+		t.Errorf("broadcast = %d %s", resp.StatusCode, data)
+	}
+	notes := env.em.Notifications()
+	last := notes[len(notes)-1]
+	if !last.Broadcast || last.User != "" || last.Payload.Severity != "critical" || last.Payload.Title != "All hands" {
+		t.Errorf("stored broadcast = %+v", last)
+	}
+}
+
+func TestBackstageScopeDedupe(t *testing.T) {
+	clock := &fakeClock{t: time.Date(2026, 3, 4, 10, 0, 0, 0, time.UTC)}
+	env := newEnv(t, Options{Now: clock.Now})
+	send := func(title string) []bsNotification {
+		return env.notifyOK(entityNote([]any{"user:default/alice", "user:default/bob"}, map[string]any{
+			"title": title, "severity": "high", "scope": "rollback:rbk-1", "topic": "deployment-rollback",
+			"link": "https://x.atlassian.net/browse/OPS-7", "icon": "warning"}))
+	}
+	first := send("Rollback started")
+	if len(first) != 2 || first[0].Updated != nil || first[0].Payload["scope"] != "rollback:rbk-1" {
+		t.Fatalf("first = %+v", first)
+	}
+	if err := env.em.SetNotificationRead(first[0].ID, true); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(time.Minute)
+	second := send("Rollback finished")
+	if len(second) != 2 {
+		t.Fatalf("second = %+v", second)
+	}
+	for i := range second {
+		if second[i].ID != first[i].ID || second[i].Updated == nil || second[i].Read != nil ||
+			second[i].Payload["title"] != "Rollback finished" || second[i].Created != first[i].Created {
+			t.Errorf("re-send %d = %+v, want the same notification updated", i, second[i])
+		}
+	}
+	notes := env.em.Notifications()
+	if len(notes) != 2 {
+		t.Fatalf("%d stored notifications, want 2", len(notes))
+	}
+	for _, n := range notes {
+		if n.Payload.Title != "Rollback finished" || n.Read || !n.Updated.Equal(clock.Now().UTC()) || n.Payload.Icon != "warning" {
+			t.Errorf("stored = %+v", n)
+		}
+	}
+
+	// Another scope, or no scope, inserts.
+	env.notifyOK(entityNote("user:default/alice", map[string]any{"title": "x", "scope": "rollback:rbk-2"}))
+	env.notifyOK(entityNote("user:default/alice", map[string]any{"title": "x"}))
+	env.notifyOK(entityNote("user:default/alice", map[string]any{"title": "x"}))
+	// The same scope from another origin inserts too.
+	env.em.SetBackstageToken(DefaultBackstageToken, "other-bot")
+	env.notifyOK(entityNote("user:default/alice", map[string]any{"title": "x", "scope": "rollback:rbk-1"}))
+	if n := len(env.em.Notifications()); n != 6 {
+		t.Errorf("%d stored notifications, want 6", n)
+	}
+
+	// Broadcasts dedupe by scope and origin too. 0.6.9 answers the re-send
+	// with a fresh id, while the stored notification keeps its own.
+	b1 := env.notifyOK(map[string]any{"recipients": map[string]any{"type": "broadcast"}, "payload": map[string]any{"title": "b1", "scope": "s"}})
+	b2 := env.notifyOK(map[string]any{"recipients": map[string]any{"type": "broadcast"}, "payload": map[string]any{"title": "b2", "scope": "s"}})
+	if len(b1) != 1 || len(b2) != 1 || b1[0].User != nil || b2[0].Payload["title"] != "b2" {
+		t.Fatalf("broadcasts = %+v %+v", b1, b2)
+	}
+	var stored []Notification
+	for _, n := range env.em.Notifications() {
+		if n.Broadcast {
+			stored = append(stored, n)
+		}
+	}
+	if len(stored) != 1 || stored[0].ID != b1[0].ID || stored[0].Payload.Title != "b2" || stored[0].Updated.IsZero() {
+		t.Errorf("stored broadcasts = %+v", stored)
+	}
+	if b2[0].ID == b1[0].ID {
+		t.Errorf("re-sent broadcast answered with the stored id %s; 0.6.9 answers with a new one", b2[0].ID)
+	}
+}
+
+func TestBackstageFaultsAndState(t *testing.T) {
+	env := newEnv(t, Options{RateLimit: RateLimit{PerSecond: 1, Burst: 1}})
+	body := entityNote("user:default/a", map[string]any{"title": "t"})
+	// Not behind the Atlassian rate limits.
+	for i := 0; i < 3; i++ {
+		if resp, data := env.notify(bsPath, body); resp.StatusCode != 200 || resp.Header.Get("X-RateLimit-Limit") != "" {
+			t.Fatalf("send %d = %d %v %s", i, resp.StatusCode, resp.Header, data)
+		}
+	}
+	env.em.FailNext("POST /api/notifications/notifications", 503, 1)
+	resp, data := env.notify(bsPath, body)
+	var e bsErr
+	_ = json.Unmarshal(data, &e)
+	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") != "1" || e.Error.Name != "ServiceUnavailableError" ||
+		e.Response.StatusCode != 503 || e.Request.URL != "/notifications" {
+		t.Errorf("fault = %d %v %s", resp.StatusCode, resp.Header, data)
+	}
+	env.em.SetOutage(503)
+	if resp, _ := env.notify("/api/notifications", body); resp.StatusCode != 503 {
+		t.Errorf("outage = %d", resp.StatusCode)
+	}
+	env.em.ClearOutage()
+	if n := len(env.em.Notifications()); n != 3 {
+		t.Errorf("%d notifications, want 3", n)
+	}
+	var st struct {
+		Notifications []Notification `json:"notifications"`
+		Routes        []string       `json:"routes"`
+	}
+	env.expect("GET", "/_emulator/state", nil, 200, &st, noAuth())
+	if len(st.Notifications) != 3 || !strings.Contains(strings.Join(st.Routes, "\n"), "POST /api/notifications/notifications") {
+		t.Errorf("state = %+v", st)
+	}
+	env.em.Reset()
+	if n := len(env.em.Notifications()); n != 0 {
+		t.Errorf("after Reset: %d notifications", n)
+	}
+}
+
+func TestValidateBackstageToken(t *testing.T) {
+	for _, tt := range []struct {
+		token, subject string
+		ok             bool
+	}{
+		{"backstage-token", "rollback-bot", true},
+		{"short", "rollback-bot", false},
+		{"has space token", "rollback-bot", false},
+		{"backstage-token", "rollback bot", false},
+		{"backstage-token", "", false},
+	} {
+		if err := ValidateBackstageToken(tt.token, tt.subject); (err == nil) != tt.ok {
+			t.Errorf("ValidateBackstageToken(%q, %q) = %v", tt.token, tt.subject, err)
+		}
+	}
+}
