@@ -206,7 +206,7 @@ func Description(in *incident.Incident, rel Related) adf.Doc {
 	blocks := []adf.Node{
 		adf.Panel("error", adf.Paragraph(adf.Text(headline, adf.Strong()))),
 		adf.Heading(3, "What happened"),
-		adf.CodeBlock(in.Message),
+		adf.Paragraph(adf.Text(in.Message)),
 		adf.Heading(3, "Facts"),
 	}
 	var rows []adf.Row
@@ -433,15 +433,31 @@ const timelineHeading = "<h2>Timeline</h2>"
 // anything else a person may have written. When the page no longer has the
 // timeline table, the entry is appended as a paragraph.
 func AddTimelineRow(storage string, at time.Time, text string) string {
-	row := "<tr><td>" + xmlEscape(formatTime(at)) + "</td><td>" + xmlEscape(text) + "</td></tr>"
+	when := formatTime(at)
+	row := "<tr><td>" + xmlEscape(when) + "</td><td>" + xmlEscape(text) + "</td></tr>"
 	if i := strings.Index(storage, timelineHeading); i >= 0 {
 		rest := storage[i:]
 		if j := strings.Index(rest, "</tbody>"); j >= 0 {
-			k := i + j
-			return storage[:k] + row + "\n" + storage[k:]
+			// Keep the rows in time order: insert before the first row that
+			// is later (the format sorts as text).
+			table := rest[:j]
+			pos := j
+			for k := 0; ; {
+				r := strings.Index(table[k:], "<tr><td>")
+				if r < 0 {
+					break
+				}
+				cell := table[k+r+len("<tr><td>"):]
+				if e := strings.Index(cell, "</td>"); e >= 0 && cell[:e] > xmlEscape(when) {
+					pos = k + r
+					break
+				}
+				k += r + len("<tr><td>")
+			}
+			return storage[:i+pos] + row + "\n" + storage[i+pos:]
 		}
 	}
-	return storage + "<p><strong>" + xmlEscape(formatTime(at)) + "</strong> " + xmlEscape(text) + "</p>"
+	return storage + "<p><strong>" + xmlEscape(when) + "</strong> " + xmlEscape(text) + "</p>"
 }
 
 // xmlEscape escapes text for XML element content and attributes.

@@ -79,6 +79,9 @@ func TestGolden(t *testing.T) {
 			wellFormed(t, page)
 			golden(t, base+".page.storage.xml", []byte(page))
 
+			wiki := WikiDescription(in, Related{})
+			golden(t, base+".description.wiki", []byte(wiki))
+
 			summary, err := r.Summary(in)
 			if err != nil {
 				t.Fatal(err)
@@ -259,5 +262,28 @@ func TestTemplateErrorsAtStart(t *testing.T) {
 				t.Error("want an error at start")
 			}
 		})
+	}
+}
+
+func TestAddTimelineRowKeepsOrder(t *testing.T) {
+	r := newRenderer(t)
+	in := decodeFixture(t, "rollout-notification-webhook.json") // failed 14:03:28
+	page, err := r.Page(in, PageContext{JiraKey: "OPS-1", JiraURL: "https://x.example/browse/OPS-1", Opened: opened}) // 14:03:40
+	if err != nil {
+		t.Fatal(err)
+	}
+	page = AddTimelineRow(page, time.Date(2025, 6, 12, 14, 3, 26, 0, time.UTC), "analysis <failed>")
+	page = AddTimelineRow(page, time.Date(2025, 6, 12, 15, 0, 0, 0, time.UTC), "healthy again")
+	wellFormed(t, page)
+	a := strings.Index(page, "analysis &lt;failed&gt;")
+	b := strings.Index(page, "is Degraded (RolloutAborted)")
+	c := strings.Index(page, "and this postmortem opened")
+	d := strings.Index(page, "healthy again")
+	if a < 0 || !(a < b && b < c && c < d) {
+		t.Errorf("rows out of order: %d %d %d %d", a, b, c, d)
+	}
+	// A page whose timeline a person removed still gets the entry.
+	if p := AddTimelineRow("<p>x</p>", opened, "late"); !strings.Contains(p, "late") {
+		t.Error("entry lost")
 	}
 }

@@ -97,15 +97,6 @@ func BulletList(items ...[]Node) Node {
 	return Node{Type: "bulletList", Content: li}
 }
 
-// CodeBlock holds preformatted text.
-func CodeBlock(text string) Node {
-	t := Text(text)
-	if t.Type == "" {
-		return Node{}
-	}
-	return Node{Type: "codeBlock", Content: []Node{t}}
-}
-
 // Rule is a horizontal rule.
 func Rule() Node { return Node{Type: "rule"} }
 
