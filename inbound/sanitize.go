@@ -29,9 +29,11 @@ func sanitize(in *incident.Incident) {
 	}
 	in.Message = clip(cleanString(in.Message), maxMessage)
 	in.FailedNode = clip(cleanString(in.FailedNode), maxMessage)
-	for i := range in.Images {
-		in.Images[i].Container = clip(cleanString(in.Images[i].Container), maxShort)
-		in.Images[i].Image = clip(cleanString(in.Images[i].Image), maxShort)
+	for _, imgs := range [][]incident.Image{in.Images, in.StableImages} {
+		for i := range imgs {
+			imgs[i].Container = clip(cleanString(imgs[i].Container), maxShort)
+			imgs[i].Image = clip(cleanString(imgs[i].Image), maxShort)
+		}
 	}
 	for i := range in.Analysis {
 		a := &in.Analysis[i]

@@ -125,7 +125,8 @@ func (rolloutsNotification) decide(obj map[string]json.RawMessage, _ string) (De
 	if m := reasonPrefix.FindStringSubmatch(in.Message); m != nil && (in.Reason == "" || strings.HasPrefix(in.Reason, "on-")) {
 		in.Reason = m[1]
 	}
-	in.Images = notificationImages(obj)
+	in.Images = notificationImages(obj, "images", "image")
+	in.StableImages = notificationImages(obj, "stableImages", "stableImage")
 	for _, k := range []string{"rolloutURL", "dashboardURL", "appURL"} {
 		if u := get(k); u != "" {
 			in.Links = append(in.Links, incident.Link{Title: linkTitle(k), URL: u})
@@ -169,12 +170,12 @@ func boolField(obj map[string]json.RawMessage, k string) bool {
 	return v
 }
 
-// notificationImages accepts "images" as ["img", …] or [{"container","image"}, …],
-// or a single "image".
-func notificationImages(obj map[string]json.RawMessage) []incident.Image {
+// notificationImages accepts a list field as ["img", …] or
+// [{"container","image"}, …], or a single image field.
+func notificationImages(obj map[string]json.RawMessage, list, single string) []incident.Image {
 	var out []incident.Image
 	var strs []string
-	if json.Unmarshal(obj["images"], &strs) == nil {
+	if json.Unmarshal(obj[list], &strs) == nil {
 		for _, s := range strs {
 			if s != "" {
 				out = append(out, incident.Image{Image: s})
@@ -187,7 +188,7 @@ func notificationImages(obj map[string]json.RawMessage) []incident.Image {
 		Name      string `json:"name"`
 		Image     string `json:"image"`
 	}
-	if json.Unmarshal(obj["images"], &objs) == nil {
+	if json.Unmarshal(obj[list], &objs) == nil {
 		for _, o := range objs {
 			if o.Image != "" {
 				out = append(out, incident.Image{Container: firstNonEmpty(o.Container, o.Name), Image: o.Image})
@@ -195,7 +196,7 @@ func notificationImages(obj map[string]json.RawMessage) []incident.Image {
 		}
 		return out
 	}
-	if s, ok := str(obj, "image"); ok && s != "" {
+	if s, ok := str(obj, single); ok && s != "" {
 		out = append(out, incident.Image{Image: s})
 	}
 	return out

@@ -52,7 +52,10 @@ type Incident struct {
 	Strategy string // "canary" or "blueGreen" for Rollouts
 	Step     string // the step reached, e.g. "3/5"
 
-	Images    []Image
+	Images    []Image // the failed (canary / new) images
+	// StableImages are the images that stayed in service, when the event
+	// says (the Rollout object itself does not).
+	StableImages []Image
 	Analysis  []Analysis
 	Resources []Resource // degraded resources reported by Argo CD
 	Links     []Link

@@ -133,15 +133,22 @@ func Facts(in *incident.Incident) []Fact {
 	add("Phase", in.Phase)
 	add("Reason", in.Reason)
 	add("Failed at", formatTime(in.Time))
-	var images []string
-	for _, img := range in.Images {
-		if img.Container != "" {
-			images = append(images, img.Container+": "+img.Image)
-		} else {
-			images = append(images, img.Image)
+	imageList := func(imgs []incident.Image) string {
+		var out []string
+		for _, img := range imgs {
+			if img.Container != "" {
+				out = append(out, img.Container+": "+img.Image)
+			} else {
+				out = append(out, img.Image)
+			}
 		}
+		return strings.Join(out, ", ")
 	}
-	add("Images", strings.Join(images, ", "))
+	if len(in.StableImages) > 0 {
+		add("Images (stable → failed)", imageList(in.StableImages)+" → "+imageList(in.Images))
+	} else {
+		add("Images", imageList(in.Images))
+	}
 	add("Argo CD project", in.Project)
 	add("Repository", in.RepoURL)
 	add("Target revision", in.TargetRevision)

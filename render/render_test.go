@@ -287,3 +287,19 @@ func TestAddTimelineRowKeepsOrder(t *testing.T) {
 		t.Error("entry lost")
 	}
 }
+
+func TestStableToFailedImages(t *testing.T) {
+	body := `{"rolloutName":"a","namespace":"b","phase":"Degraded","message":"m","images":[{"container":"app","image":"reg/app:1.42.0"}],"stableImages":[{"container":"app","image":"reg/app:1.41.3"}],"revision":"9","podHash":"abc","abortedAt":"2026-01-01T00:00:00Z","strategy":"canary","step":"3/5"}`
+	dec, err := inbound.NewDecoder("c", inbound.DefaultLimits).Decode([]byte(body), inbound.Meta{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	facts := map[string]string{}
+	for _, f := range Facts(dec.Incident) {
+		facts[f.Name] = f.Value
+	}
+	if facts["Images (stable → failed)"] != "app: reg/app:1.41.3 → app: reg/app:1.42.0" || facts["Revision"] != "9" ||
+		facts["Pod template hash"] != "abc" || facts["Strategy"] != "canary" || facts["Step"] != "3/5" || facts["Failed at"] == "" {
+		t.Errorf("facts %v", facts)
+	}
+}
