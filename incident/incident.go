@@ -52,13 +52,13 @@ type Incident struct {
 	Strategy string // "canary" or "blueGreen" for Rollouts
 	Step     string // the step reached, e.g. "3/5"
 
-	Images    []Image // the failed (canary / new) images
+	Images []Image // the failed (canary / new) images
 	// StableImages are the images that stayed in service, when the event
 	// says (the Rollout object itself does not).
 	StableImages []Image
-	Analysis  []Analysis
-	Resources []Resource // degraded resources reported by Argo CD
-	Links     []Link
+	Analysis     []Analysis
+	Resources    []Resource // degraded resources reported by Argo CD
+	Links        []Link
 
 	// Argo CD facts.
 	Project        string // Argo CD project

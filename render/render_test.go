@@ -267,7 +267,7 @@ func TestTemplateErrorsAtStart(t *testing.T) {
 
 func TestAddTimelineRowKeepsOrder(t *testing.T) {
 	r := newRenderer(t)
-	in := decodeFixture(t, "rollout-notification-webhook.json") // failed 14:03:28
+	in := decodeFixture(t, "rollout-notification-webhook.json")                                                       // failed 14:03:28
 	page, err := r.Page(in, PageContext{JiraKey: "OPS-1", JiraURL: "https://x.example/browse/OPS-1", Opened: opened}) // 14:03:40
 	if err != nil {
 		t.Fatal(err)
