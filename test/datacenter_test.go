@@ -2,6 +2,8 @@ package test
 
 import (
 	"net/http"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
 
@@ -10,12 +12,34 @@ import (
 
 const dcToken = "dc-personal-access-token"
 
+// TestDataCenterSuite runs the main end-to-end tests again, in a child test
+// process, against Jira Data Center (REST v2, wiki markup, personal access
+// token) and the Confluence v1 content API.
+func TestDataCenterSuite(t *testing.T) {
+	if dataCenter() {
+		return // already the child
+	}
+	tests := "^(TestIgnoredEvents|TestCapturedSensorRequests|TestConcurrentDeliveries|TestProjectAllowList|" +
+		"TestRepeatsBecomeTimeline|TestRestartReplaysADD|TestKilledBetweenIssueAndPage|TestRecurrenceLinksPrevious|" +
+		"TestReopenRule|TestStormOneProcess|TestAtlassianOutage|TestPartialFailureCompletes|TestAtlassianRefuses|" +
+		"TestHostileInputIsInert|TestOwnTemplates|TestStormAcrossReplicas)$"
+	cmd := exec.Command(os.Args[0], "-test.run", tests, "-test.count=1")
+	cmd.Env = append(os.Environ(), "RBI_TEST_DEPLOYMENT=datacenter")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("Data Center run failed: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "PASS") {
+		t.Fatalf("Data Center run ran nothing:\n%s", out)
+	}
+}
+
 // startDataCenter runs the function against the emulator speaking Jira Data
 // Center REST v2 and the Confluence v1 content API (no /wiki context path),
 // authenticated with a personal access token.
 func startDataCenter(t *testing.T) *env {
 	t.Helper()
-	emu, ts := newEmulatorWith(t, emulator.Options{BearerToken: dcToken})
+	emu, ts := newEmulatorWith(t, emulator.Options{})
 	return startWith(t, emu, ts, "ATLASSIAN_DEPLOYMENT=datacenter", "ATLASSIAN_EMAIL=", "ATLASSIAN_API_TOKEN=",
 		"ATLASSIAN_BEARER_TOKEN="+dcToken, "CONFLUENCE_URL="+ts.URL)
 }

@@ -59,7 +59,7 @@ func TestRepeatsBecomeTimeline(t *testing.T) {
 	if len(comments) != 1 {
 		t.Fatalf("%d comments, want 1", len(comments))
 	}
-	if b, _ := json.Marshal(comments[0]); !strings.Contains(string(b), `Metric \"success-rate\" assessed Failed`) {
+	if b, _ := json.Marshal(comments[0]); !strings.Contains(string(b), `AnalysisRunFailed`) {
 		t.Errorf("comment does not carry the news: %s", b)
 	}
 	pages := e.postmortems()
@@ -110,7 +110,7 @@ func TestKilledBetweenIssueAndPage(t *testing.T) {
 	emu, ts := newEmulator(t)
 	e := startWith(t, emu, ts)
 	body := fixture(t, "workflow-failed.json")
-	emu.InjectFault("POST /wiki/api/v2/pages", emulator.Fault{Delay: 30 * time.Second}, 1)
+	emu.InjectFault(route("create page"), emulator.Fault{Delay: 30 * time.Second}, 1)
 	go func() {
 		req, _ := http.NewRequest(http.MethodPost, e.url+"/", strings.NewReader(string(body)))
 		req.Header.Set("Authorization", "Bearer "+testToken)
@@ -118,7 +118,7 @@ func TestKilledBetweenIssueAndPage(t *testing.T) {
 			resp.Body.Close()
 		}
 	}()
-	waitFor(t, func() bool { return emu.Calls()["POST /wiki/api/v2/pages"] == 1 })
+	waitFor(t, func() bool { return emu.Calls()[route("create page")] == 1 })
 	e.kill()
 	if len(emu.Issues()) != 1 || len(e.postmortems()) != 0 {
 		t.Fatalf("before redelivery: %d issues, %d pages", len(emu.Issues()), len(e.postmortems()))
@@ -163,7 +163,7 @@ func TestRecurrenceLinksPrevious(t *testing.T) {
 		t.Fatalf("revisions 7 and 8 share an incident: %+v %+v", first, second)
 	}
 	is, _ := e.emu.Issue(second.JiraKey)
-	if !strings.Contains(string(is.Description), first.JiraKey) {
+	if !strings.Contains(description(is), first.JiraKey) {
 		t.Errorf("%s does not name the previous incident %s", second.JiraKey, first.JiraKey)
 	}
 	found := false
@@ -222,7 +222,7 @@ func TestReopenRule(t *testing.T) {
 			t.Fatalf("%d %s", r.status, r.body)
 		}
 		is, _ := e.emu.Issue(r.reply.JiraKey)
-		if !strings.Contains(string(is.Description), first.JiraKey) {
+		if !strings.Contains(description(is), first.JiraKey) {
 			t.Errorf("new incident does not name %s", first.JiraKey)
 		}
 		// Later deliveries join the new incident, not the resolved one.

@@ -114,12 +114,12 @@ func TestAtlassianOutage(t *testing.T) {
 func TestPartialFailureCompletes(t *testing.T) {
 	e := start(t)
 	body := fixture(t, "argocd-app-health-degraded.json")
-	e.emu.FailNext("POST /wiki/api/v2/pages", http.StatusInternalServerError, 1)
+	e.emu.FailNext(route("create page"), http.StatusInternalServerError, 1)
 	r := e.post(body, nil)
 	if r.status != http.StatusServiceUnavailable || r.reply.JiraKey == "" {
 		t.Fatalf("first delivery: %d %s", r.status, r.body)
 	}
-	e.emu.FailNext("POST /rest/api/3/issue/{issueIdOrKey}/remotelink", http.StatusInternalServerError, 1)
+	e.emu.FailNext(route("remote link"), http.StatusInternalServerError, 1)
 	r2 := e.post(body, nil)
 	if r2.status != http.StatusServiceUnavailable {
 		t.Fatalf("second delivery: %d %s", r2.status, r2.body)

@@ -96,6 +96,9 @@ func newEmulator(t *testing.T) (*emulator.Emulator, *httptest.Server) {
 func newEmulatorWith(t *testing.T, opts emulator.Options) (*emulator.Emulator, *httptest.Server) {
 	t.Helper()
 	opts.Projects = map[string][]string{"OPS": {"Incident", "Task", "Bug"}, "SRE": {"Incident"}, "SECRET": {"Incident"}}
+	if opts.BearerToken == "" {
+		opts.BearerToken = dcToken
+	}
 	emu := emulator.New(opts)
 	ts := httptest.NewServer(emu)
 	emu.SetBaseURL(ts.URL)
@@ -162,6 +165,15 @@ func launch(t *testing.T, emu *emulator.Emulator, ts *httptest.Server, extra ...
 		"LISTEN_ADDRESS":        addr,
 		"ATLASSIAN_TIMEOUT":     "3s",
 		"REQUEST_DEADLINE":      "8s",
+	}
+	if dataCenter() {
+		// The same tests against Jira Data Center and Confluence v1: see
+		// TestDataCenterSuite.
+		delete(vars, "ATLASSIAN_EMAIL")
+		delete(vars, "ATLASSIAN_API_TOKEN")
+		vars["ATLASSIAN_DEPLOYMENT"] = "datacenter"
+		vars["ATLASSIAN_BEARER_TOKEN"] = dcToken
+		vars["CONFLUENCE_URL"] = ts.URL
 	}
 	for _, kv := range extra {
 		k, v, _ := strings.Cut(kv, "=")
@@ -328,4 +340,34 @@ func (e *env) postQuiet(body []byte, headers map[string]string) result {
 	r := result{status: resp.StatusCode, header: resp.Header, body: b}
 	_ = json.Unmarshal(b, &r.reply)
 	return r
+}
+
+// dataCenter reports whether this run targets the Data Center variants.
+func dataCenter() bool { return os.Getenv("RBI_TEST_DEPLOYMENT") == "datacenter" }
+
+// description is the issue's description in whichever format it has.
+func description(is emulator.Issue) string {
+	if is.DescriptionWiki != "" {
+		return is.DescriptionWiki
+	}
+	return string(is.Description)
+}
+
+// route names an emulator route (for faults and call counts) in the
+// deployment under test.
+func route(op string) string {
+	cloud := map[string]string{
+		"create issue": "POST /rest/api/3/issue",
+		"create page":  "POST /wiki/api/v2/pages",
+		"remote link":  "POST /rest/api/3/issue/{issueIdOrKey}/remotelink",
+	}
+	dc := map[string]string{
+		"create issue": "POST /rest/api/2/issue",
+		"create page":  "POST /rest/api/content",
+		"remote link":  "POST /rest/api/2/issue/{issueIdOrKey}/remotelink",
+	}
+	if dataCenter() {
+		return dc[op]
+	}
+	return cloud[op]
 }

@@ -33,8 +33,8 @@ func TestOwnTemplates(t *testing.T) {
 	if is.Priority != "High" || !contains(is.Labels, "ns-payments") || !contains(is.Labels, "team-payments") || !contains(is.Labels, "rollback") {
 		t.Errorf("priority %q labels %v", is.Priority, is.Labels)
 	}
-	desc := string(is.Description)
-	if !strings.Contains(desc, `https://grafana.example.com/d/rollouts?var-ns=payments\u0026var-rollout=checkout-api`) || !strings.Contains(desc, "https://logs.example.com/?q=checkout-api") {
+	desc := strings.ReplaceAll(description(is), `\u0026`, "&")
+	if !strings.Contains(desc, `https://grafana.example.com/d/rollouts?var-ns=payments&var-rollout=checkout-api`) || !strings.Contains(desc, "https://logs.example.com/?q=checkout-api") {
 		t.Errorf("configured links missing from the description:\n%s", desc)
 	}
 	page := e.postmortems()[0].Body
