@@ -2,6 +2,7 @@ package atlassian
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"sync"
 	"time"
@@ -119,55 +120,53 @@ func newSpanID() string {
 }
 
 // TokenBucket spaces calls to one host: at most burst at once, then rate
-// per second. Tokens are handed out through a channel by one goroutine, so
-// waiters that give up (deadline) never return tokens and can never cause a
-// burst above the limit: with many callers queued and some cancelling, a
-// reservation-based limiter over-grants; this one cannot.
+// per second. A caller reserves the next free slot and sleeps until it; a
+// caller whose slot would come after its deadline takes none and fails at
+// once. Slots are never handed back: when many queued callers give up
+// (deadlines), a limiter that returns their tokens lets later calls burst
+// above the limit (x/time/rate did, and Jira answered 429); this one may
+// waste a slot instead, which errs on the safe side. No goroutine: an idle,
+// scaled-to-zero function pays nothing.
 type TokenBucket struct {
-	tokens chan struct{}
-	stop   chan struct{}
-	once   sync.Once
+	rate  float64 // tokens per second
+	burst float64
+
+	mu     sync.Mutex
+	tokens float64 // may go negative: slots reserved ahead
+	last   time.Time
 }
 
-// NewTokenBucket starts the bucket, full. Close stops it.
+// NewTokenBucket returns a full bucket.
 func NewTokenBucket(perSecond float64, burst int) *TokenBucket {
-	b := &TokenBucket{tokens: make(chan struct{}, max(burst, 1)), stop: make(chan struct{})}
-	for range cap(b.tokens) {
-		b.tokens <- struct{}{}
-	}
-	every := time.Duration(float64(time.Second) / perSecond)
-	go func() {
-		t := time.NewTicker(max(every, time.Microsecond))
-		defer t.Stop()
-		for {
-			select {
-			case <-b.stop:
-				return
-			case <-t.C:
-				select {
-				case b.tokens <- struct{}{}:
-				default: // full
-				}
-			}
-		}
-	}()
-	return b
+	return &TokenBucket{rate: perSecond, burst: float64(max(burst, 1)), tokens: float64(max(burst, 1)), last: time.Now()}
 }
 
-// Wait takes a token, or fails when ctx ends first.
+// Wait takes a slot, sleeping until it comes, or fails when it would come
+// after ctx's deadline, or ctx ends first.
 func (b *TokenBucket) Wait(ctx context.Context) error {
-	select {
-	case <-b.tokens:
-		return nil
-	default:
+	b.mu.Lock()
+	now := time.Now()
+	b.tokens = min(b.burst, b.tokens+now.Sub(b.last).Seconds()*b.rate)
+	b.last = now
+	var wait time.Duration
+	if b.tokens < 1 {
+		wait = time.Duration((1 - b.tokens) / b.rate * float64(time.Second))
 	}
+	if deadline, ok := ctx.Deadline(); ok && wait > 0 && now.Add(wait).After(deadline) {
+		b.mu.Unlock()
+		return fmt.Errorf("no slot before the deadline (next in %v)", wait.Round(time.Millisecond))
+	}
+	b.tokens--
+	b.mu.Unlock()
+	if wait == 0 {
+		return nil
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
 	select {
-	case <-b.tokens:
+	case <-t.C:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
 	}
 }
-
-// Close stops the refill.
-func (b *TokenBucket) Close() { b.once.Do(func() { close(b.stop) }) }

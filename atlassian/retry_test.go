@@ -248,7 +248,6 @@ func (r *rotating) Invalidate(stale Auth) {
 // no more than burst + rate·t tokens are handed out.
 func TestTokenBucketNeverOvergrants(t *testing.T) {
 	b := NewTokenBucket(100, 10)
-	defer b.Close()
 	var got atomic.Int32
 	start := time.Now()
 	var wg sync.WaitGroup

@@ -398,3 +398,15 @@ func TestSanitize(t *testing.T) {
 		t.Errorf("links = %+v (javascript: must be dropped)", in.Links)
 	}
 }
+
+func TestDNSNames(t *testing.T) {
+	for s, want := range map[string][2]bool{ // subdomain, label
+		"checkout-api": {true, true}, "a": {true, true}, "a.b": {true, false}, "-a": {false, false}, "a-": {false, false},
+		"A": {false, false}, "": {false, false}, "a_b": {false, false}, `["x"]`: {false, false},
+		strings.Repeat("a", 63): {true, true}, strings.Repeat("a", 64): {true, false}, strings.Repeat("a", 254): {false, false},
+	} {
+		if got := [2]bool{dns1123Subdomain.MatchString(s), dns1123Label.MatchString(s)}; got != want {
+			t.Errorf("%q: %v, want %v", s, got, want)
+		}
+	}
+}

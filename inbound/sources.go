@@ -53,10 +53,35 @@ var reasonPrefix = regexp.MustCompile(`^([A-Z][A-Za-z]+): `)
 // Kubernetes object names: DNS-1123 subdomains; namespaces: DNS-1123 labels.
 // Checking them keeps garbage out of titles, labels and JQL, and turns a
 // mis-templated notification (e.g. `["checkout-api"]`) into a clear 400.
+// (Hand-written rather than regular expressions: compiling the bounded
+// repetition costs milliseconds at start, which a scale-to-zero function
+// pays on every cold start.)
 var (
-	dns1123Subdomain = regexp.MustCompile(`^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$`)
-	dns1123Label     = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
+	dns1123Subdomain = dnsName{max: 253, dots: true}
+	dns1123Label     = dnsName{max: 63}
 )
+
+type dnsName struct {
+	max  int
+	dots bool
+}
+
+// MatchString reports whether s is a valid name: lowercase letters, digits
+// and '-' (and '.' for subdomains), starting and ending with a letter or
+// digit, at most max long.
+func (d dnsName) MatchString(s string) bool {
+	if len(s) == 0 || len(s) > d.max {
+		return false
+	}
+	alnum := func(c byte) bool { return c >= 'a' && c <= 'z' || c >= '0' && c <= '9' }
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !alnum(c) && c != '-' && !(d.dots && c == '.') {
+			return false
+		}
+	}
+	return alnum(s[0]) && alnum(s[len(s)-1])
+}
 
 func checkNames(field, namespace, nameField, name string) error {
 	if name == "" {

@@ -1,0 +1,557 @@
+// Package harness holds what the benchmarks (bench/) and the load driver
+// (cmd/loadgen) share: building and running the function binary as a
+// process, the Atlassian emulator and the Secrets Manager fake behind
+// httptest servers, the deliveries of a rollback, and statistics.
+//
+// Nothing here is used by the function itself.
+package harness
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"function/internal/awsfake"
+	"function/internal/emulator"
+)
+
+// Test credentials used by every scenario.
+const (
+	AuthToken  = "bench-caller-token-7d2e"
+	Cluster    = "prod-eu-1"
+	SecretName = "prod/rollback-incident/atlassian"
+	awsKeyID   = "AKIAEXAMPLE0000000001"
+	awsSecret  = "bench-aws-secret-key"
+	awsRegion  = "eu-west-1"
+)
+
+// ModuleRoot returns the directory of the function module (the nearest
+// go.mod above the working directory that declares "module function").
+func ModuleRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		b, err := os.ReadFile(filepath.Join(dir, "go.mod"))
+		if err == nil && strings.HasPrefix(string(b), "module function\n") {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("go.mod of module function not found above the working directory")
+		}
+		dir = parent
+	}
+}
+
+// Fixture reads testdata/fixtures/name.
+func Fixture(name string) ([]byte, error) {
+	root, err := ModuleRoot()
+	if err != nil {
+		return nil, err
+	}
+	return os.ReadFile(filepath.Join(root, "testdata", "fixtures", name))
+}
+
+// BuildFunction builds ./cmd/rollback-incident into dir and returns the
+// binary's path. extra are more `go build` flags (e.g. -ldflags=-s -w).
+func BuildFunction(dir string, extra ...string) (string, error) {
+	root, err := ModuleRoot()
+	if err != nil {
+		return "", err
+	}
+	out := filepath.Join(dir, "rollback-incident")
+	args := append([]string{"build", "-o", out}, extra...)
+	args = append(args, "./cmd/rollback-incident")
+	cmd := exec.Command("go", args...)
+	cmd.Dir = root
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("go build ./cmd/rollback-incident: %w", err)
+	}
+	return out, nil
+}
+
+// Emulator is the Atlassian emulator behind an httptest server.
+type Emulator struct {
+	*emulator.Emulator
+	Server *httptest.Server
+	URL    string
+	served atomic.Int64 // nanoseconds spent serving requests
+	light  atomic.Bool  // replace issue descriptions before the emulator checks them
+}
+
+// NewEmulator starts an emulator with the OPS project and the INCIDENTS
+// space (the function's defaults) and no added latency.
+func NewEmulator() *Emulator {
+	emu := emulator.New(emulator.Options{Projects: map[string][]string{"OPS": {"Incident", "Task", "Bug"}}})
+	e := &Emulator{Emulator: emu}
+	e.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		if e.light.Load() && r.Method == http.MethodPost && r.URL.Path == "/rest/api/3/issue" {
+			lightenDescription(r)
+		}
+		emu.ServeHTTP(w, r)
+		e.served.Add(int64(time.Since(start)))
+	}))
+	e.URL = e.Server.URL
+	emu.SetBaseURL(e.URL)
+	return e
+}
+
+// ServiceTime is the time requests have spent inside the emulator so far,
+// summed over requests: the Atlassian side of the round trips, including
+// any added latency and the emulator's own work (its ADF schema check of
+// an issue create is the largest: tens of ms).
+func (e *Emulator) ServiceTime() time.Duration { return time.Duration(e.served.Load()) }
+
+// Close stops the server.
+func (e *Emulator) Close() { e.Server.Close() }
+
+// SkipADFCheck makes the emulator check a minimal ADF document in place
+// of each issue description it is sent (the function still renders and
+// sends its full description). The emulator's ADF schema check costs tens
+// of ms of CPU per issue, which in a storm of distinct rollbacks competes
+// with the function for this machine's cores; Atlassian does that work on
+// its own servers. The end-to-end tests check the real descriptions.
+func (e *Emulator) SkipADFCheck(on bool) { e.light.Store(on) }
+
+// minimalADF is a valid ADF document.
+const minimalADF = `{"type":"doc","version":1,"content":[{"type":"paragraph","content":[{"type":"text","text":"description not checked by the load rig"}]}]}`
+
+func lightenDescription(r *http.Request) {
+	b, err := io.ReadAll(r.Body)
+	r.Body.Close()
+	restore := func(b []byte) {
+		r.Body = io.NopCloser(bytes.NewReader(b))
+		r.ContentLength = int64(len(b))
+	}
+	var obj map[string]json.RawMessage
+	var fields map[string]json.RawMessage
+	if err != nil || json.Unmarshal(b, &obj) != nil || json.Unmarshal(obj["fields"], &fields) != nil || fields["description"] == nil {
+		restore(b)
+		return
+	}
+	fields["description"] = json.RawMessage(minimalADF)
+	obj["fields"], _ = json.Marshal(fields)
+	nb, err := json.Marshal(obj)
+	if err != nil {
+		restore(b)
+		return
+	}
+	restore(nb)
+}
+
+// AddLatency holds every API call d before serving it, for the next
+// 1<<30 calls: a realistic Atlassian Cloud round trip.
+func (e *Emulator) AddLatency(d time.Duration) {
+	e.InjectFault(emulator.AnyRoute, emulator.Fault{Delay: d}, 1<<30)
+}
+
+// Total is the number of API calls the emulator has counted.
+func (e *Emulator) Total() int { return Sum(e.Calls()) }
+
+// Sum adds up a Calls() map.
+func Sum(calls map[string]int) int {
+	n := 0
+	for _, c := range calls {
+		n += c
+	}
+	return n
+}
+
+// Diff returns after-before per route, without the zero entries.
+func Diff(before, after map[string]int) map[string]int {
+	out := map[string]int{}
+	for k, v := range after {
+		if d := v - before[k]; d != 0 {
+			out[k] = d
+		}
+	}
+	return out
+}
+
+// FormatCalls prints a Calls() diff as "POST /rest/api/3/issue×1, …",
+// sorted by route.
+func FormatCalls(calls map[string]int) string {
+	keys := make([]string, 0, len(calls))
+	for k := range calls {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	parts := make([]string, 0, len(keys))
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%s ×%d", k, calls[k]))
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, ", ")
+}
+
+// Postmortems counts the function's postmortem pages (its titles start with
+// "Postmortem " and carry the Jira key), leaving out the space homepages.
+func (e *Emulator) Postmortems() int {
+	n := 0
+	for _, p := range e.Pages() {
+		if strings.HasPrefix(p.Title, "Postmortem ") {
+			n++
+		}
+	}
+	return n
+}
+
+// SecretsManager is the SigV4-checking Secrets Manager fake holding the
+// Atlassian credentials, and the environment that points the function's
+// AWS SDK at it.
+type SecretsManager struct {
+	Fake   *awsfake.Fake
+	Server *httptest.Server
+}
+
+// NewSecretsManager starts the fake with the emulator's default
+// credentials and the callers' token in the secret.
+func NewSecretsManager() *SecretsManager {
+	fake := awsfake.New(awsfake.Options{AccessKeyID: awsKeyID, SecretAccessKey: awsSecret, Region: awsRegion})
+	fake.SetSecret(SecretName, fmt.Sprintf(`{"email":%q,"api_token":%q,"auth_token":%q}`,
+		emulator.DefaultEmail, emulator.DefaultAPIToken, AuthToken))
+	return &SecretsManager{Fake: fake, Server: httptest.NewServer(fake)}
+}
+
+// Close stops the server.
+func (s *SecretsManager) Close() { s.Server.Close() }
+
+// Env is the environment that makes the function read its credentials
+// from this fake (and no credentials from the environment).
+func (s *SecretsManager) Env() map[string]string {
+	return map[string]string{
+		"ATLASSIAN_SECRET_ID":              SecretName,
+		"ATLASSIAN_EMAIL":                  "",
+		"ATLASSIAN_API_TOKEN":              "",
+		"AUTH_TOKEN":                       "",
+		"AWS_REGION":                       awsRegion,
+		"AWS_ACCESS_KEY_ID":                awsKeyID,
+		"AWS_SECRET_ACCESS_KEY":            awsSecret,
+		"AWS_ENDPOINT_URL_SECRETS_MANAGER": s.Server.URL,
+		"AWS_EC2_METADATA_DISABLED":        "true",
+	}
+}
+
+// FunctionEnv is the function's environment against an emulator at
+// jiraURL with credentials from the environment; overrides replace or
+// (with "") remove entries.
+func FunctionEnv(jiraURL string, overrides ...map[string]string) map[string]string {
+	env := map[string]string{
+		"JIRA_URL":            jiraURL,
+		"ATLASSIAN_EMAIL":     emulator.DefaultEmail,
+		"ATLASSIAN_API_TOKEN": emulator.DefaultAPIToken,
+		"AUTH_TOKEN":          AuthToken,
+		"CLUSTER_NAME":        Cluster,
+	}
+	for _, o := range overrides {
+		for k, v := range o {
+			if v == "" {
+				delete(env, k)
+			} else {
+				env[k] = v
+			}
+		}
+	}
+	return env
+}
+
+// Process is one running function process.
+type Process struct {
+	Cmd     *exec.Cmd
+	URL     string
+	Started time.Time // just before exec
+	Logs    *SyncBuffer
+	Exited  chan struct{}
+}
+
+// FreeAddr returns a free 127.0.0.1 port.
+func FreeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+// Launch execs the binary with exactly env (plus PATH, HOME and a free
+// LISTEN_ADDRESS unless given).
+func Launch(binary string, env map[string]string) (*Process, error) {
+	addr := env["LISTEN_ADDRESS"]
+	if addr == "" {
+		var err error
+		if addr, err = FreeAddr(); err != nil {
+			return nil, err
+		}
+	}
+	cmd := exec.Command(binary)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.TempDir(), "LISTEN_ADDRESS=" + addr}
+	for k, v := range env {
+		if k != "LISTEN_ADDRESS" {
+			cmd.Env = append(cmd.Env, k+"="+v)
+		}
+	}
+	p := &Process{Cmd: cmd, URL: "http://" + addr, Logs: &SyncBuffer{}, Exited: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = p.Logs, p.Logs
+	p.Started = time.Now()
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	go func() { _ = cmd.Wait(); close(p.Exited) }()
+	return p, nil
+}
+
+// probe is a client that never reuses a connection across processes.
+var probe = &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+
+// WaitOK polls GET path every interval until it answers 200 and returns
+// the time since exec. It fails if the process exits or timeout passes.
+func (p *Process) WaitOK(path string, interval, timeout time.Duration) (time.Duration, error) {
+	deadline := p.Started.Add(timeout)
+	for {
+		resp, err := probe.Get(p.URL + path)
+		if err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return time.Since(p.Started), nil
+			}
+		}
+		select {
+		case <-p.Exited:
+			return 0, fmt.Errorf("function exited:\n%s", p.Logs.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			return 0, fmt.Errorf("GET %s not 200 within %v:\n%s", path, timeout, p.Logs.String())
+		}
+		time.Sleep(interval)
+	}
+}
+
+// Stop sends SIGINT (func-go drains and exits) and kills the process if
+// it has not exited within 10 s.
+func (p *Process) Stop() {
+	_ = p.Cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-p.Exited:
+	case <-time.After(10 * time.Second):
+		_ = p.Cmd.Process.Kill()
+		<-p.Exited
+	}
+}
+
+// Memory returns the process's resident set size now (VmRSS) and its
+// high-water mark (VmHWM), in bytes.
+func (p *Process) Memory() (rss, peak int64, err error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.Cmd.Process.Pid))
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		f := strings.Fields(v)
+		if len(f) == 0 {
+			continue
+		}
+		kb, _ := strconv.ParseInt(f[0], 10, 64)
+		switch k {
+		case "VmRSS":
+			rss = kb << 10
+		case "VmHWM":
+			peak = kb << 10
+		}
+	}
+	if rss == 0 || peak == 0 {
+		return 0, 0, errors.New("no VmRSS/VmHWM in /proc status")
+	}
+	return rss, peak, nil
+}
+
+// CPU returns the process's user+system CPU time so far.
+func (p *Process) CPU() (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.Cmd.Process.Pid))
+	if err != nil {
+		return 0, err
+	}
+	// Fields after the command name (which is in parentheses and may
+	// contain spaces): state is field 3, utime 14, stime 15.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, errors.New("malformed /proc stat")
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 13 {
+		return 0, errors.New("short /proc stat")
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	const hz = 100 // USER_HZ on Linux
+	return time.Duration(ut+st) * time.Second / hz, nil
+}
+
+// SelfCPU returns this process's user+system CPU time so far.
+func SelfCPU() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// Reply mirrors the function's JSON reply.
+type Reply struct {
+	Status           string `json:"status"`
+	Reason           string `json:"reason"`
+	Fingerprint      string `json:"fingerprint"`
+	JiraKey          string `json:"jiraKey"`
+	ConfluencePageID string `json:"confluencePageId"`
+}
+
+// Result is one delivery's outcome.
+type Result struct {
+	Status   int
+	Reply    Reply
+	Body     []byte
+	Duration time.Duration // of the last attempt
+	Attempts int
+	// RetryAfter is the reply's Retry-After header, if any.
+	RetryAfter time.Duration
+	Err        error
+}
+
+// NewClient returns an HTTP client able to hold n connections to one host
+// at once.
+func NewClient(n int) *http.Client {
+	return &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{
+		MaxIdleConns: n, MaxIdleConnsPerHost: n, MaxConnsPerHost: 0, IdleConnTimeout: 30 * time.Second,
+	}}
+}
+
+// Post sends one delivery to url with the callers' bearer token.
+func Post(c *http.Client, url string, d Delivery) Result {
+	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(d.Body))
+	if err != nil {
+		return Result{Err: err}
+	}
+	req.Header.Set("Authorization", "Bearer "+AuthToken)
+	for k, v := range d.Headers {
+		req.Header.Set(k, v)
+	}
+	start := time.Now()
+	resp, err := c.Do(req)
+	if err != nil {
+		return Result{Err: err, Duration: time.Since(start), Attempts: 1}
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	r := Result{Status: resp.StatusCode, Body: b, Duration: time.Since(start), Attempts: 1}
+	if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s > 0 {
+		r.RetryAfter = time.Duration(s) * time.Second
+	}
+	_ = json.Unmarshal(b, &r.Reply)
+	return r
+}
+
+// Deliver posts like a retrying sender (the Sensor's retryStrategy, the
+// Rollouts webhook's retries): a 5xx or a transport error is retried after
+// Retry-After (at least 100 ms, at most 5 s), up to attempts times.
+func Deliver(c *http.Client, url string, d Delivery, attempts int) Result {
+	var r Result
+	for i := 1; i <= attempts; i++ {
+		r = Post(c, url, d)
+		r.Attempts = i
+		if r.Err == nil && r.Status < 500 {
+			return r
+		}
+		if i == attempts {
+			break
+		}
+		time.Sleep(min(max(r.RetryAfter, 100*time.Millisecond), 5*time.Second))
+	}
+	return r
+}
+
+// SyncBuffer is a goroutine-safe bytes.Buffer for process output.
+type SyncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *SyncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *SyncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// helloMain is the smallest func-go-like process: a net/http server that
+// answers its health checks. Its start-up is the floor a Go process
+// reaches on this machine.
+const helloMain = `package main
+
+import (
+	"net/http"
+	"os"
+)
+
+func main() {
+	ok := func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("OK")) }
+	http.HandleFunc("/health/liveness", ok)
+	http.HandleFunc("/health/readiness", ok)
+	if err := http.ListenAndServe(os.Getenv("LISTEN_ADDRESS"), nil); err != nil {
+		os.Exit(1)
+	}
+}
+`
+
+// BuildHello builds the minimal net/http server (helloMain) into dir.
+func BuildHello(dir string) (string, error) {
+	src := filepath.Join(dir, "hello")
+	if err := os.MkdirAll(src, 0o755); err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(filepath.Join(src, "go.mod"), []byte("module hello\n\ngo 1.22\n"), 0o644); err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(filepath.Join(src, "main.go"), []byte(helloMain), 0o644); err != nil {
+		return "", err
+	}
+	out := filepath.Join(dir, "hello-server")
+	cmd := exec.Command("go", "build", "-o", out, ".")
+	cmd.Dir = src
+	cmd.Env = append(os.Environ(), "GOWORK=off")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("go build hello: %w", err)
+	}
+	return out, nil
+}
