@@ -116,10 +116,15 @@ func TestDecodeFixtures(t *testing.T) {
 			},
 		},
 		{
+			// The application is degraded because its Rollout aborted:
+			// the incident is the Rollout's, one rollback, one incident.
 			file: "argocd-app-health-degraded.json", shape: "argocd-notification",
-			kind: "Application", subject: "argocd/checkout-api-prod", revision: "9f3c2e1a7b4d5c6e8f90a1b2c3d4e5f6a7b8c9d0",
-			phase: "Degraded", reason: "HealthDegraded",
+			kind: "Rollout", subject: "payments/checkout-api", revision: "7",
+			phase: "Degraded", reason: "RolloutAborted", fingerprint: rolloutRev7(),
 			check: func(t *testing.T, in *incident.Incident) {
+				if in.Application != "argocd/checkout-api-prod" || in.SyncRevision != "9f3c2e1a7b4d5c6e8f90a1b2c3d4e5f6a7b8c9d0" || in.Project != "payments" {
+					t.Errorf("application facts %q %q %q", in.Application, in.SyncRevision, in.Project)
+				}
 				if len(in.Resources) != 1 || in.Resources[0].Kind != "Rollout" || in.Resources[0].Name != "checkout-api" {
 					t.Errorf("resources = %+v", in.Resources)
 				}
@@ -136,8 +141,8 @@ func TestDecodeFixtures(t *testing.T) {
 		},
 		{
 			file: "argocd-app-resource.json", shape: "object.Application",
-			kind: "Application", subject: "argocd/checkout-api-prod", revision: "9f3c2e1a7b4d5c6e8f90a1b2c3d4e5f6a7b8c9d0",
-			phase: "Degraded", reason: "HealthDegraded",
+			kind: "Rollout", subject: "payments/checkout-api", revision: "7",
+			phase: "Degraded", reason: "RolloutAborted", fingerprint: rolloutRev7(),
 			check: func(t *testing.T, in *incident.Incident) {
 				if in.TargetRevision != "main" || in.Project != "payments" || len(in.Images) != 1 {
 					t.Errorf("target/project/images = %q/%q/%v", in.TargetRevision, in.Project, in.Images)
@@ -184,7 +189,7 @@ func TestDecodeFixtures(t *testing.T) {
 			if tc.fingerprint != "" && in.Fingerprint() != tc.fingerprint {
 				t.Errorf("fingerprint = %s, want %s", in.Fingerprint(), tc.fingerprint)
 			}
-			if in.Kind == incident.KindApplication {
+			if in.Application != "" {
 				// Both Argo CD shapes of one degraded sync are one incident.
 				if appFP == "" {
 					appFP = in.Fingerprint()
@@ -407,6 +412,30 @@ func TestDNSNames(t *testing.T) {
 	} {
 		if got := [2]bool{dns1123Subdomain.MatchString(s), dns1123Label.MatchString(s)}; got != want {
 			t.Errorf("%q: %v, want %v", s, got, want)
+		}
+	}
+}
+
+// TestApplicationStaysOwnIncident: an application degraded for another
+// reason than one aborted Rollout (here two, and a sync failure) keeps its
+// own incident.
+func TestApplicationStaysOwnIncident(t *testing.T) {
+	d := NewDecoder("c", DefaultLimits)
+	for name, body := range map[string]string{
+		"two rollouts": `{"source":"argocd","app":"shop","appNamespace":"argocd","healthStatus":"Degraded","syncRevision":"abc","degradedResources":[
+			{"kind":"Rollout","namespace":"p","name":"a","healthStatus":"Degraded","healthMessage":"RolloutAborted: Rollout aborted update to revision 3"},
+			{"kind":"Rollout","namespace":"p","name":"b","healthStatus":"Degraded","healthMessage":"RolloutAborted: Rollout aborted update to revision 5"}]}`,
+		"no revision": `{"source":"argocd","app":"shop","appNamespace":"argocd","healthStatus":"Degraded","syncRevision":"abc","degradedResources":[
+			{"kind":"Rollout","namespace":"p","name":"a","healthStatus":"Degraded","healthMessage":"ProgressDeadlineExceeded: ReplicaSet \"a-1\" has timed out progressing."}]}`,
+		"sync failed": `{"source":"argocd","app":"shop","appNamespace":"argocd","healthStatus":"Degraded","operationPhase":"Failed","operationMessage":"one or more objects failed to apply","operationRevision":"abc","degradedResources":[
+			{"kind":"Rollout","namespace":"p","name":"a","healthStatus":"Degraded","healthMessage":"RolloutAborted: Rollout aborted update to revision 3"}]}`,
+	} {
+		dec, err := d.Decode([]byte(body), Meta{})
+		if err != nil || dec.Incident == nil {
+			t.Fatalf("%s: %v %+v", name, err, dec)
+		}
+		if in := dec.Incident; in.Kind != incident.KindApplication || in.Subject() != "argocd/shop" || in.Revision != "abc" {
+			t.Errorf("%s: %s %s %s", name, in.Kind, in.Subject(), in.Revision)
 		}
 	}
 }

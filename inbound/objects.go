@@ -416,6 +416,7 @@ func decideApplication(raw []byte) (Decision, error) {
 		what := firstNonEmpty(st.Health.Status, "without a health status")
 		return Decision{Ignored: fmt.Sprintf("Argo CD application %s/%s is %s, not a failure", m.Namespace, m.Name, what)}, nil
 	}
+	attributeToRollout(in)
 	return Decision{Incident: in}, nil
 }
 

@@ -23,7 +23,7 @@ func sanitize(in *incident.Incident) {
 		&in.Source, &in.Cluster, &in.Kind, &in.Namespace, &in.Name, &in.Revision, &in.PodHash,
 		&in.StableRS, &in.Phase, &in.Reason, &in.Strategy, &in.Step, &in.Project, &in.RepoURL,
 		&in.TargetRevision, &in.DestinationServer, &in.DestinationNS, &in.RequestedProject,
-		&in.RequestedIssueType, &in.EventID, &in.Owner,
+		&in.RequestedIssueType, &in.EventID, &in.Owner, &in.Application, &in.SyncRevision,
 	} {
 		*p = clip(cleanString(*p), maxShort)
 	}

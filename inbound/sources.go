@@ -317,7 +317,43 @@ func (argocdNotification) decide(obj map[string]json.RawMessage, _ string) (Deci
 		what := firstNonEmpty(b.HealthStatus, b.OperationPhase, b.SyncStatus, "in an unknown state")
 		return Decision{Ignored: fmt.Sprintf("Argo CD application %s/%s is %s, not a failure", ns, b.App, what)}, nil
 	}
+	attributeToRollout(in)
 	return Decision{Incident: in}, nil
+}
+
+// attributeToRollout files a degraded Application under its Rollout when
+// exactly one Rollout is why: one rollback fires the Rollouts abort and Argo
+// CD's health-degraded notification, and responders want one incident. The
+// Rollout's health message carries the revision ("Rollout aborted update to
+// revision 7"), so the fingerprint matches the one the Rollout's own events
+// give; phase, reason and message become the Rollout's too, so that the
+// same state is no news on the timeline. Without a revision in the message
+// the incident stays the Application's.
+func attributeToRollout(in *incident.Incident) {
+	if in.Kind != incident.KindApplication || in.Reason != "HealthDegraded" {
+		return
+	}
+	var rollouts []incident.Resource
+	for _, r := range in.Resources {
+		if r.Kind == incident.KindRollout && r.Health == "Degraded" {
+			rollouts = append(rollouts, r)
+		}
+	}
+	if len(rollouts) != 1 {
+		return
+	}
+	r := rollouts[0]
+	rev := revisionInMessage.FindStringSubmatch(r.Message)
+	ns := firstNonEmpty(r.Namespace, in.DestinationNS)
+	if rev == nil || checkNames("namespace", ns, "name", r.Name) != nil {
+		return
+	}
+	in.Application, in.SyncRevision = in.Subject(), in.Revision
+	in.Kind, in.Namespace, in.Name, in.Revision = incident.KindRollout, ns, r.Name, rev[1]
+	in.Phase, in.Message = "Degraded", r.Message
+	if m := reasonPrefix.FindStringSubmatch(r.Message); m != nil {
+		in.Reason = m[1]
+	}
 }
 
 func firstResourceMessage(rs []incident.Resource) string {

@@ -61,6 +61,8 @@ type Incident struct {
 	Links        []Link
 
 	// Argo CD facts.
+	Application    string // "<namespace>/<name>" of the Argo CD Application, when the incident is its Rollout's
+	SyncRevision   string // the Argo CD sync revision, when the incident is its Rollout's
 	Project        string // Argo CD project
 	RepoURL        string
 	TargetRevision string

@@ -149,6 +149,8 @@ func Facts(in *incident.Incident) []Fact {
 	} else {
 		add("Images", imageList(in.Images))
 	}
+	add("Argo CD application", in.Application)
+	add("Argo CD sync revision", in.SyncRevision)
 	add("Argo CD project", in.Project)
 	add("Repository", in.RepoURL)
 	add("Target revision", in.TargetRevision)

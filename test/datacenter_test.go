@@ -64,8 +64,9 @@ func TestDataCenterEndToEnd(t *testing.T) {
 			keys[r.reply.Fingerprint] = r.reply.JiraKey
 		}
 	}
-	if len(keys) != 3 || len(e.emu.Issues()) != 3 || len(e.postmortems()) != 3 {
-		t.Fatalf("%d incidents, %d issues, %d pages; want 3 each", len(keys), len(e.emu.Issues()), len(e.postmortems()))
+	// The Argo CD application is degraded by the checkout-api rollback: 2.
+	if len(keys) != 2 || len(e.emu.Issues()) != 2 || len(e.postmortems()) != 2 {
+		t.Fatalf("%d incidents, %d issues, %d pages; want 2 each", len(keys), len(e.emu.Issues()), len(e.postmortems()))
 	}
 	for _, is := range e.emu.Issues() {
 		if is.DescriptionWiki == "" || len(is.Description) != 0 {

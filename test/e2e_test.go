@@ -126,15 +126,15 @@ func TestFixturesEndToEnd(t *testing.T) {
 			}
 		}
 	}
-	// Rollout checkout-api revision 7 (six shapes), the Argo CD app (two
-	// shapes), the workflow.
-	if len(keys) != 3 || created != 3 {
-		t.Fatalf("distinct incidents = %d (%v), want 3", len(keys), keys)
+	// Rollout checkout-api revision 7 (six shapes, and the two Argo CD
+	// shapes of its application, degraded because it aborted), the workflow.
+	if len(keys) != 2 || created != 2 {
+		t.Fatalf("distinct incidents = %d (%v), want 2", len(keys), keys)
 	}
 	issues := e.emu.Issues()
 	pages := e.postmortems()
-	if len(issues) != 3 || len(pages) != 3 {
-		t.Fatalf("emulator holds %d issues and %d postmortem pages, want 3 and 3", len(issues), len(pages))
+	if len(issues) != 2 || len(pages) != 2 {
+		t.Fatalf("emulator holds %d issues and %d postmortem pages, want 2 and 2", len(issues), len(pages))
 	}
 	for _, is := range issues {
 		// The issue: ADF valid against Atlassian's schema, the fingerprint label.
@@ -311,9 +311,10 @@ func TestCurlExamples(t *testing.T) {
 			t.Errorf("request %d: status %d\n%s", i+1, code, out)
 		}
 	}
-	// Requests 1-3 and 5 are the checkout-api rollback; 4 is the Argo CD app.
-	if n := len(e.emu.Issues()); n != 2 {
-		t.Errorf("%d issues, want 2", n)
+	// All five are the checkout-api rollback (4 is the Argo CD application
+	// it degraded).
+	if n := len(e.emu.Issues()); n != 1 {
+		t.Errorf("%d issues, want 1", n)
 	}
 	if !strings.Contains(string(out), "Ce-Type: dev.rollback-incident.result") {
 		t.Errorf("CloudEvent requests did not get CloudEvent replies:\n%s", out)
