@@ -107,7 +107,7 @@ func (d *Decoder) Decode(data []byte, meta Meta) (Decision, error) {
 		}
 		var srcErr error
 		if src, ok := detectSource(obj); ok {
-			dec, err := src.decide(obj, resourceEvent)
+			dec, err := src.decide(data, obj, resourceEvent)
 			if err == nil {
 				shape = append(shape, firstNonEmpty(dec.Shape, src.name()))
 				dec.Shape = joinShape(shape)

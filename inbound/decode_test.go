@@ -439,3 +439,11 @@ func TestApplicationStaysOwnIncident(t *testing.T) {
 		}
 	}
 }
+
+func TestOwnerFromAnnotation(t *testing.T) {
+	body := `{"apiVersion":"argoproj.io/v1alpha1","kind":"Rollout","metadata":{"name":"a","namespace":"b","annotations":{"backstage.io/entity-ref":"group:default/payments-team","rollout.argoproj.io/revision":"2"}},"status":{"phase":"Degraded","message":"RolloutAborted: x"}}`
+	dec, err := NewDecoder("c", DefaultLimits).Decode([]byte(body), Meta{})
+	if err != nil || dec.Incident == nil || dec.Incident.Owner != "group:default/payments-team" {
+		t.Fatalf("%v %+v", err, dec)
+	}
+}

@@ -36,9 +36,8 @@ const (
 	ownerAnnotation = "backstage.io/entity-ref"
 )
 
-func (objectSource) decide(obj map[string]json.RawMessage, event string) (Decision, error) {
+func (objectSource) decide(raw []byte, obj map[string]json.RawMessage, event string) (Decision, error) {
 	kind, _ := str(obj, "kind")
-	raw := mustMarshal(obj)
 	var (
 		dec Decision
 		err error
@@ -64,11 +63,6 @@ func (objectSource) decide(obj map[string]json.RawMessage, event string) (Decisi
 		return Decision{Ignored: fmt.Sprintf("%s was deleted", kind), Shape: dec.Shape}, nil
 	}
 	if dec.Incident != nil {
-		var m struct {
-			Metadata objectMeta `json:"metadata"`
-		}
-		_ = json.Unmarshal(raw, &m) // decoded once already by the kind's decider
-		dec.Incident.Owner = m.Metadata.Annotations[ownerAnnotation]
 		dec.Incident.Source = kind + " object"
 		if event != "" {
 			dec.Incident.Source = "Argo Events resource event (" + event + " " + kind + ")"
@@ -168,6 +162,7 @@ func decideRollout(raw []byte) (Decision, error) {
 		Time:      parseTime(st.AbortedAt),
 		Images:    r.Spec.Template.images(),
 	}
+	in.Owner = m.Annotations[ownerAnnotation]
 	for _, c := range st.Conditions {
 		if c.Reason == "RolloutAborted" || c.Reason == "ProgressDeadlineExceeded" || c.Type == "InvalidSpec" {
 			in.Reason = c.Reason
@@ -279,6 +274,7 @@ func decideAnalysisRun(raw []byte) (Decision, error) {
 		Message:   st.Message,
 		Time:      parseTime(firstNonEmpty(st.CompletedAt, st.StartedAt)),
 	}
+	in.Owner = m.Annotations[ownerAnnotation]
 	if idx, ok := m.Labels["step-index"]; ok {
 		in.Step = "step " + idx
 	}
@@ -391,6 +387,7 @@ func decideApplication(raw []byte) (Decision, error) {
 		DestinationServer: app.Spec.Destination.Server,
 		DestinationNS:     app.Spec.Destination.Namespace,
 	}
+	in.Owner = m.Annotations[ownerAnnotation]
 	for _, r := range st.Resources {
 		if r.Health != nil && (r.Health.Status == "Degraded" || r.Health.Status == "Missing") {
 			in.Resources = append(in.Resources, incident.Resource{Kind: r.Kind, Namespace: r.Namespace, Name: r.Name, Health: r.Health.Status, Message: r.Health.Message})
@@ -470,6 +467,7 @@ func decideWorkflow(raw []byte) (Decision, error) {
 		Message:   st.Message,
 		Time:      parseTime(st.FinishedAt),
 	}
+	in.Owner = m.Annotations[ownerAnnotation]
 	// The failed leaf (a Pod node) says what broke; the parents only repeat
 	// "child '…' failed". Pick the earliest-finished one, by name for ties,
 	// so the choice does not depend on map order.

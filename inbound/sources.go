@@ -14,9 +14,10 @@ import (
 // source interprets one recognised payload.
 type source interface {
 	name() string
-	// decide returns the decision for obj. resourceEvent is ADD, UPDATE or
-	// DELETE when obj came from a resource watch, "" otherwise.
-	decide(obj map[string]json.RawMessage, resourceEvent string) (Decision, error)
+	// decide returns the decision for obj, whose JSON is raw. resourceEvent
+	// is ADD, UPDATE or DELETE when obj came from a resource watch, ""
+	// otherwise.
+	decide(raw []byte, obj map[string]json.RawMessage, resourceEvent string) (Decision, error)
 }
 
 func detectSource(obj map[string]json.RawMessage) (source, bool) {
@@ -118,7 +119,7 @@ type rolloutsNotification struct{}
 
 func (rolloutsNotification) name() string { return "rollouts-notification" }
 
-func (rolloutsNotification) decide(obj map[string]json.RawMessage, _ string) (Decision, error) {
+func (rolloutsNotification) decide(_ []byte, obj map[string]json.RawMessage, _ string) (Decision, error) {
 	get := func(k string) string { s, _ := str(obj, k); return s }
 	name, ns := get("rolloutName"), get("namespace")
 	if err := checkNames("namespace", ns, "rolloutName", name); err != nil {
@@ -243,7 +244,7 @@ type argocdNotification struct{}
 
 func (argocdNotification) name() string { return "argocd-notification" }
 
-func (argocdNotification) decide(obj map[string]json.RawMessage, _ string) (Decision, error) {
+func (argocdNotification) decide(raw []byte, _ map[string]json.RawMessage, _ string) (Decision, error) {
 	var b struct {
 		App                  string `json:"app"`
 		AppNamespace         string `json:"appNamespace"`
@@ -274,7 +275,7 @@ func (argocdNotification) decide(obj map[string]json.RawMessage, _ string) (Deci
 		JiraIssueType string   `json:"jiraIssueType"`
 		Owner         string   `json:"owner"`
 	}
-	if err := json.Unmarshal(mustMarshal(obj), &b); err != nil {
+	if err := json.Unmarshal(raw, &b); err != nil {
 		return Decision{}, inputErrorf("Argo CD notification: %s", jsonErrText(err))
 	}
 	ns := firstNonEmpty(b.AppNamespace, "argocd")

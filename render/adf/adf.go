@@ -97,9 +97,6 @@ func BulletList(items ...[]Node) Node {
 	return Node{Type: "bulletList", Content: li}
 }
 
-// Rule is a horizontal rule.
-func Rule() Node { return Node{Type: "rule"} }
-
 // Row is one row of a two-column facts table.
 type Row struct {
 	Name  string
