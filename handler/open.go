@@ -129,7 +129,7 @@ func (o *Opener) Open(ctx context.Context, in *incident.Incident) (out Outcome, 
 	if !o.current(rec, in) {
 		// The record belongs to an incident that is over (window passed):
 		// start afresh; ensureIssue decides between reopening and a new one.
-		rec = store.Record{Fingerprint: fp}
+		rec = store.Record{Fingerprint: fp, Revision: rec.Revision}
 	}
 	if rec.JiraKey == "" {
 		created, err := o.ensureIssue(ctx, in, &rec)
@@ -144,7 +144,7 @@ func (o *Opener) Open(ctx context.Context, in *incident.Incident) (out Outcome, 
 		if err := o.ensurePage(ctx, in, &rec); err != nil {
 			return out, err
 		}
-		if err := o.put(ctx, rec, "confluence page"); err != nil {
+		if err := o.put(ctx, &rec, "confluence page"); err != nil {
 			return out, err
 		}
 	}
@@ -161,7 +161,7 @@ func (o *Opener) Open(ctx context.Context, in *incident.Incident) (out Outcome, 
 			return out, fmt.Errorf("link %s to page %s: %w", rec.JiraKey, rec.PageID, err)
 		}
 		rec.Linked = true
-		if err := o.put(ctx, rec, "remote link"); err != nil {
+		if err := o.put(ctx, &rec, "remote link"); err != nil {
 			return out, err
 		}
 	}
@@ -171,7 +171,7 @@ func (o *Opener) Open(ctx context.Context, in *incident.Incident) (out Outcome, 
 		first := len(rec.Timeline) == 0
 		rec.Timeline = append(rec.Timeline, store.Entry{Hash: news, At: o.eventTime(in), Text: render.TimelineEntry(in), Commented: first, OnPage: first})
 		out.News = !first
-		if err := o.put(ctx, rec, "timeline entry"); err != nil {
+		if err := o.put(ctx, &rec, "timeline entry"); err != nil {
 			return out, err
 		}
 	}
@@ -185,7 +185,7 @@ func (o *Opener) Open(ctx context.Context, in *incident.Incident) (out Outcome, 
 			return out, err
 		}
 		rec.Notified = rec.Timeline[len(rec.Timeline)-1].Hash
-		if err := o.put(ctx, rec, "notification"); err != nil {
+		if err := o.put(ctx, &rec, "notification"); err != nil {
 			return out, err
 		}
 	}
@@ -238,10 +238,12 @@ func (o *Opener) fill(out *Outcome, rec store.Record) {
 	}
 }
 
-func (o *Opener) put(ctx context.Context, rec store.Record, what string) error {
-	if err := o.store.Put(ctx, rec); err != nil {
+func (o *Opener) put(ctx context.Context, rec *store.Record, what string) error {
+	saved, err := o.store.Put(ctx, *rec)
+	if err != nil {
 		return fmt.Errorf("record %s: %w", what, err)
 	}
+	*rec = saved
 	return nil
 }
 
@@ -289,7 +291,7 @@ func (o *Opener) ensureIssue(ctx context.Context, in *incident.Incident, rec *st
 			fallthrough
 		case reuse:
 			rec.JiraID, rec.JiraKey, rec.CreatingSince = same.ID, same.Key, time.Time{}
-			return false, o.put(ctx, *rec, "jira issue")
+			return false, o.put(ctx, rec, "jira issue")
 		default:
 			// Over and done: a new incident, linked to this one.
 			previous = same
@@ -299,7 +301,7 @@ func (o *Opener) ensureIssue(ctx context.Context, in *incident.Incident, rec *st
 	}
 
 	rec.CreatingSince = o.now()
-	if err := o.put(ctx, *rec, "intent to create jira issue"); err != nil {
+	if err := o.put(ctx, rec, "intent to create jira issue"); err != nil {
 		return false, err
 	}
 	summary, err := o.renderer.Summary(in)
@@ -332,12 +334,12 @@ func (o *Opener) ensureIssue(ctx context.Context, in *incident.Incident, rec *st
 		// connection, 500, 502, 504) might have, so the intent stays.
 		if ae, ok := atlassian.AsError(err); ok && (ae.Status >= 400 && ae.Status < 500 || ae.Status == http.StatusServiceUnavailable) {
 			rec.CreatingSince = time.Time{}
-			_ = o.store.Put(context.WithoutCancel(ctx), *rec)
+			_ = o.put(context.WithoutCancel(ctx), rec, "create intent cleared")
 		}
 		return false, fmt.Errorf("create jira issue: %w", err)
 	}
 	rec.JiraID, rec.JiraKey, rec.CreatingSince = issue.ID, issue.Key, time.Time{}
-	if err := o.put(ctx, *rec, "jira issue"); err != nil {
+	if err := o.put(ctx, rec, "jira issue"); err != nil {
 		return true, err
 	}
 	if previous != nil {
@@ -445,9 +447,10 @@ func (o *Opener) post(ctx context.Context, rec *store.Record, i int) error {
 			return fmt.Errorf("comment on %s: %w", rec.JiraKey, err)
 		}
 		e.Commented = true
-		if err := o.put(ctx, *rec, "timeline comment"); err != nil {
+		if err := o.put(ctx, rec, "timeline comment"); err != nil {
 			return err
 		}
+		e = &rec.Timeline[i] // put replaced the record
 	}
 	if e.OnPage {
 		return nil
@@ -467,7 +470,7 @@ func (o *Opener) post(ctx context.Context, rec *store.Record, i int) error {
 		break
 	}
 	e.OnPage = true
-	return o.put(ctx, *rec, "timeline row")
+	return o.put(ctx, rec, "timeline row")
 }
 
 func (o *Opener) space(ctx context.Context) (string, error) {

@@ -84,6 +84,12 @@ type Incident struct {
 	RequestedProject   string
 	RequestedIssueType string
 
+	// Joins names the fingerprint of an earlier incident this event belongs
+	// to when that incident exists: a manual rollback that follows an
+	// aborted rollout is news of the abort's incident, not a second one.
+	// When no record exists under it, the event opens its own incident.
+	Joins string
+
 	// EventID is the delivery's id (CloudEvent id when there is one). It is
 	// for logs only: every retry of one rollback carries a new id.
 	EventID string

@@ -4,6 +4,7 @@ package metrics
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strconv"
 	"time"
@@ -129,8 +130,18 @@ func (i *instrumented) Get(ctx context.Context, fp string) (store.Record, bool, 
 	return r, ok, err
 }
 
-func (i *instrumented) Put(ctx context.Context, r store.Record) error {
-	err := i.s.Put(ctx, r)
-	i.ops.WithLabelValues("put", result(err)).Inc()
-	return err
+func (i *instrumented) Put(ctx context.Context, r store.Record) (store.Record, error) {
+	saved, err := i.s.Put(ctx, r)
+	res := result(err)
+	if errors.Is(err, store.ErrConflict) {
+		res = "conflict"
+	}
+	i.ops.WithLabelValues("put", res).Inc()
+	return saved, err
+}
+
+func (i *instrumented) Pending(ctx context.Context) ([]string, error) {
+	fps, err := i.s.Pending(ctx)
+	i.ops.WithLabelValues("pending", result(err)).Inc()
+	return fps, err
 }

@@ -6,7 +6,9 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -14,8 +16,19 @@ import (
 // keep it small (a few KiB at most).
 type Record struct {
 	Fingerprint string `json:"fingerprint"`
-	JiraID      string `json:"jiraId,omitempty"`
-	JiraKey     string `json:"jiraKey,omitempty"`
+	// Revision is the store's version of the record, set by Get and Put and
+	// never stored: Put writes only over the revision that was read (0: no
+	// record yet), so a writer never acts on, or overwrites, a stale record.
+	Revision uint64 `json:"-"`
+	// Incident is the rollback as accepted (incident.Incident as JSON):
+	// everything the opening steps need to finish it without the caller.
+	Incident json.RawMessage `json:"incident,omitempty"`
+	// Pending is set while the record holds work not yet done in Atlassian:
+	// from the moment a request is accepted until every step has completed.
+	// The function has custody of the rollback while it is set.
+	Pending *Pending `json:"pending,omitempty"`
+	JiraID  string   `json:"jiraId,omitempty"`
+	JiraKey string   `json:"jiraKey,omitempty"`
 	// CreatingSince is set just before the Jira issue is created and
 	// cleared once its key is recorded. A record with CreatingSince and no
 	// key means an earlier attempt may have created an issue that Jira's
@@ -31,6 +44,15 @@ type Record struct {
 	Timeline  []Entry   `json:"timeline,omitempty"`
 	CreatedAt time.Time `json:"createdAt,omitzero"`
 	UpdatedAt time.Time `json:"updatedAt,omitzero"`
+}
+
+// Pending is the custody of unfinished work: when it was accepted, how the
+// attempts to finish it went, and when to try next.
+type Pending struct {
+	Since     time.Time `json:"since"`              // accepted (the oldest unfinished acceptance)
+	Attempts  int       `json:"attempts,omitempty"` // attempts that failed so far
+	NextAt    time.Time `json:"nextAt,omitzero"`    // not to be worked before this
+	LastError string    `json:"lastError,omitempty"`
 }
 
 // Entry is one distinct piece of news about a rollback.
@@ -81,11 +103,65 @@ type Store interface {
 	Lock(ctx context.Context, fingerprint string, ttl time.Duration) (unlock func(), err error)
 	// Get returns the record, or ok=false when there is none (or it expired).
 	Get(ctx context.Context, fingerprint string) (r Record, ok bool, err error)
-	// Put saves the record (keyed by r.Fingerprint), setting CreatedAt on
-	// first save and UpdatedAt always.
-	Put(ctx context.Context, r Record) error
+	// Put saves the record (keyed by r.Fingerprint) if the stored one is
+	// still at r.Revision (0: none may exist), setting CreatedAt on first
+	// save and UpdatedAt always, and returns it as saved, with its new
+	// Revision. If someone wrote the record meanwhile it returns an error
+	// matching ErrConflict and saves nothing: read it again (Update does).
+	Put(ctx context.Context, r Record) (Record, error)
+	// Pending lists the fingerprints of records that have Pending set. It
+	// never misses one; it may list one that finished meanwhile, so callers
+	// read each record before acting on it.
+	Pending(ctx context.Context) ([]string, error)
 }
 
 // ErrUnavailable wraps failures of a shared store: the caller answers 503
 // so the sender retries, rather than risking a duplicate.
 var ErrUnavailable = errors.New("idempotency store unavailable")
+
+// ErrConflict is Put's answer when the record changed since it was read.
+var ErrConflict = errors.New("record changed since it was read")
+
+// ErrUnchanged is returned by an Update change that finds nothing to
+// write: Update then saves nothing and returns the record as read.
+var ErrUnchanged = errors.New("record unchanged")
+
+// maxConflicts bounds Update's re-reads. Writers of one record are the
+// lock holder and the requests accepting news for it, a handful at most;
+// running out means something writes in a loop.
+const maxConflicts = 50
+
+// Update applies change to the current record of fingerprint (a fresh one,
+// Revision 0, when there is none) and saves it with a compare-and-swap,
+// reading and applying it again when someone wrote in between. change must
+// depend only on the record it is given. It returns the record as saved;
+// when change returns an error nothing is saved and the error is returned
+// with the record as read.
+func Update(ctx context.Context, s Store, fingerprint string, change func(r *Record) error) (Record, error) {
+	for i := range maxConflicts {
+		r, ok, err := s.Get(ctx, fingerprint)
+		if err != nil {
+			return Record{}, err
+		}
+		if !ok {
+			r = Record{Fingerprint: fingerprint}
+		}
+		if err := change(&r); errors.Is(err, ErrUnchanged) {
+			return r, nil
+		} else if err != nil {
+			return r, err
+		}
+		saved, err := s.Put(ctx, r)
+		if !errors.Is(err, ErrConflict) {
+			return saved, err
+		}
+		// A replica that answered the read may lag the write that beat
+		// us by a moment: give it one before reading again.
+		select {
+		case <-ctx.Done():
+			return Record{}, ctx.Err()
+		case <-time.After(time.Millisecond << min(i, 6)):
+		}
+	}
+	return Record{}, fmt.Errorf("update record %s: %w %d times in a row", fingerprint, ErrConflict, maxConflicts)
+}

@@ -4,6 +4,8 @@ package memory
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -17,6 +19,7 @@ type Store struct {
 
 	mu      sync.Mutex
 	records map[string]store.Record
+	rev     uint64 // last revision given out, as a stream sequence would be
 	locks   map[string]*keyLock
 }
 
@@ -72,30 +75,75 @@ func (s *Store) Get(_ context.Context, fingerprint string) (store.Record, bool, 
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	r, ok := s.records[fingerprint]
-	if ok && s.now().Sub(r.UpdatedAt) > s.retention {
+	if ok && s.expired(r, s.now()) {
 		delete(s.records, fingerprint)
 		return store.Record{}, false, nil
 	}
-	return r, ok, nil
+	return clone(r), ok, nil
 }
 
-// Put saves r, and drops expired records so memory stays bounded by the
-// number of rollbacks in one retention window.
-func (s *Store) Put(_ context.Context, r store.Record) error {
+// expired reports a record past its retention. A pending record never
+// expires: the function has custody of it until it is finished or
+// abandoned.
+func (s *Store) expired(r store.Record, now time.Time) bool {
+	return r.Pending == nil && now.Sub(r.UpdatedAt) > s.retention
+}
+
+// Put saves r if the stored record is still at r.Revision, and drops
+// expired records so memory stays bounded by the number of rollbacks in
+// one retention window.
+func (s *Store) Put(_ context.Context, r store.Record) (store.Record, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now()
+	cur, ok := s.records[r.Fingerprint]
+	if ok && s.expired(cur, now) {
+		delete(s.records, r.Fingerprint)
+		ok = false
+	}
+	if (ok && cur.Revision != r.Revision) || (!ok && r.Revision != 0) {
+		return store.Record{}, fmt.Errorf("memory: put record %s at revision %d: %w", r.Fingerprint, r.Revision, store.ErrConflict)
+	}
 	if r.CreatedAt.IsZero() {
 		r.CreatedAt = now
 	}
 	r.UpdatedAt = now
+	s.rev++
+	r.Revision = s.rev
+	r = clone(r)
 	s.records[r.Fingerprint] = r
 	if len(s.records)%256 == 0 {
 		for k, v := range s.records {
-			if now.Sub(v.UpdatedAt) > s.retention {
+			if s.expired(v, now) {
 				delete(s.records, k)
 			}
 		}
 	}
-	return nil
+	return clone(r), nil
+}
+
+// Pending lists the fingerprints of pending records.
+func (s *Store) Pending(context.Context) ([]string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var fps []string
+	for fp, r := range s.records {
+		if r.Pending != nil {
+			fps = append(fps, fp)
+		}
+	}
+	slices.Sort(fps)
+	return fps, nil
+}
+
+// clone copies what a caller could change in place, so that a record in
+// the store changes only through Put, as in a shared store.
+func clone(r store.Record) store.Record {
+	r.Timeline = slices.Clone(r.Timeline)
+	r.Incident = slices.Clone(r.Incident)
+	if r.Pending != nil {
+		p := *r.Pending
+		r.Pending = &p
+	}
+	return r
 }

@@ -7,6 +7,13 @@
 //
 //	rec.<fingerprint>   JSON-encoded store.Record
 //	lock.<fingerprint>  JSON {"owner":"<random id>","expires":<unix nano>}
+//	pend.<fingerprint>  the index of pending records: present (the time
+//	                    custody began) while rec.<fingerprint> is pending
+//
+// A record is written with a compare-and-swap on the revision it was read
+// at. The pending index is written before a pending record and deleted
+// after a finished one, so it may name a finished record for a moment but
+// never misses a pending one.
 //
 // The lock is claimed with kv.Create, which the server applies atomically
 // (through RAFT on a replicated bucket), so exactly one caller wins. It does
@@ -54,6 +61,7 @@ const (
 const (
 	recPrefix  = "rec."
 	lockPrefix = "lock."
+	pendPrefix = "pend."
 
 	// Waiting for a held lock polls with jittered exponential backoff: a
 	// handler holds the lock for one Jira/Confluence round of a few hundred
@@ -480,15 +488,16 @@ func (s *Store) Get(ctx context.Context, fingerprint string) (store.Record, bool
 	if r.Fingerprint == "" {
 		r.Fingerprint = fingerprint
 	}
+	r.Revision = entry.Revision()
 	return r, true, nil
 }
 
 // Put implements store.Store. It sets CreatedAt when r has none (a first
-// save, or a record started afresh) and UpdatedAt always. It writes
-// unconditionally: the lock already serialises writers of a fingerprint.
-func (s *Store) Put(ctx context.Context, r store.Record) error {
+// save, or a record started afresh) and UpdatedAt always, and writes only
+// over r.Revision: Create when it is 0, else Update with that revision.
+func (s *Store) Put(ctx context.Context, r store.Record) (store.Record, error) {
 	if err := checkFingerprint(r.Fingerprint); err != nil {
-		return err
+		return store.Record{}, err
 	}
 	now := time.Now().UTC()
 	if r.CreatedAt.IsZero() {
@@ -497,14 +506,54 @@ func (s *Store) Put(ctx context.Context, r store.Record) error {
 	r.UpdatedAt = now
 	val, err := json.Marshal(r)
 	if err != nil {
-		return fmt.Errorf("natskv: encode record %s: %w", r.Fingerprint, err)
+		return store.Record{}, fmt.Errorf("natskv: encode record %s: %w", r.Fingerprint, err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
-	if _, err := s.kv.Put(ctx, recPrefix+r.Fingerprint, val); err != nil {
-		return fmt.Errorf("natskv: put record %s: %w", r.Fingerprint, unavailable(ctx, "write", err))
+	if r.Pending != nil {
+		since, _ := r.Pending.Since.MarshalText()
+		if _, err := s.kv.Put(ctx, pendPrefix+r.Fingerprint, since); err != nil {
+			return store.Record{}, fmt.Errorf("natskv: index pending record %s: %w", r.Fingerprint, unavailable(ctx, "write", err))
+		}
 	}
-	return nil
+	var rev uint64
+	if r.Revision == 0 {
+		rev, err = s.kv.Create(ctx, recPrefix+r.Fingerprint, val)
+	} else {
+		rev, err = s.kv.Update(ctx, recPrefix+r.Fingerprint, val, r.Revision)
+	}
+	if isConflict(err) {
+		return store.Record{}, fmt.Errorf("natskv: put record %s at revision %d: %w", r.Fingerprint, r.Revision, store.ErrConflict)
+	}
+	if err != nil {
+		return store.Record{}, fmt.Errorf("natskv: put record %s: %w", r.Fingerprint, unavailable(ctx, "write", err))
+	}
+	r.Revision = rev
+	if r.Pending == nil {
+		// Best effort: a stale index entry costs the drainer one read.
+		if err := s.kv.Delete(ctx, pendPrefix+r.Fingerprint); err != nil {
+			s.log.Warn("pending index not cleared; the drainer will skip it", "fingerprint", r.Fingerprint, "err", err)
+		}
+	}
+	return r, nil
+}
+
+// Pending implements store.Store: the keys of the pending index.
+func (s *Store) Pending(ctx context.Context) ([]string, error) {
+	ctx, cancel := context.WithTimeout(ctx, opTimeout)
+	defer cancel()
+	lister, err := s.kv.ListKeysFiltered(ctx, pendPrefix+">")
+	if err != nil {
+		return nil, fmt.Errorf("natskv: list pending: %w", unavailable(ctx, "list", err))
+	}
+	var fps []string
+	for key := range lister.Keys() {
+		fps = append(fps, strings.TrimPrefix(key, pendPrefix))
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("natskv: list pending: %w", unavailable(ctx, "list", err))
+	}
+	return fps, nil
 }
 
 // isConflict reports a lost compare-and-swap: the key exists (Create) or

@@ -253,7 +253,7 @@ func TestBucketConfigAndFormats(t *testing.T) {
 		t.Errorf("lock key after unlock: %v, want ErrKeyNotFound", err)
 	}
 
-	if err := s.Put(ctx, store.Record{Fingerprint: fp, JiraKey: "OPS-7"}); err != nil {
+	if _, err := s.Put(ctx, store.Record{Fingerprint: fp, JiraKey: "OPS-7"}); err != nil {
 		t.Fatal(err)
 	}
 	e, err = kv.Get(ctx, "rec."+fp)
@@ -269,7 +269,7 @@ func TestBucketConfigAndFormats(t *testing.T) {
 	// it a new CreatedAt rather than the old one.
 	old, _, _ := s.Get(ctx, fp)
 	time.Sleep(10 * time.Millisecond)
-	if err := s.Put(ctx, store.Record{Fingerprint: fp}); err != nil {
+	if _, err := s.Put(ctx, store.Record{Fingerprint: fp, Revision: old.Revision}); err != nil {
 		t.Fatal(err)
 	}
 	if fresh, _, _ := s.Get(ctx, fp); !fresh.CreatedAt.After(old.CreatedAt) || fresh.JiraKey != "" {
@@ -466,7 +466,7 @@ func TestTLS(t *testing.T) {
 			}
 			ctx := ctxTimeout(t, 5*time.Second)
 			fp := storetest.Fingerprint(t)
-			if err := s.Put(ctx, store.Record{Fingerprint: fp}); err != nil {
+			if _, err := s.Put(ctx, store.Record{Fingerprint: fp}); err != nil {
 				t.Fatalf("Put over TLS: %v", err)
 			}
 		})
@@ -561,7 +561,7 @@ func TestServerDown(t *testing.T) {
 		return err
 	})
 	check("Get", func(ctx context.Context) error { _, _, err := s.Get(ctx, fp); return err })
-	check("Put", func(ctx context.Context) error { return s.Put(ctx, store.Record{Fingerprint: fp}) })
+	check("Put", func(ctx context.Context) error { _, err := s.Put(ctx, store.Record{Fingerprint: fp}); return err })
 
 	start := time.Now()
 	held() // must give up within its own timeout, not hang
@@ -587,7 +587,7 @@ func TestInvalidFingerprint(t *testing.T) {
 		if _, _, err := s.Get(ctx, fp); !errors.Is(err, natskv.ErrInvalidFingerprint) {
 			t.Errorf("Get(%q): %v", fp, err)
 		}
-		if err := s.Put(ctx, store.Record{Fingerprint: fp}); !errors.Is(err, natskv.ErrInvalidFingerprint) {
+		if _, err := s.Put(ctx, store.Record{Fingerprint: fp}); !errors.Is(err, natskv.ErrInvalidFingerprint) {
 			t.Errorf("Put(%q): %v", fp, err)
 		}
 	}

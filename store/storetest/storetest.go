@@ -121,7 +121,7 @@ func testRoundTrip(t *testing.T, open func(*testing.T) store.Store) {
 		CreatedAt: time.Date(2025, 3, 1, 9, 59, 0, 500, zone),
 	}
 	before := time.Now()
-	if err := writer.Put(ctx, want); err != nil {
+	if _, err := writer.Put(ctx, want); err != nil {
 		t.Fatalf("Put: %v", err)
 	}
 	after := time.Now()
@@ -134,6 +134,10 @@ func testRoundTrip(t *testing.T, open func(*testing.T) store.Store) {
 	}
 	checkBetween(t, "UpdatedAt", got.UpdatedAt, before, after)
 	want.UpdatedAt = got.UpdatedAt // set by Put, checked above
+	if got.Revision == 0 {
+		t.Error("Get returned revision 0 for a stored record")
+	}
+	want.Revision = got.Revision
 	equalRecords(t, got, want)
 }
 
@@ -143,7 +147,7 @@ func testTimestamps(t *testing.T, open func(*testing.T) store.Store) {
 	fp := Fingerprint(t)
 
 	before := time.Now()
-	if err := s1.Put(ctx, store.Record{Fingerprint: fp, JiraKey: "OPS-1"}); err != nil {
+	if _, err := s1.Put(ctx, store.Record{Fingerprint: fp, JiraKey: "OPS-1"}); err != nil {
 		t.Fatalf("first Put: %v", err)
 	}
 	after := time.Now()
@@ -159,7 +163,7 @@ func testTimestamps(t *testing.T, open func(*testing.T) store.Store) {
 	time.Sleep(20 * time.Millisecond)
 	first.PageID = "p-1"
 	before = time.Now()
-	if err := s2.Put(ctx, first); err != nil {
+	if _, err := s2.Put(ctx, first); err != nil {
 		t.Fatalf("second Put: %v", err)
 	}
 	after = time.Now()
@@ -218,7 +222,7 @@ func testLockExcludes(t *testing.T, open func(*testing.T) store.Store) {
 			r.Timeline = append(r.Timeline, store.Entry{Hash: strconv.Itoa(i), At: time.Now(), Text: "caller " + strconv.Itoa(i)})
 			// Widen the window in which a second holder would be caught.
 			time.Sleep(time.Millisecond)
-			if err := s.Put(ctx, r); err != nil {
+			if _, err := s.Put(ctx, r); err != nil {
 				t.Errorf("caller %d: Put: %v", i, err)
 			}
 		})
