@@ -74,6 +74,16 @@ type Incident struct {
 	// Workflow facts.
 	FailedNode string
 
+	// Manual rollback facts: an older pod template made current again by
+	// `kubectl argo rollouts undo`, the dashboard's Rollback button,
+	// `kubectl rollout undo`, a revert in git or an Argo CD rollback.
+	// Reason is ReasonManualRollback.
+	RevertedFrom string   // the revision that was serving before the rollback
+	RevertedTo   string   // the earlier revision whose template was restored
+	ImagesBefore []Image  // the images of RevertedFrom (Images holds the restored ones)
+	ReplicaSets  []string // the ReplicaSets involved, "name (revision N)"
+	InitiatedBy  string   // who started it, when the object says (Argo CD's initiatedBy)
+
 	// Owner is the Backstage entity that owns the object, from the
 	// backstage.io/entity-ref annotation or the payload's "owner".
 	Owner string
@@ -94,6 +104,10 @@ type Incident struct {
 	// for logs only: every retry of one rollback carries a new id.
 	EventID string
 }
+
+// ReasonManualRollback is the Reason of an incident about a rollback made
+// by hand (or by a revert), which Argo never announces.
+const ReasonManualRollback = "ManualRollback"
 
 // Image is a container image of the failed workload.
 type Image struct {
