@@ -22,6 +22,7 @@ import (
 	"function/handler"
 	"function/jira"
 	"function/metrics"
+	"function/opener"
 	"function/render"
 	"function/secrets"
 	"function/store"
@@ -39,8 +40,14 @@ type Function struct {
 	// the function cannot call Atlassian, and says so on readiness.
 	credsReady atomic.Bool
 	metrics    *metrics.Metrics
-	closers    []func() error // released by Stop
+	drainer    *opener.Drainer
+	stopBG     context.CancelFunc // ends the background work started by Start
+	closers    []func() error     // released by Stop, after the drainer
 }
+
+// stopGrace bounds how long Stop lets attempts in flight finish: func-go
+// gives Stop 30 s in all.
+const stopGrace = 20 * time.Second
 
 // New is what the func scaffolding calls.
 func New() *Function { return &Function{metrics: metrics.New()} }
@@ -53,6 +60,8 @@ func (f *Function) Start(ctx context.Context, _ map[string]string) error {
 		return fmt.Errorf("configuration: %w", err)
 	}
 	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	// Background work (credential retries, the drainer) lives until Stop.
+	ctx, f.stopBG = context.WithCancel(ctx)
 	src, err := credentialSource(ctx, cfg, log)
 	if err != nil {
 		return err
@@ -65,10 +74,12 @@ func (f *Function) Start(ctx context.Context, _ map[string]string) error {
 		return err
 	}
 	f.closers = append(f.closers, closeStore)
-	h, err := Build(cfg, src, f.metrics.Store(st), f.metrics, log)
+	h, d, err := Build(cfg, src, f.metrics.Store(st), f.metrics, log)
 	if err != nil {
 		return err
 	}
+	f.drainer = d
+	go d.Run(ctx)
 	f.handler.Store(h)
 	return nil
 }
@@ -159,20 +170,21 @@ func openStore(ctx context.Context, cfg config.Config, log *slog.Logger) (store.
 	return st, st.Close, nil
 }
 
-// Build wires a handler from a validated configuration, a credential
-// source and a store.
-func Build(cfg config.Config, src secrets.Source, st store.Store, m *metrics.Metrics, log *slog.Logger) (*handler.Handler, error) {
+// Build wires a handler and the drainer of pending rollbacks from a
+// validated configuration, a credential source and a store. The caller
+// runs the drainer (Run) and closes it.
+func Build(cfg config.Config, src secrets.Source, st store.Store, m *metrics.Metrics, log *slog.Logger) (*handler.Handler, *opener.Drainer, error) {
 	tfs := fs.FS(templates.FS)
 	if cfg.TemplatesDir != "" {
 		tfs = templates.WithOverrides(cfg.TemplatesDir)
 	}
 	renderer, err := render.New(tfs)
 	if err != nil {
-		return nil, fmt.Errorf("templates (TEMPLATES_DIR): %w", err)
+		return nil, nil, fmt.Errorf("templates (TEMPLATES_DIR): %w", err)
 	}
 	links, err := render.ParseLinks(cfg.LinkTemplates)
 	if err != nil {
-		return nil, fmt.Errorf("LINK_TEMPLATES: %w", err)
+		return nil, nil, fmt.Errorf("LINK_TEMPLATES: %w", err)
 	}
 	auth := credentialAdapter{src}
 	// One limiter per host: Jira and Confluence of one site share the
@@ -195,7 +207,7 @@ func Build(cfg config.Config, src secrets.Source, st store.Store, m *metrics.Met
 	}
 	var (
 		jc *jira.Client
-		cc handler.Confluence
+		cc opener.Confluence
 	)
 	if cfg.DataCenter() {
 		jc = jira.New(cfg.JiraURL, client("jira", cfg.JiraURL), jira.DataCenter)
@@ -212,15 +224,19 @@ func Build(cfg config.Config, src secrets.Source, st store.Store, m *metrics.Met
 		"jira_project", cfg.JiraProject, "jira_issue_type", cfg.JiraIssueType,
 		"jira_allowed_projects", cfg.JiraAllowedProjects, "confluence_space", cfg.ConfluenceSpace,
 		"cluster", cfg.ClusterName, "credentials", credentialsFrom(cfg))
-	extras := handler.Extras{Links: links}
+	extras := opener.Extras{Links: links}
 	if cfg.BackstageURL != "" {
 		extras.Notifier = backstage.New(atlassian.New(atlassian.Options{
 			BaseURL: cfg.BackstageURL, Service: "backstage", Timeout: cfg.AtlassianTimeout, Retry: retry, Observer: m,
 			Auth: atlassian.StaticAuth(atlassian.Auth{Bearer: cfg.BackstageToken.Reveal()}),
 		}))
 	}
-	opener := handler.NewOpener(cfg, jc, cc, st, renderer, extras, log)
-	return handler.New(cfg, opener, log, m, callerToken(cfg, src)), nil
+	o := opener.New(cfg, jc, cc, st, renderer, extras, log)
+	d := opener.NewDrainer(o, opener.DrainerOptions{
+		MaxAge: cfg.PendingMaxAge, Interval: cfg.DrainInterval, Concurrency: cfg.DrainConcurrency,
+		Volatile: cfg.NATSURL == "", Observer: m, Log: log,
+	})
+	return handler.New(cfg, o, d, log, m, callerToken(cfg, src)), d, nil
 }
 
 func credentialsFrom(cfg config.Config) string {
@@ -289,9 +305,20 @@ func (f *Function) Ready(context.Context) (bool, error) {
 func (f *Function) Alive(context.Context) (bool, error) { return true, nil }
 
 // Stop is called after func-go has stopped accepting requests and drained
-// the ones in flight: release the store's connection.
-func (f *Function) Stop(context.Context) error {
+// the ones in flight: attempts in flight get a bounded grace to finish
+// (pending rollbacks stay in a shared store for the next process; with the
+// in-process store each is logged with its event), then the store's
+// connection is released.
+func (f *Function) Stop(ctx context.Context) error {
 	var errs []error
+	if f.drainer != nil {
+		gctx, cancel := context.WithTimeout(ctx, stopGrace)
+		errs = append(errs, f.drainer.Close(gctx))
+		cancel()
+	}
+	if f.stopBG != nil {
+		f.stopBG()
+	}
 	for _, c := range f.closers {
 		errs = append(errs, c())
 	}

@@ -48,6 +48,17 @@ type Config struct {
 	AtlassianRetries   int           `envconfig:"ATLASSIAN_MAX_RETRIES" default:"4"`
 	DedupWindow        time.Duration `envconfig:"DEDUP_WINDOW" default:"24h"`
 	ReopenWindow       time.Duration `envconfig:"REOPEN_WINDOW" default:"24h"`
+	// FinishBudget is how long a request waits for its rollback's incident
+	// before answering 202 accepted; the work goes on in the background.
+	// Default: 10s, or half of REQUEST_DEADLINE when that is shorter.
+	FinishBudget time.Duration `envconfig:"FINISH_BUDGET"`
+	// PendingMaxAge is how long an unfinished rollback is kept and retried
+	// before it is abandoned (an error log with its event, a counter).
+	PendingMaxAge time.Duration `envconfig:"PENDING_MAX_AGE" default:"72h"`
+	// DrainInterval is the longest a process waits between two passes
+	// over the pending rollbacks; DrainConcurrency how many it works at once.
+	DrainInterval    time.Duration `envconfig:"DRAIN_INTERVAL" default:"1m"`
+	DrainConcurrency int           `envconfig:"DRAIN_CONCURRENCY" default:"4"`
 	// JiraIndexGrace is how long an interrupted create is given to appear
 	// in Jira's search before the issue is created again. Jira Cloud's
 	// search lags writes by seconds, sometimes minutes.
@@ -237,6 +248,21 @@ func (c *Config) normalize() error {
 	if c.RequestDeadline <= 0 || c.RequestDeadline >= 30*time.Second {
 		bad("REQUEST_DEADLINE", "must be between 0s and 30s (the runtime's write timeout)")
 	}
+	if c.FinishBudget == 0 {
+		c.FinishBudget = min(10*time.Second, c.RequestDeadline/2)
+	}
+	if c.FinishBudget <= 0 || c.FinishBudget >= c.RequestDeadline {
+		bad("FINISH_BUDGET", "must be positive and shorter than REQUEST_DEADLINE")
+	}
+	if c.PendingMaxAge < time.Hour {
+		bad("PENDING_MAX_AGE", "must be at least 1h: Atlassian outages last that long")
+	}
+	if c.DrainInterval < time.Second {
+		bad("DRAIN_INTERVAL", "must be at least 1s")
+	}
+	if c.DrainConcurrency < 1 || c.DrainConcurrency > 64 {
+		bad("DRAIN_CONCURRENCY", "must be between 1 and 64")
+	}
 	if c.AtlassianTimeout <= 0 {
 		bad("ATLASSIAN_TIMEOUT", "must be positive")
 	}
@@ -281,8 +307,8 @@ func (c *Config) normalize() error {
 		if c.NATSReplicas != 1 && c.NATSReplicas != 3 && c.NATSReplicas != 5 {
 			bad("NATS_REPLICAS", "must be 1, 3 or 5")
 		}
-		if c.NATSTTL < c.DedupWindow {
-			bad("NATS_TTL", "must be at least DEDUP_WINDOW, or records would vanish while still needed")
+		if c.NATSTTL < c.DedupWindow || c.NATSTTL < c.PendingMaxAge {
+			bad("NATS_TTL", "must be at least DEDUP_WINDOW and PENDING_MAX_AGE, or records would vanish while still needed")
 		}
 		if c.NATSUser != "" && c.NATSAuthFile != "" {
 			bad("NATS_AUTH_FILE", "set either NATS_USER/NATS_PASSWORD or NATS_AUTH_FILE, not both")

@@ -9,7 +9,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
-	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -18,8 +18,7 @@ import (
 	"function/atlassian"
 	"function/config"
 	"function/inbound"
-	"function/secrets"
-	"function/store"
+	"function/opener"
 )
 
 // Recorder counts answered deliveries (metrics).
@@ -31,7 +30,8 @@ type Recorder interface {
 type Handler struct {
 	cfg      config.Config
 	decoder  *inbound.Decoder
-	opener   *Opener
+	opener   *opener.Opener
+	drainer  *opener.Drainer
 	log      *slog.Logger
 	recorder Recorder
 	tokens   TokenSource
@@ -43,13 +43,14 @@ type Handler struct {
 // token means no bearer check (HMAC only, or ALLOW_UNAUTHENTICATED).
 type TokenSource func(ctx context.Context) (config.Secret, error)
 
-// New returns a handler. opener does the Atlassian work; log receives one
-// line per request; rec counts outcomes.
-func New(cfg config.Config, opener *Opener, log *slog.Logger, rec Recorder, tokens TokenSource) *Handler {
+// New returns a handler. o takes custody of rollbacks and d works them
+// off; log receives one line per request; rec counts outcomes.
+func New(cfg config.Config, o *opener.Opener, d *opener.Drainer, log *slog.Logger, rec Recorder, tokens TokenSource) *Handler {
 	return &Handler{
 		cfg:      cfg,
 		decoder:  inbound.NewDecoder(cfg.ClusterName, inbound.DefaultLimits),
-		opener:   opener,
+		opener:   o,
+		drainer:  d,
 		log:      log,
 		recorder: rec,
 		tokens:   tokens,
@@ -89,6 +90,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.unauthorized(w, log, "missing or wrong X-Signature-256")
 		return
 	}
+	if perr == nil && r.URL.Path == ReconcilePath {
+		outcome = "reconcile"
+		h.reconcile(ctx, w, log, body)
+		return
+	}
 	var req request
 	if perr == nil {
 		req, perr = parseRequest(r, body)
@@ -99,7 +105,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx = atlassian.WithTraceparent(ctx, req.traceparent)
-	log = log.With("ce_id", req.meta.ID, "ce_type", req.meta.Type, "cloudevent", req.cloudEvent)
+	// Header values are the caller's: clipped, so a huge one cannot flood
+	// the log.
+	log = log.With("ce_id", clipText(req.meta.ID, maxLoggedHeader), "ce_type", clipText(req.meta.Type, maxLoggedHeader), "cloudevent", req.cloudEvent)
 	if id := atlassian.TraceID(ctx); id != "" {
 		log = log.With("trace_id", id)
 	}
@@ -124,24 +132,72 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	in := dec.Incident
 	log = log.With("fingerprint", in.Fingerprint(), "subject", in.Kind+" "+in.Subject(), "revision", in.Revision)
+	ctx = opener.WithLogger(ctx, log)
 
-	out, err := h.opener.Open(withLogger(ctx, log), in)
+	// Custody first: once the rollback is recorded the function owns it,
+	// whatever happens to this request or to Atlassian.
+	acc, err := h.opener.Accept(ctx, in)
 	if err != nil {
 		outcome = string(StatusFailed)
-		status, retry, reason := classify(ctx, err)
-		if retry > 0 {
-			w.Header().Set("Retry-After", retryAfterHeader(retry))
-		}
-		log.Error("incident not opened", "status", status, "error", err.Error(), "jira_key", out.JiraKey, "page_id", out.PageID)
-		h.reply(w, req, status, Reply{Status: StatusFailed, Reason: reason, Fingerprint: in.Fingerprint(), JiraKey: out.JiraKey, JiraURL: out.JiraURL})
+		log.Error("rollback not taken into custody", "status", http.StatusServiceUnavailable, "error", err.Error())
+		w.Header().Set("Retry-After", "5")
+		h.reply(w, req, http.StatusServiceUnavailable, Reply{Status: StatusFailed, Reason: "could not record the rollback (idempotency store unavailable); nothing was kept: retry", Fingerprint: in.Fingerprint()})
 		return
 	}
-	outcome = string(out.Status)
-	log.Info("incident "+string(out.Status), "jira_key", out.JiraKey, "page_id", out.PageID, "news", out.News, "duration", h.now().Sub(start))
-	h.reply(w, req, http.StatusOK, Reply{
-		Status: out.Status, Reason: replyReason(out.Status, in.Kind+" "+in.Subject()), Fingerprint: in.Fingerprint(),
-		JiraKey: out.JiraKey, JiraURL: out.JiraURL, ConfluencePageID: out.PageID, ConfluenceURL: out.PageURL,
-	})
+	h.drainer.Wake()
+	out, werr := acc, error(nil)
+	if !acc.Done {
+		out, werr = h.finish(ctx, acc)
+	}
+	subject := in.Kind + " " + in.Subject()
+	rep := Reply{Fingerprint: out.Fingerprint, JiraKey: out.JiraKey, JiraURL: out.JiraURL, ConfluencePageID: out.PageID, ConfluenceURL: out.PageURL}
+	if !out.Done {
+		outcome = string(StatusAccepted)
+		rep.Status, rep.Reason = StatusAccepted, opener.Reason(h.cfg, werr)
+		log.Warn("rollback accepted, not finished yet", "reason", rep.Reason, "jira_key", out.JiraKey, "page_id", out.PageID, "news", acc.News, "duration", h.now().Sub(start))
+		h.reply(w, req, http.StatusAccepted, rep)
+		return
+	}
+	rep.Status = StatusExisting
+	if out.Created {
+		rep.Status = StatusCreated
+	}
+	outcome = string(rep.Status)
+	rep.Reason = replyReason(rep.Status, subject)
+	log.Info("incident "+string(rep.Status), "jira_key", out.JiraKey, "page_id", out.PageID, "news", acc.News, "duration", h.now().Sub(start))
+	h.reply(w, req, http.StatusOK, rep)
+}
+
+// maxLoggedHeader caps a caller's header value in the log.
+const maxLoggedHeader = 200
+
+// errStillWorking is why a rollback whose attempt outlasted the request's
+// budget is answered 202.
+var errStillWorking = fmt.Errorf("the request's budget ran out: %w", opener.ErrInProgress)
+
+// finish works the accepted rollback for at most FINISH_BUDGET, so that the
+// common case answers with the incident; the attempt goes on in the
+// background after that. While Atlassian is known to be down it does not
+// wait at all.
+func (h *Handler) finish(ctx context.Context, acc opener.Outcome) (opener.Outcome, error) {
+	if until, down := h.drainer.Unavailable(); down {
+		return acc, fmt.Errorf("Atlassian answered unavailable to a recent attempt; next try after %s: %w", until.UTC().Format(time.RFC3339), opener.ErrUnavailable)
+	}
+	a, started := h.drainer.Finish(acc.Fingerprint)
+	t := time.NewTimer(h.cfg.FinishBudget)
+	defer t.Stop()
+	select {
+	case <-a.Done():
+		out, err := a.Result()
+		if err == nil && !out.Done {
+			err = errStillWorking
+		}
+		out.Created = out.Created && started
+		return out, err
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return acc, errStillWorking
 }
 
 // sourceOf names the payload for metrics: the innermost part of the shape
@@ -151,21 +207,6 @@ func sourceOf(shape string) string {
 		return shape[i+1:]
 	}
 	return shape
-}
-
-type logKey struct{}
-
-// withLogger passes the request's logger, which carries the event's ids,
-// down to the opening steps, so that every line about an event has them.
-func withLogger(ctx context.Context, log *slog.Logger) context.Context {
-	return context.WithValue(ctx, logKey{}, log)
-}
-
-func loggerFrom(ctx context.Context, fallback *slog.Logger) *slog.Logger {
-	if l, ok := ctx.Value(logKey{}).(*slog.Logger); ok {
-		return l
-	}
-	return fallback
 }
 
 func replyReason(s Status, subject string) string {
@@ -185,9 +226,11 @@ func (h *Handler) bearerOK(r *http.Request) (bool, error) {
 	if token.Reveal() == "" {
 		return true, nil
 	}
-	want := sha256.Sum256([]byte("Bearer " + token.Reveal()))
-	got := sha256.Sum256([]byte(strings.TrimSpace(r.Header.Get("Authorization"))))
-	return subtle.ConstantTimeCompare(got[:], want[:]) == 1, nil
+	// The scheme is case-insensitive (RFC 7235 section 2.1).
+	scheme, presented, _ := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " ")
+	want := sha256.Sum256([]byte(token.Reveal()))
+	got := sha256.Sum256([]byte(strings.TrimSpace(presented)))
+	return strings.EqualFold(scheme, "Bearer") && subtle.ConstantTimeCompare(got[:], want[:]) == 1, nil
 }
 
 // signatureOK checks X-Signature-256: sha256=<hex HMAC-SHA256 of the body>
@@ -215,35 +258,4 @@ func (h *Handler) unauthorized(w http.ResponseWriter, log *slog.Logger, why stri
 	log.Warn("request rejected", "status", http.StatusUnauthorized, "reason", why)
 	w.Header().Set("WWW-Authenticate", `Bearer realm="rollback-incident"`)
 	writeJSON(w, http.StatusUnauthorized, Reply{Status: StatusRejected, Reason: "unauthorized"})
-}
-
-// classify maps an opening error to the caller's status: a transient
-// Atlassian failure or our own deadline is 503 with Retry-After, so the
-// sender retries and the idempotent steps finish the work; Atlassian
-// refusing the request is 502, also retried, since it is no fault of the
-// event and an operator may fix the configuration meanwhile.
-func classify(ctx context.Context, err error) (status int, retry time.Duration, reason string) {
-	switch {
-	case errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil:
-		return http.StatusServiceUnavailable, 5 * time.Second, "deadline exceeded before the incident was complete; retry to finish it"
-	case errors.Is(err, secrets.ErrUnavailable):
-		return http.StatusServiceUnavailable, 5 * time.Second, "Atlassian credentials unavailable; retry later"
-	case errors.Is(err, secrets.ErrMisconfigured):
-		return http.StatusBadGateway, time.Minute, "Atlassian credentials misconfigured; an operator must fix the secret or its IAM policy"
-	case errors.Is(err, store.ErrUnavailable):
-		return http.StatusServiceUnavailable, 5 * time.Second, "idempotency store unavailable; retry later"
-	case errors.Is(err, errIndexing):
-		return http.StatusServiceUnavailable, retryDelay(err), err.Error()
-	case isTemporary(err):
-		return http.StatusServiceUnavailable, retryDelay(err), "Atlassian is unavailable: " + err.Error()
-	case isAtlassian(err):
-		return http.StatusBadGateway, time.Minute, "Atlassian refused the request: " + err.Error()
-	default:
-		return http.StatusInternalServerError, 5 * time.Second, "internal error"
-	}
-}
-
-func retryAfterHeader(d time.Duration) string {
-	s := int((d + time.Second - 1) / time.Second)
-	return itoa(max(s, 1))
 }

@@ -2,6 +2,7 @@ package handler
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -94,7 +95,7 @@ func readCloudEvent(r *http.Request, body []byte) (request, *requestError) {
 	return request{
 		data:        ev.Data(),
 		cloudEvent:  true,
-		traceparent: firstNonEmpty(tp, r.Header.Get("Traceparent")),
+		traceparent: cmp.Or(tp, r.Header.Get("Traceparent")),
 		meta: inbound.Meta{
 			ID: ev.ID(), Source: ev.Source(), Type: ev.Type(), Subject: ev.Subject(), Time: ev.Time(),
 		},

@@ -29,6 +29,10 @@ type Metrics struct {
 	retries       *prometheus.CounterVec
 	rateLimitWait *prometheus.CounterVec
 	storeOps      *prometheus.CounterVec
+	pending       prometheus.Gauge
+	oldest        prometheus.Gauge
+	abandoned     prometheus.Counter
+	attempts      *prometheus.CounterVec
 }
 
 // New registers the metrics, with the Go runtime and process collectors.
@@ -37,7 +41,7 @@ func New() *Metrics {
 		reg: prometheus.NewRegistry(),
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "events_total",
-			Help: "Deliveries received, by source (the recognised payload) and outcome (created, existing, ignored, rejected, failed).",
+			Help: "Deliveries received, by source (the recognised payload) and outcome (created, existing, accepted, ignored, rejected, failed, reconcile).",
 		}, []string{"source", "outcome"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: namespace, Name: "request_duration_seconds",
@@ -65,8 +69,25 @@ func New() *Metrics {
 			Namespace: namespace, Name: "store_operations_total",
 			Help: "Idempotency store operations, by operation (lock, get, put) and result (ok, hit, miss, error).",
 		}, []string{"operation", "result"}),
+		pending: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "pending_rollbacks",
+			Help: "Rollbacks in custody whose incident is not finished, as of the last pass over the store (shared by replicas with NATS).",
+		}),
+		oldest: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "pending_oldest_age_seconds",
+			Help: "Age of the oldest pending rollback, as of the last pass (0: none).",
+		}),
+		abandoned: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: namespace, Name: "abandoned_total",
+			Help: "Rollbacks given up after PENDING_MAX_AGE; each is logged with its event.",
+		}),
+		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "attempts_total",
+			Help: "Attempts to finish a rollback, by outcome (done, unavailable, indexing, refused, store, busy, internal).",
+		}, []string{"outcome"}),
 	}
 	m.reg.MustRegister(m.events, m.duration, m.calls, m.callDuration, m.retries, m.rateLimitWait, m.storeOps,
+		m.pending, m.oldest, m.abandoned, m.attempts,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -84,6 +105,18 @@ func (m *Metrics) Event(source, outcome string, d time.Duration) {
 	m.events.WithLabelValues(source, outcome).Inc()
 	m.duration.WithLabelValues(outcome).Observe(d.Seconds())
 }
+
+// Attempt implements opener.Observer.
+func (m *Metrics) Attempt(outcome string) { m.attempts.WithLabelValues(outcome).Inc() }
+
+// Backlog implements opener.Observer.
+func (m *Metrics) Backlog(pending int, oldest time.Duration) {
+	m.pending.Set(float64(pending))
+	m.oldest.Set(oldest.Seconds())
+}
+
+// Abandoned implements opener.Observer.
+func (m *Metrics) Abandoned() { m.abandoned.Inc() }
 
 // Request implements atlassian.Observer.
 func (m *Metrics) Request(service, op string, status int, d time.Duration) {

@@ -137,13 +137,34 @@ func TestKilledBetweenIssueAndPage(t *testing.T) {
 
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	waitUntil(t, 10*time.Second, cond)
+}
+
+// waitUntil polls cond until it holds, failing the test after d.
+func waitUntil(t *testing.T, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatal("condition not met in 10 s")
+			t.Fatalf("condition not met in %v", d)
 		}
-		time.Sleep(10 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// opened reports whether the emulator holds exactly n issues and n
+// postmortem pages, each issue linked to its page.
+func (e *env) opened(n int) bool {
+	issues, pages := e.emu.Issues(), e.postmortems()
+	if len(issues) != n || len(pages) != n {
+		return false
+	}
+	for _, is := range issues {
+		if len(e.emu.RemoteLinks(is.Key)) != 1 {
+			return false
+		}
+	}
+	return true
 }
 
 // TestRecurrenceLinksPrevious: the same Rollout failing again at a new

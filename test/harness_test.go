@@ -152,7 +152,38 @@ func waitHealth(t *testing.T, e *env, path string, d time.Duration) {
 	}
 }
 
+// launch starts a function process and waits until it serves. The port
+// is picked by listening on :0 and closing; another process may take it
+// in between, so a start that fails to bind is repeated on a new port.
 func launch(t *testing.T, emu *emulator.Emulator, ts *httptest.Server, extra ...string) *env {
+	t.Helper()
+retry:
+	for try := 1; ; try++ {
+		e := launchOnce(t, emu, ts, extra...)
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			resp, err := http.Get(e.url + "/health/liveness")
+			if err == nil {
+				resp.Body.Close()
+				return e
+			}
+			select {
+			case <-e.exited:
+				if try < 5 && strings.Contains(e.logs.String(), "address already in use") {
+					continue retry
+				}
+				t.Fatalf("function exited:\n%s", e.logs.String())
+			default:
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("function not serving within 20 s:\n%s", e.logs.String())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+}
+
+func launchOnce(t *testing.T, emu *emulator.Emulator, ts *httptest.Server, extra ...string) *env {
 	t.Helper()
 	addr := freeAddr(t)
 	vars := map[string]string{

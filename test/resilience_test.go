@@ -80,7 +80,7 @@ func TestFaultMatrix(t *testing.T) {
 				e := start(t, "ATLASSIAN_TIMEOUT=2s", "JIRA_INDEX_GRACE=2s", "REQUEST_DEADLINE=8s")
 				clean := openingCalls
 				if rt.news {
-					if r, _ := e.deliver(fixture(t, "rollout-notification-webhook.json")); r.status != http.StatusOK {
+					if r, _ := e.deliver(fixture(t, "rollout-notification-webhook.json")); r.status != http.StatusOK || !e.opened(1) {
 						t.Fatalf("opening: %d %s", r.status, r.body)
 					}
 					clean += newsCalls
@@ -91,9 +91,16 @@ func TestFaultMatrix(t *testing.T) {
 					body = fixture(t, "analysisrun-failed.json")
 				}
 				r, attempts := e.deliver(body)
-				if r.status != http.StatusOK {
+				if r.status/100 != 2 {
 					t.Fatalf("after %d deliveries: %d %s", attempts, r.status, r.body)
 				}
+				// A 202 leaves the rest to the function: wait for it.
+				waitUntil(t, time.Minute, func() bool {
+					if !e.opened(1) {
+						return false
+					}
+					return !rt.news || len(e.emu.Comments(e.emu.Issues()[0].Key)) == 1 && e.postmortems()[0].Version == 2
+				})
 				issues, pages := e.emu.Issues(), e.postmortems()
 				if len(issues) != 1 || len(pages) != 1 {
 					t.Fatalf("%d issues, %d pages; want 1 and 1", len(issues), len(pages))
@@ -139,19 +146,25 @@ func TestBurstUnderRateLimit(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	redelivered := 0
+	redelivered, accepted := 0, 0
 	for i, r := range results {
-		// A delivery whose limiter wait outlasted the request deadline got
-		// a 503 and was redelivered; none may have seen a 429.
-		if r.status != http.StatusOK || r.reply.JiraKey == "" {
+		// A delivery whose limiter wait outlasted FINISH_BUDGET got a 202:
+		// the function finishes it; none may have seen a 429 or a 5xx.
+		if r.status != http.StatusOK && r.status != http.StatusAccepted {
 			t.Errorf("rollback %d: %d %s", i, r.status, r.body)
 		}
-
+		if r.status == http.StatusAccepted {
+			accepted++
+		}
 		if attempts[i] > 1 {
 			redelivered++
 		}
 	}
-	t.Logf("%d rollbacks done in %v; %d needed a redelivery", n, time.Since(start).Round(time.Millisecond), redelivered)
+	waitUntil(t, time.Minute, func() bool { return e.opened(n) })
+	t.Logf("%d rollbacks done in %v; %d answered 202 and finished in the background, %d redelivered", n, time.Since(start).Round(time.Millisecond), accepted, redelivered)
+	if redelivered != 0 {
+		t.Errorf("%d deliveries were retried by the caller, want none", redelivered)
+	}
 	if len(emu.Issues()) != n || len(e.postmortems()) != n {
 		t.Errorf("%d issues, %d pages; want %d each", len(emu.Issues()), len(e.postmortems()), n)
 	}
@@ -260,10 +273,11 @@ func TestMetrics(t *testing.T) {
 	e.post(fixture(t, "argo-events-webhook-event.json"), nil)                                   // existing
 	e.post([]byte(`{"rolloutName":"a","namespace":"b","phase":"Healthy"}`), nil)                // ignored
 	e.post([]byte(`{"nope":1}`), nil)                                                           // rejected
-	e.emu.FailNext("POST /rest/api/3/search/jql", 500, 1)                                       // failed
+	e.emu.FailNext("POST /rest/api/3/search/jql", 500, 1)                                       // accepted
 	e.post([]byte(`{"rolloutName":"b","namespace":"b","phase":"Degraded","message":"m"}`), nil) //
 	e.emu.FailNext("POST /rest/api/3/search/jql", 503, 1)                                       // retried
 	e.post([]byte(`{"rolloutName":"c","namespace":"b","phase":"Degraded","message":"m"}`), nil) // created
+	waitUntil(t, time.Minute, func() bool { return e.opened(3) })                               // b, finished by the function
 	resp, err := http.Get(e.url + "/metrics")
 	if err != nil {
 		t.Fatal(err)
@@ -281,8 +295,12 @@ func TestMetrics(t *testing.T) {
 		`rollback_incident_events_total{outcome="existing",source="rollouts-notification"} 1`,
 		`rollback_incident_events_total{outcome="ignored",source="rollouts-notification"} 1`,
 		`rollback_incident_events_total{outcome="rejected",source="unknown"} 1`,
-		`rollback_incident_events_total{outcome="failed",source="rollouts-notification"} 1`,
-		`rollback_incident_atlassian_requests_total{operation="create issue",service="jira",status="201"} 2`,
+		`rollback_incident_events_total{outcome="accepted",source="rollouts-notification"} 1`,
+		`rollback_incident_atlassian_requests_total{operation="create issue",service="jira",status="201"} 3`,
+		`rollback_incident_attempts_total{outcome="unavailable"} 1`,
+		`rollback_incident_abandoned_total 0`,
+		`rollback_incident_pending_rollbacks `,
+		`rollback_incident_pending_oldest_age_seconds `,
 		`rollback_incident_atlassian_requests_total{operation="search issues",service="jira",status="500"} 1`,
 		`rollback_incident_atlassian_requests_total{operation="search issues",service="jira",status="503"} 1`,
 		`rollback_incident_atlassian_retries_total{operation="search issues",service="jira"} 1`,

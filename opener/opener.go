@@ -1,0 +1,433 @@
+// Package opener turns an accepted rollback into its incident: one Jira
+// issue, one Confluence page, linked both ways, a timeline that grows as
+// later events bring news, and the owners told in Backstage.
+//
+// It works in two moves, so that a 2xx to the caller means the function
+// owns the rollback:
+//
+//   - Accept records the rollback in the idempotency store as pending,
+//     before any Atlassian call, with everything needed to finish it.
+//   - Work does the Atlassian steps the record says are not done yet,
+//     under the fingerprint's lock, recording each as soon as it is done.
+//     Done, it clears pending; failed, it records when to try again.
+//
+// Requests call both (Work within a short budget); the Drainer calls Work
+// for every pending record until it is done or abandoned.
+package opener
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"function/backstage"
+	"function/config"
+	"function/confluence"
+	"function/incident"
+	"function/jira"
+	"function/render"
+	"function/store"
+)
+
+// Jira is what opening an incident needs of Jira.
+type Jira interface {
+	CreateIssue(ctx context.Context, n jira.NewIssue) (jira.Issue, error)
+	FindByLabels(ctx context.Context, projects, labels []string, reconcile []string) ([]jira.Found, error)
+	UpsertRemoteLink(ctx context.Context, issueKey string, l jira.RemoteLink) (bool, error)
+	AddComment(ctx context.Context, issueKey string, body jira.Comment) error
+	Transitions(ctx context.Context, issueKey string) ([]jira.Transition, error)
+	DoTransition(ctx context.Context, issueKey, id string) error
+	BrowseURL(key string) string
+}
+
+// Confluence is what opening an incident needs of Confluence.
+type Confluence interface {
+	SpaceID(ctx context.Context, key string) (string, error)
+	CreatePage(ctx context.Context, n confluence.NewPage) (confluence.Page, error)
+	FindByTitle(ctx context.Context, spaceID, title string) (confluence.Page, bool, error)
+	GetPage(ctx context.Context, id string) (confluence.Stored, error)
+	UpdatePage(ctx context.Context, p confluence.Stored, storage string, version int, message string) error
+}
+
+// Notifier tells the owning team (Backstage).
+type Notifier interface {
+	Send(ctx context.Context, n backstage.Notification) error
+}
+
+// Opener accepts rollbacks and works them into incidents.
+type Opener struct {
+	cfg      config.Config
+	jira     Jira
+	conf     Confluence
+	store    store.Store
+	renderer *render.Renderer
+	links    []render.LinkTemplate
+	notifier Notifier // nil: no notifications
+	log      *slog.Logger
+
+	spaceMu sync.Mutex
+	spaceID string // resolved once, lazily: Confluence may be down at start
+}
+
+// Extras are the optional parts of the opening.
+type Extras struct {
+	Links    []render.LinkTemplate // added to every incident
+	Notifier Notifier              // nil: no notifications
+}
+
+// New wires the steps.
+func New(cfg config.Config, j Jira, c Confluence, s store.Store, r *render.Renderer, x Extras, log *slog.Logger) *Opener {
+	return &Opener{cfg: cfg, jira: j, conf: c, store: s, renderer: r, links: x.Links, notifier: x.Notifier, log: log}
+}
+
+// Outcome is where an incident stands.
+type Outcome struct {
+	Fingerprint string
+	Done        bool // every step is done: nothing pending
+	Created     bool // this work created the Jira issue
+	News        bool // the event added an entry to the incident's timeline
+	JiraKey     string
+	JiraURL     string
+	PageID      string
+	PageURL     string
+	// Pending is the custody state when not done: attempts so far, the
+	// last error, the next attempt.
+	Pending *store.Pending
+}
+
+// Link globalIds: one link per rollback whatever page id it points at, and
+// one to the object's previous incident.
+const (
+	postmortemLinkPrefix = "rollback-incident:postmortem:"
+	previousLinkPrefix   = "rollback-incident:previous:"
+)
+
+// Accept takes custody of the rollback in: it merges the event into the
+// fingerprint's record (the incident when there is none yet, a timeline
+// entry when it says something new) and marks the record pending when
+// anything is left to do, all in one compare-and-swap write, before any
+// Atlassian call. Only an error from the store fails it; the caller must
+// then not answer 2xx.
+func (o *Opener) Accept(ctx context.Context, in *incident.Incident) (Outcome, error) {
+	fp, err := o.fingerprint(ctx, in)
+	if err != nil {
+		return Outcome{}, err
+	}
+	if err := render.AddLinks(in, o.links); err != nil {
+		loggerFrom(ctx, o.log).Warn("configured link not added", "error", err.Error())
+	}
+	raw, err := json.Marshal(in)
+	if err != nil {
+		return Outcome{}, fmt.Errorf("encode incident %s: %w", fp, err)
+	}
+	news, now := in.NewsHash(), time.Now()
+	added := false
+	rec, err := store.Update(ctx, o.store, fp, func(r *store.Record) error {
+		added = false
+		if r.Revision != 0 && r.Pending == nil && !o.current(*r) {
+			// The record belongs to an incident that is over (its window
+			// passed): start afresh; the issue step decides between
+			// reusing, reopening and a new issue.
+			*r = store.Record{Fingerprint: fp, Revision: r.Revision}
+		}
+		if r.Incident == nil {
+			r.Incident = raw
+		}
+		if !r.HasEntry(news) {
+			// The first entry is what the issue and the page are opened
+			// with; later ones are news to post.
+			first := len(r.Timeline) == 0
+			r.Timeline = append(r.Timeline, store.Entry{Hash: news, At: eventTime(in, now), Text: render.TimelineEntry(in), Commented: first, OnPage: first})
+			added = !first
+		}
+		switch {
+		case r.Pending != nil && !added:
+			return store.ErrUnchanged // already in custody, nothing new
+		case r.Pending != nil:
+			r.Pending.NextAt = time.Time{} // news: work it now
+		case r.Done() && o.notified(*r) && r.Revision != 0 && !added:
+			return store.ErrUnchanged // finished, and this says nothing new
+		default:
+			r.Pending = &store.Pending{Since: now}
+		}
+		return nil
+	})
+	if err != nil {
+		return Outcome{}, fmt.Errorf("take custody of %s: %w", fp, err)
+	}
+	out := o.outcome(rec)
+	out.News = added
+	return out, nil
+}
+
+// fingerprint is the record the event belongs to: its own, or the earlier
+// incident it joins when that one exists.
+func (o *Opener) fingerprint(ctx context.Context, in *incident.Incident) (string, error) {
+	if in.Joins == "" {
+		return in.Fingerprint(), nil
+	}
+	_, ok, err := o.store.Get(ctx, in.Joins)
+	if err != nil {
+		return "", fmt.Errorf("read record %s: %w", in.Joins, err)
+	}
+	if ok {
+		return in.Joins, nil
+	}
+	return in.Fingerprint(), nil
+}
+
+// Work runs the steps that the record of fp says are not done yet, under
+// the fingerprint's lock, and records how it went: done (pending cleared)
+// or failed (next attempt scheduled). On error the outcome still says what
+// was done.
+func (o *Opener) Work(ctx context.Context, fp string) (Outcome, error) {
+	// Another holder works this rollback already (a replica, or a
+	// request); waiting longer than a moment would only queue behind it.
+	lctx, cancel := context.WithTimeout(ctx, lockWait)
+	defer cancel()
+	// The lock outlives the work's deadline a little, so it lapses only
+	// when its holder is gone.
+	unlock, err := o.store.Lock(lctx, fp, o.cfg.RequestDeadline+5*time.Second)
+	if err != nil {
+		if ctx.Err() == nil && lctx.Err() != nil {
+			err = ErrBusy
+		}
+		return Outcome{Fingerprint: fp}, fmt.Errorf("lock %s: %w", fp, err)
+	}
+	defer unlock()
+
+	rec, ok, err := o.store.Get(ctx, fp)
+	if err != nil {
+		return Outcome{Fingerprint: fp}, fmt.Errorf("read record %s: %w", fp, err)
+	}
+	if !ok || rec.Pending == nil {
+		return o.outcome(rec), nil // finished by someone else meanwhile
+	}
+	var in incident.Incident
+	if err := json.Unmarshal(rec.Incident, &in); err != nil {
+		return o.outcome(rec), fmt.Errorf("decode incident %s: %w", fp, err)
+	}
+	created, err := o.steps(ctx, &in, &rec)
+	out := o.outcome(rec)
+	out.Created = created
+	return out, err
+}
+
+// steps brings the incident up to date with the record, and clears
+// pending when nothing is left. News accepted meanwhile is picked up by the
+// compare-and-swap of the last write and worked in the same call.
+func (o *Opener) steps(ctx context.Context, in *incident.Incident, rec *store.Record) (created bool, err error) {
+	for {
+		if rec.JiraKey == "" {
+			c, err := o.ensureIssue(ctx, in, rec)
+			created = created || c
+			if err != nil {
+				return created, err
+			}
+		}
+		if rec.PageID == "" {
+			if err := o.ensurePage(ctx, in, rec); err != nil {
+				return created, err
+			}
+			if err := o.save(ctx, rec, "confluence page"); err != nil {
+				return created, err
+			}
+		}
+		if !rec.Linked {
+			if err := o.link(ctx, in, rec); err != nil {
+				return created, err
+			}
+		}
+		for i := 0; i < len(rec.Timeline); i++ {
+			if err := o.post(ctx, rec, i); err != nil {
+				return created, err
+			}
+		}
+		if !o.notified(*rec) {
+			if err := o.notify(ctx, in, *rec); err != nil {
+				return created, err
+			}
+			rec.Notified = rec.Timeline[len(rec.Timeline)-1].Hash
+			if err := o.save(ctx, rec, "notification"); err != nil {
+				return created, err
+			}
+		}
+		more := false
+		saved, err := store.Update(ctx, o.store, rec.Fingerprint, func(r *store.Record) error {
+			o.merge(r, rec)
+			if !r.Done() || !o.notified(*r) {
+				more = true // news arrived meanwhile
+				return store.ErrUnchanged
+			}
+			r.Pending = nil
+			return nil
+		})
+		if err != nil {
+			return created, fmt.Errorf("record done: %w", err)
+		}
+		*rec = saved
+		if !more {
+			return created, nil
+		}
+	}
+}
+
+// Failed records a failed attempt on fp: the attempt count, the reason and
+// when to try again.
+func (o *Opener) Failed(ctx context.Context, fp string, cause error, next time.Time) (store.Record, error) {
+	return store.Update(ctx, o.store, fp, func(r *store.Record) error {
+		if r.Pending == nil {
+			return store.ErrUnchanged
+		}
+		r.Pending.Attempts++
+		r.Pending.LastError = clipText(cause.Error(), 500)
+		r.Pending.NextAt = next
+		return nil
+	})
+}
+
+// Abandon gives up on fp: pending is cleared, the record stays as far as
+// the work got. The caller logs the event for replay.
+func (o *Opener) Abandon(ctx context.Context, fp string) (store.Record, error) {
+	return store.Update(ctx, o.store, fp, func(r *store.Record) error {
+		if r.Pending == nil {
+			return store.ErrUnchanged
+		}
+		r.Pending = nil
+		return nil
+	})
+}
+
+// save records what the lock holder did: the fields only it writes are
+// carried onto the current record, so that news accepted meanwhile is kept,
+// and rec becomes the record as saved.
+func (o *Opener) save(ctx context.Context, rec *store.Record, what string) error {
+	saved, err := store.Update(ctx, o.store, rec.Fingerprint, func(r *store.Record) error {
+		o.merge(r, rec)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("record %s: %w", what, err)
+	}
+	*rec = saved
+	return nil
+}
+
+// merge copies onto cur what the lock holder writes: the issue, the page,
+// the link, the notification, and which entries are posted. Requests write
+// the rest (the incident, new entries, pending).
+func (o *Opener) merge(cur, done *store.Record) {
+	cur.JiraID, cur.JiraKey, cur.CreatingSince = done.JiraID, done.JiraKey, done.CreatingSince
+	cur.PageID, cur.PageURL, cur.PageTitle = done.PageID, done.PageURL, done.PageTitle
+	cur.Linked, cur.Notified = done.Linked, done.Notified
+	for i := range cur.Timeline {
+		for _, d := range done.Timeline {
+			if d.Hash == cur.Timeline[i].Hash {
+				cur.Timeline[i].Commented = cur.Timeline[i].Commented || d.Commented
+				cur.Timeline[i].OnPage = cur.Timeline[i].OnPage || d.OnPage
+			}
+		}
+	}
+}
+
+func (o *Opener) outcome(rec store.Record) Outcome {
+	out := Outcome{
+		Fingerprint: rec.Fingerprint, Done: rec.Pending == nil && rec.Done(),
+		JiraKey: rec.JiraKey, PageID: rec.PageID, PageURL: rec.PageURL, Pending: rec.Pending,
+	}
+	if rec.JiraKey != "" {
+		out.JiraURL = o.jira.BrowseURL(rec.JiraKey)
+	}
+	return out
+}
+
+// current reports whether rec may be trusted without asking Jira: within
+// DEDUP_WINDOW of its last update. An older record may belong to an
+// incident that people have resolved since, so the issue step looks at the
+// issue again and applies the reopen rule.
+func (o *Opener) current(rec store.Record) bool {
+	return rec.UpdatedAt.IsZero() || time.Since(rec.UpdatedAt) < o.cfg.DedupWindow
+}
+
+// notified reports whether the owners have heard the latest news.
+func (o *Opener) notified(rec store.Record) bool {
+	return o.notifier == nil || len(rec.Timeline) == 0 || rec.Notified == rec.Timeline[len(rec.Timeline)-1].Hash
+}
+
+func eventTime(in *incident.Incident, now time.Time) time.Time {
+	if !in.Time.IsZero() {
+		return in.Time
+	}
+	return now
+}
+
+type logKey struct{}
+
+// WithLogger passes the request's logger, which carries the event's ids,
+// down to the opening steps, so that every line about an event has them.
+func WithLogger(ctx context.Context, log *slog.Logger) context.Context {
+	return context.WithValue(ctx, logKey{}, log)
+}
+
+func loggerFrom(ctx context.Context, fallback *slog.Logger) *slog.Logger {
+	if l, ok := ctx.Value(logKey{}).(*slog.Logger); ok {
+		return l
+	}
+	return fallback
+}
+
+func clipText(s string, max int) string {
+	r := []rune(s)
+	if len(r) <= max {
+		return s
+	}
+	return string(r[:max]) + "…"
+}
+
+// lockWait bounds the wait for a fingerprint's lock.
+const lockWait = 5 * time.Second
+
+// ErrBusy says someone else holds the fingerprint's lock: it is being
+// worked, nothing failed.
+var ErrBusy = errors.New("another replica or request is working on this rollback")
+
+// errIndexing: an earlier attempt may have created the issue, and search
+// does not show it yet.
+var errIndexing = errors.New("an earlier attempt may have created the Jira issue; waiting for Jira's search index before creating it again")
+
+// Revive takes an abandoned rollback back into custody, so that it is
+// worked again; it reports whether there was one to revive.
+func (o *Opener) Revive(ctx context.Context, fp string) (bool, error) {
+	if !validFingerprint(fp) {
+		return false, nil
+	}
+	revived := false
+	_, err := store.Update(ctx, o.store, fp, func(r *store.Record) error {
+		revived = false
+		if r.Revision == 0 || r.Pending != nil || (r.Done() && o.notified(*r)) {
+			return store.ErrUnchanged
+		}
+		r.Pending = &store.Pending{Since: time.Now()}
+		revived = true
+		return nil
+	})
+	return revived, err
+}
+
+// validFingerprint: 16 lowercase hex characters, as incident.Fingerprint
+// makes them.
+func validFingerprint(fp string) bool {
+	if len(fp) != 16 {
+		return false
+	}
+	for _, c := range fp {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,452 @@
+package opener
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"function/atlassian"
+	"function/config"
+	"function/incident"
+	"function/render"
+	"function/store"
+	"function/store/memory"
+	"function/templates"
+)
+
+func testConfig() config.Config {
+	return config.Config{
+		JiraProject: "OPS", JiraIssueType: "Incident", JiraAllowedProjects: []string{"OPS"}, JiraAllowedTypes: []string{"Incident"},
+		ConfluenceSpace: "INCIDENTS", ClusterName: "prod",
+		RequestDeadline: 25 * time.Second, FinishBudget: 10 * time.Second,
+		DedupWindow: 24 * time.Hour, ReopenWindow: 24 * time.Hour, JiraIndexGrace: 2 * time.Minute,
+		PendingMaxAge: 72 * time.Hour, DrainInterval: time.Minute, DrainConcurrency: 4,
+		AtlassianEmail: "bot@example.com", AtlassianAPIToken: "token", BackstageBroadcast: true,
+	}
+}
+
+// rig is an opener over fakes and the in-process store, with a drainer.
+type rig struct {
+	t     *testing.T
+	jira  *fakeJira
+	conf  *fakeConfluence
+	note  *fakeNotifier
+	store *memory.Store
+	obs   *fakeObserver
+	o     *Opener
+	d     *Drainer
+	logs  *syncBuffer
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func newRig(t *testing.T, change ...func(*config.Config)) *rig {
+	t.Helper()
+	cfg := testConfig()
+	for _, c := range change {
+		c(&cfg)
+	}
+	r, err := render.New(templates.FS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &rig{t: t, jira: newFakeJira(), conf: &fakeConfluence{}, note: &fakeNotifier{}, store: memory.New(cfg.DedupWindow), obs: &fakeObserver{}, logs: &syncBuffer{}}
+	log := slog.New(slog.NewJSONHandler(g.logs, nil))
+	g.o = New(cfg, g.jira, g.conf, g.store, r, Extras{Notifier: g.note}, log)
+	g.d = NewDrainer(g.o, DrainerOptions{MaxAge: cfg.PendingMaxAge, Interval: cfg.DrainInterval, Concurrency: cfg.DrainConcurrency, Observer: g.obs, Log: log})
+	return g
+}
+
+func rollback(name, revision string) *incident.Incident {
+	return &incident.Incident{
+		Source: "test", Cluster: "prod", Kind: incident.KindRollout, Namespace: "payments", Name: name, Revision: revision,
+		Phase: "Degraded", Reason: "RolloutAborted", Message: "Rollout aborted update to revision " + revision,
+		Time: time.Date(2026, 12, 1, 2, 0, 0, 0, time.UTC),
+	}
+}
+
+func news(in *incident.Incident, reason, message string) *incident.Incident {
+	c := *in
+	c.Reason, c.Message = reason, message
+	return &c
+}
+
+func (g *rig) accept(in *incident.Incident) Outcome {
+	g.t.Helper()
+	out, err := g.o.Accept(context.Background(), in)
+	if err != nil {
+		g.t.Fatalf("Accept: %v", err)
+	}
+	return out
+}
+
+func (g *rig) record(fp string) store.Record {
+	g.t.Helper()
+	rec, ok, err := g.store.Get(context.Background(), fp)
+	if err != nil || !ok {
+		g.t.Fatalf("record %s: ok=%v err=%v", fp, ok, err)
+	}
+	return rec
+}
+
+// exactlyOnce checks one issue, one page, one link per rollback and the
+// comments expected (news after the first event).
+func (g *rig) exactlyOnce(rollbacks, comments int) {
+	g.t.Helper()
+	issues, gotComments, links := g.jira.count()
+	if issues != rollbacks || len(g.conf.pages) != rollbacks || links != rollbacks || gotComments != comments {
+		g.t.Errorf("issues %d, pages %d, links %d, comments %d; want %d, %d, %d, %d",
+			issues, len(g.conf.pages), links, gotComments, rollbacks, rollbacks, rollbacks, comments)
+	}
+}
+
+func TestAcceptThenWork(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		g := newRig(t)
+		in := rollback("checkout", "7")
+		acc := g.accept(in)
+		if acc.Done || acc.Fingerprint != in.Fingerprint() {
+			t.Fatalf("accepted %+v, want pending under %s", acc, in.Fingerprint())
+		}
+		if rec := g.record(acc.Fingerprint); rec.Pending == nil || rec.Incident == nil || len(rec.Timeline) != 1 {
+			t.Fatalf("record after Accept: %+v, want pending with the incident and one entry", rec)
+		}
+		if g.jira.calls["search"]+g.jira.calls["create"] != 0 {
+			t.Fatal("Accept called Jira")
+		}
+		out, err := g.o.Work(context.Background(), acc.Fingerprint)
+		if err != nil || !out.Done || !out.Created || out.JiraKey != "OPS-1" || out.PageID == "" {
+			t.Fatalf("Work: %+v, %v", out, err)
+		}
+		if rec := g.record(acc.Fingerprint); rec.Pending != nil || !rec.Done() {
+			t.Fatalf("record after Work: %+v, want done and not pending", rec)
+		}
+		// The same event again: answered from the record, nothing written.
+		before := g.record(acc.Fingerprint).Revision
+		again := g.accept(rollback("checkout", "7"))
+		if !again.Done || again.JiraKey != "OPS-1" || g.record(acc.Fingerprint).Revision != before {
+			t.Errorf("repeat: %+v, revision %d → %d; want done, no write", again, before, g.record(acc.Fingerprint).Revision)
+		}
+		g.exactlyOnce(1, 0)
+		if g.note.scopes["rollback:"+acc.Fingerprint] != 1 {
+			t.Errorf("notifications %v, want one for the rollback", g.note.scopes)
+		}
+	})
+}
+
+// Several events of one pending rollback merge: each piece of news once.
+func TestAcceptMergesNews(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		g := newRig(t)
+		first := rollback("checkout", "7")
+		analysis := news(first, "AnalysisRunFailed", "metric error-rate failed")
+		for _, in := range []*incident.Incident{first, analysis, first, analysis, analysis} {
+			g.accept(in)
+		}
+		fp := first.Fingerprint()
+		if rec := g.record(fp); len(rec.Timeline) != 2 || rec.Pending == nil {
+			t.Fatalf("timeline %d entries, pending %v; want 2, pending", len(rec.Timeline), rec.Pending)
+		}
+		if _, err := g.o.Work(context.Background(), fp); err != nil {
+			t.Fatal(err)
+		}
+		g.exactlyOnce(1, 1)
+		if n := g.conf.rows("metric error-rate failed"); n != 1 {
+			t.Errorf("the news is on the page %d times, want 1", n)
+		}
+	})
+}
+
+// News accepted while the lock holder works is worked in the same call.
+func TestNewsDuringWork(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		g := newRig(t)
+		first := rollback("checkout", "7")
+		fp := g.accept(first).Fingerprint
+		late := news(first, "AnalysisRunFailed", "arrived while the page was created")
+		once := sync.Once{}
+		g.conf.fail = func(op string) (error, bool) {
+			if op == "create" {
+				once.Do(func() { g.accept(late) })
+			}
+			return nil, false
+		}
+		out, err := g.o.Work(context.Background(), fp)
+		if err != nil || !out.Done {
+			t.Fatalf("Work: %+v %v", out, err)
+		}
+		g.exactlyOnce(1, 1)
+	})
+}
+
+func TestJoinsExistingIncident(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		g := newRig(t)
+		abort := rollback("checkout", "7")
+		fp := g.accept(abort).Fingerprint
+		if _, err := g.o.Work(context.Background(), fp); err != nil {
+			t.Fatal(err)
+		}
+		undo := rollback("checkout", "8")
+		undo.Reason, undo.Message, undo.Joins = incident.ReasonManualRollback, "reverted by hand", fp
+		if acc := g.accept(undo); acc.Fingerprint != fp {
+			t.Fatalf("joined %s, want %s", acc.Fingerprint, fp)
+		}
+		if _, err := g.o.Work(context.Background(), fp); err != nil {
+			t.Fatal(err)
+		}
+		g.exactlyOnce(1, 1)
+
+		// Nothing to join: its own incident.
+		alone := rollback("cart", "3")
+		alone.Joins = rollback("cart", "2").Fingerprint()
+		if acc := g.accept(alone); acc.Fingerprint != alone.Fingerprint() {
+			t.Errorf("filed under %s, want its own %s", acc.Fingerprint, alone.Fingerprint())
+		}
+	})
+}
+
+// Jira answers 503 to everything for ten minutes: every rollback stays in
+// custody, Atlassian is probed, not stormed, and once it is back every
+// rollback opens exactly once, news included.
+func TestOutageDrains(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		g := newRig(t)
+		start := time.Now()
+		outage := 10 * time.Minute
+		g.jira.fail = func(op string) (error, bool) {
+			if time.Since(start) < outage {
+				return unavailable(op), false
+			}
+			return nil, false
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go g.d.Run(ctx)
+		for i := range 20 {
+			in := rollback(fmt.Sprintf("svc-%d", i), "7")
+			for range 3 {
+				g.accept(in)
+				g.d.Wake()
+			}
+			g.accept(news(in, "AnalysisRunFailed", "analysis failed"))
+		}
+		time.Sleep(outage - time.Second)
+		synctest.Wait()
+		duringOutage := g.obs.count("unavailable")
+		// One probe per closed gate (≤ 30 s) after the first pass's few
+		// concurrent failures, not 20 rollbacks' worth of retries.
+		if duringOutage == 0 || duringOutage > 4+int(outage/(30*time.Second))+8 {
+			t.Errorf("%d attempts during the outage, want a probe per gate", duringOutage)
+		}
+		if issues, _, _ := g.jira.count(); issues != 0 {
+			t.Fatalf("%d issues during the outage", issues)
+		}
+		time.Sleep(2 * time.Minute)
+		synctest.Wait()
+		g.exactlyOnce(20, 20)
+		if pending, _ := g.obs.backlog(); pending != 0 {
+			t.Errorf("pending gauge %d after the drain, want 0", pending)
+		}
+		fps, _ := g.store.Pending(context.Background())
+		if len(fps) != 0 {
+			t.Errorf("still pending: %v", fps)
+		}
+	})
+}
+
+// The create's answer is lost after it took effect and Jira's search hides
+// new issues for 30 s: no second issue is created, the first is found.
+func TestLostCreateWaitsForIndex(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		g := newRig(t)
+		g.jira.searchLag = 30 * time.Second
+		lostOnce := true
+		g.jira.fail = func(op string) (error, bool) {
+			if op == "create" && lostOnce {
+				lostOnce = false
+				return lost(op), true
+			}
+			return nil, false
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go g.d.Run(ctx)
+		fp := g.accept(rollback("checkout", "7")).Fingerprint
+		a, _ := g.d.Finish(fp)
+		<-a.Done()
+		if _, err := a.Result(); err == nil {
+			t.Fatal("the first attempt succeeded, want the lost answer")
+		}
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		g.exactlyOnce(1, 0)
+		if rec := g.record(fp); rec.Pending != nil {
+			t.Errorf("still pending: %+v", rec.Pending)
+		}
+		if g.jira.calls["create"] != 1 {
+			t.Errorf("%d creates, want 1", g.jira.calls["create"])
+		}
+	})
+}
+
+// A wrong token: Jira answers 401 until it is fixed; the rollback is kept
+// and retried slowly, then opens once; the reason names the variables.
+func TestRefusedThenFixed(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		g := newRig(t)
+		var fixed atomic.Bool
+		g.jira.fail = func(op string) (error, bool) {
+			if !fixed.Load() {
+				return &atlassian.Error{Service: "jira", Op: op, Status: http.StatusUnauthorized}, false
+			}
+			return nil, false
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go g.d.Run(ctx)
+		fp := g.accept(rollback("checkout", "7")).Fingerprint
+		a, _ := g.d.Finish(fp)
+		<-a.Done()
+		_, err := a.Result()
+		if reason := Reason(testConfig(), err); !strings.Contains(reason, "ATLASSIAN_EMAIL and ATLASSIAN_API_TOKEN") || strings.Contains(reason, "token\"") {
+			t.Errorf("reason %q does not name the variables", reason)
+		}
+		time.Sleep(30 * time.Minute)
+		synctest.Wait()
+		refused := g.obs.count("refused")
+		if refused < 2 || refused > 6 {
+			t.Errorf("%d refused attempts in 30 minutes, want a slow retry", refused)
+		}
+		fixed.Store(true)
+		time.Sleep(16 * time.Minute)
+		synctest.Wait()
+		g.exactlyOnce(1, 0)
+	})
+}
+
+// A rollback refused for longer than PENDING_MAX_AGE is abandoned with an
+// error log that carries its event.
+func TestAbandonAfterMaxAge(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		g := newRig(t, func(c *config.Config) { c.PendingMaxAge = 2 * time.Hour })
+		g.d.opts.MaxAge = 2 * time.Hour
+		g.jira.fail = func(op string) (error, bool) {
+			return &atlassian.Error{Service: "jira", Op: op, Status: http.StatusForbidden}, false
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go g.d.Run(ctx)
+		fp := g.accept(rollback("checkout", "7")).Fingerprint
+		time.Sleep(3 * time.Hour)
+		synctest.Wait()
+		if n := g.obs.count("abandoned"); n != 1 {
+			t.Fatalf("abandoned %d, want 1", n)
+		}
+		if rec := g.record(fp); rec.Pending != nil {
+			t.Errorf("abandoned record still pending")
+		}
+		if logs := g.logs.String(); !strings.Contains(logs, "rollback abandoned") || !strings.Contains(logs, `"Name":"checkout"`) {
+			t.Errorf("no abandon log with the event:\n%s", logs)
+		}
+		// Replay takes it back into custody.
+		if ok, err := g.o.Revive(context.Background(), fp); err != nil || !ok {
+			t.Errorf("Revive: %v %v", ok, err)
+		}
+	})
+}
+
+// A duplicate of a done rollback and an attempt that finds it done touch
+// nothing; Work on a fingerprint held elsewhere reports ErrBusy.
+func TestWorkBusy(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		g := newRig(t)
+		fp := g.accept(rollback("checkout", "7")).Fingerprint
+		unlock, err := g.store.Lock(context.Background(), fp, time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = g.o.Work(context.Background(), fp)
+		if !errors.Is(err, ErrBusy) || Classify(err) != FailBusy {
+			t.Errorf("Work on a held lock: %v, want ErrBusy", err)
+		}
+		unlock()
+	})
+}
+
+func TestNextAttempt(t *testing.T) {
+	now := time.Date(2026, 12, 6, 2, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name       string
+		f          Failure
+		attempts   int
+		retryAfter time.Duration
+		creating   time.Time
+		want       time.Duration
+	}{
+		{"unavailable first", FailUnavailable, 1, 0, time.Time{}, 2 * time.Second},
+		{"unavailable third", FailUnavailable, 3, 0, time.Time{}, 8 * time.Second},
+		{"unavailable capped", FailUnavailable, 20, 0, time.Time{}, time.Minute},
+		{"Retry-After wins", FailUnavailable, 1, 90 * time.Second, time.Time{}, 90 * time.Second},
+		{"refused slow", FailRefused, 1, 0, time.Time{}, time.Minute},
+		{"refused capped", FailRefused, 10, 0, time.Time{}, 15 * time.Minute},
+		{"internal like refused", FailInternal, 2, 0, time.Time{}, 2 * time.Minute},
+		{"indexing searches again soon", FailIndexing, 1, 0, now.Add(-10 * time.Second), 5 * time.Second},
+		{"indexing keeps searching", FailIndexing, 9, 0, now.Add(-60 * time.Second), 5 * time.Second},
+		{"indexing not past the grace end", FailIndexing, 7, 0, now.Add(-117 * time.Second), 3 * time.Second},
+		{"busy now", FailBusy, 3, 0, time.Time{}, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := NextAttempt(tc.f, tc.attempts, now, tc.retryAfter, tc.creating, 2*time.Minute).Sub(now)
+			if got != tc.want {
+				t.Errorf("next attempt in %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestClassify(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want Failure
+	}{
+		{unavailable("create"), FailUnavailable},
+		{&atlassian.Error{Status: http.StatusTooManyRequests, Temporary: true}, FailUnavailable},
+		{lost("create"), FailUnavailable},
+		{context.DeadlineExceeded, FailUnavailable},
+		{fmt.Errorf("x: %w", errIndexing), FailIndexing},
+		{&atlassian.Error{Status: http.StatusUnauthorized}, FailRefused},
+		{&atlassian.Error{Status: http.StatusBadRequest}, FailRefused},
+		{fmt.Errorf("get: %w", store.ErrUnavailable), FailStore},
+		{fmt.Errorf("lock: %w", ErrBusy), FailBusy},
+		{errors.New("boom"), FailInternal},
+	} {
+		if got := Classify(tc.err); got != tc.want {
+			t.Errorf("Classify(%v) = %v, want %v", tc.err, got, tc.want)
+		}
+	}
+}

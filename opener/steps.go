@@ -1,0 +1,295 @@
+package opener
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"function/atlassian"
+	"function/backstage"
+	"function/confluence"
+	"function/incident"
+	"function/jira"
+	"function/render"
+	"function/store"
+)
+
+func comment(at time.Time, text string) jira.Comment {
+	return jira.Comment{ADF: render.Comment(at, text), Wiki: render.WikiComment(at, text)}
+}
+
+// notify sends, or updates, the one Backstage notification of the rollback
+// (its scope is the fingerprint).
+func (o *Opener) notify(ctx context.Context, in *incident.Incident, rec store.Record) error {
+	owner := cmp.Or(in.Owner, o.cfg.BackstageOwner(in.Namespace, in.Name))
+	n := backstage.Notification{
+		Title:       fmt.Sprintf("Rollback: %s %s", in.Kind, in.Subject()),
+		Description: fmt.Sprintf("%s opened: %s. Postmortem draft: %s", rec.JiraKey, rec.Timeline[len(rec.Timeline)-1].Text, rec.PageURL),
+		Link:        o.jira.BrowseURL(rec.JiraKey),
+		Severity:    "high",
+		Topic:       "deployment-rollback",
+		Scope:       "rollback:" + rec.Fingerprint,
+	}
+	switch {
+	case owner != "":
+		n.EntityRefs = []string{owner}
+	case o.cfg.BackstageBroadcast:
+		n.Broadcast = true
+	default:
+		loggerFrom(ctx, o.log).Info("no Backstage owner for this object and BACKSTAGE_BROADCAST is off: not notified")
+		return nil
+	}
+	if len(n.Description) > 2000 {
+		n.Description = clipText(n.Description, 2000)
+	}
+	if err := o.notifier.Send(ctx, n); err != nil {
+		return fmt.Errorf("notify %s: %w", cmp.Or(owner, "broadcast"), err)
+	}
+	return nil
+}
+
+// ensureIssue finds the rollback's issue by its fingerprint label, reopens
+// it, or creates one. It reports whether it created one.
+func (o *Opener) ensureIssue(ctx context.Context, in *incident.Incident, rec *store.Record) (bool, error) {
+	var reconcile []string
+	if rec.JiraID != "" {
+		reconcile = append(reconcile, rec.JiraID)
+	}
+	found, err := o.jira.FindByLabels(ctx, o.cfg.JiraAllowedProjects, []string{in.Label(), in.ObjectLabel()}, reconcile)
+	if err != nil {
+		return false, fmt.Errorf("find jira issue: %w", err)
+	}
+	var same, previous *jira.Found // newest first
+	for i := range found {
+		switch {
+		case same == nil && found[i].HasLabel(in.Label()):
+			same = &found[i]
+		case previous == nil && !found[i].HasLabel(in.Label()):
+			previous = &found[i]
+		}
+	}
+	if same != nil {
+		switch reuse, reopen := o.decide(in, *same); {
+		case reopen:
+			if err := o.reopen(ctx, in, same.Key); err != nil {
+				return false, err
+			}
+			fallthrough
+		case reuse:
+			rec.JiraID, rec.JiraKey, rec.CreatingSince = same.ID, same.Key, time.Time{}
+			return false, o.save(ctx, rec, "jira issue")
+		default:
+			// Over and done: a new incident, linked to this one.
+			previous = same
+		}
+	} else if !rec.CreatingSince.IsZero() && time.Now().Sub(rec.CreatingSince) < o.cfg.JiraIndexGrace {
+		return false, errIndexing
+	}
+
+	rec.CreatingSince = time.Now()
+	if err := o.save(ctx, rec, "intent to create jira issue"); err != nil {
+		return false, err
+	}
+	summary, err := o.renderer.Summary(in)
+	if err != nil {
+		return false, err
+	}
+	var rel render.Related
+	if previous != nil {
+		rel = render.Related{PreviousKey: previous.Key, PreviousURL: o.jira.BrowseURL(previous.Key)}
+	}
+	extra, extraLabels, err := o.renderer.Fields(in)
+	if err != nil {
+		// A template that fails on this event must not cost the incident.
+		loggerFrom(ctx, o.log).Error("extra Jira fields left out", "error", err.Error())
+		extra, extraLabels = nil, nil
+	}
+	issue, err := o.jira.CreateIssue(ctx, jira.NewIssue{
+		Project:     o.cfg.AllowedProject(in.RequestedProject),
+		IssueType:   o.cfg.AllowedIssueType(in.RequestedIssueType),
+		Summary:     summary,
+		Description: render.Description(in, rel),
+		// Data Center takes wiki markup; the client sends what its Jira takes.
+		WikiDescription: render.WikiDescription(in, rel),
+		Labels:          append([]string{"rollback", in.Label(), in.ObjectLabel()}, extraLabels...),
+		Extra:           extra,
+	})
+	if err != nil {
+		// An answer that says the issue was not created (a 4xx, 429, 503)
+		// leaves nothing to wait for; a lost answer (timeout, broken
+		// connection, 500, 502, 504) might have, so the intent stays.
+		if ae, ok := atlassian.AsError(err); ok && (ae.Status >= 400 && ae.Status < 500 || ae.Status == http.StatusServiceUnavailable) {
+			rec.CreatingSince = time.Time{}
+			_ = o.save(context.WithoutCancel(ctx), rec, "create intent cleared")
+		}
+		return false, fmt.Errorf("create jira issue: %w", err)
+	}
+	rec.JiraID, rec.JiraKey, rec.CreatingSince = issue.ID, issue.Key, time.Time{}
+	if err := o.save(ctx, rec, "jira issue"); err != nil {
+		return true, err
+	}
+	if previous != nil {
+		if _, err := o.jira.UpsertRemoteLink(ctx, issue.Key, jira.RemoteLink{
+			GlobalID: previousLinkPrefix + in.Fingerprint(), URL: o.jira.BrowseURL(previous.Key),
+			Title: previous.Key + " (previous rollback of " + in.Subject() + ")", Relationship: "follows",
+		}); err != nil {
+			// The description names it too; a missing link is not worth a retry.
+			loggerFrom(ctx, o.log).Warn("link to previous incident failed", "jira_key", issue.Key, "previous", previous.Key, "error", err.Error())
+		}
+	}
+	return true, nil
+}
+
+// decide applies the reopen rule to an issue that carries the rollback's
+// fingerprint: an open issue is reused; one resolved within REOPEN_WINDOW
+// is reopened; one resolved longer ago, or opened longer than DEDUP_WINDOW
+// ago for an event without a revision, is left alone and a new incident
+// opens (Alertmanager's reopen_duration rule).
+func (o *Opener) decide(in *incident.Incident, f jira.Found) (reuse, reopen bool) {
+	if in.Revision == "" && !f.Created.IsZero() && time.Now().Sub(f.Created) >= o.cfg.DedupWindow {
+		return false, false
+	}
+	if !f.Done() {
+		return true, false
+	}
+	resolved := f.Resolved
+	if resolved.IsZero() {
+		resolved = f.Created
+	}
+	if time.Now().Sub(resolved) < o.cfg.ReopenWindow {
+		return false, true
+	}
+	return false, false
+}
+
+// reopen moves a resolved issue back to an open status and says why.
+func (o *Opener) reopen(ctx context.Context, in *incident.Incident, key string) error {
+	ts, err := o.jira.Transitions(ctx, key)
+	if err != nil {
+		return fmt.Errorf("reopen %s: %w", key, err)
+	}
+	var pick *jira.Transition
+	for i := range ts {
+		if ts[i].ToCategoryDone {
+			continue
+		}
+		// Prefer a transition meant for this, else the first way out of done.
+		if pick == nil || ts[i].Name == "Reopen" || ts[i].Name == "Reopen Issue" {
+			pick = &ts[i]
+		}
+	}
+	if pick == nil {
+		return fmt.Errorf("reopen %s: the workflow offers no transition out of a done status", key)
+	}
+	if err := o.jira.DoTransition(ctx, key, pick.ID); err != nil {
+		return fmt.Errorf("reopen %s: %w", key, err)
+	}
+	if err := o.jira.AddComment(ctx, key, comment(time.Now(), "Reopened: failed again. "+render.TimelineEntry(in))); err != nil {
+		return fmt.Errorf("comment on reopened %s: %w", key, err)
+	}
+	loggerFrom(ctx, o.log).Info("incident reopened", "jira_key", key, "transition", pick.Name)
+	return nil
+}
+
+// ensurePage creates the postmortem page, or finds the one an earlier,
+// interrupted delivery created: the title is unique per incident, so
+// Confluence refuses a second page with it.
+func (o *Opener) ensurePage(ctx context.Context, in *incident.Incident, rec *store.Record) error {
+	spaceID, err := o.space(ctx)
+	if err != nil {
+		return err
+	}
+	title := render.PageTitle(in, rec.JiraKey)
+	body, err := o.renderer.Page(in, render.PageContext{
+		JiraKey: rec.JiraKey, JiraURL: o.jira.BrowseURL(rec.JiraKey), Opened: time.Now(),
+	})
+	if err != nil {
+		return err
+	}
+	page, err := o.conf.CreatePage(ctx, confluence.NewPage{SpaceID: spaceID, ParentID: o.cfg.ConfluenceParentID, Title: title, Storage: body})
+	if errors.Is(err, confluence.ErrDuplicateTitle) {
+		var ok bool
+		page, ok, err = o.conf.FindByTitle(ctx, spaceID, title)
+		if err == nil && !ok {
+			// Taken by a page the v2 API does not list (a draft): retrying
+			// will not help; an operator must look.
+			return fmt.Errorf("confluence page %q exists but cannot be found by title", title)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("create confluence page: %w", err)
+	}
+	rec.PageID, rec.PageURL, rec.PageTitle = page.ID, page.URL, page.Title
+	return nil
+}
+
+// post adds timeline entry i to the issue (a comment) and to the page (a
+// row in its timeline table, keeping what people wrote on the page),
+// recording each as soon as it is done.
+func (o *Opener) post(ctx context.Context, rec *store.Record, i int) error {
+	e := &rec.Timeline[i]
+	if !e.Commented {
+		if err := o.jira.AddComment(ctx, rec.JiraKey, comment(e.At, e.Text)); err != nil {
+			return fmt.Errorf("comment on %s: %w", rec.JiraKey, err)
+		}
+		e.Commented = true
+		if err := o.save(ctx, rec, "timeline comment"); err != nil {
+			return err
+		}
+		e = &rec.Timeline[i] // save replaced the record
+	}
+	if e.OnPage {
+		return nil
+	}
+	for attempt := 0; ; attempt++ {
+		page, err := o.conf.GetPage(ctx, rec.PageID)
+		if err != nil {
+			return fmt.Errorf("read page %s: %w", rec.PageID, err)
+		}
+		err = o.conf.UpdatePage(ctx, page, render.AddTimelineRow(page.Storage, e.At, e.Text), page.Version+1, "timeline: "+clipText(e.Text, 80))
+		if errors.Is(err, confluence.ErrVersionConflict) && attempt < 2 {
+			continue // a person saved the page meanwhile: reapply on theirs
+		}
+		if err != nil {
+			return fmt.Errorf("update page %s: %w", rec.PageID, err)
+		}
+		break
+	}
+	e.OnPage = true
+	return o.save(ctx, rec, "timeline row")
+}
+
+func (o *Opener) space(ctx context.Context) (string, error) {
+	o.spaceMu.Lock()
+	defer o.spaceMu.Unlock()
+	if o.spaceID != "" {
+		return o.spaceID, nil
+	}
+	id, err := o.conf.SpaceID(ctx, o.cfg.ConfluenceSpace)
+	if err != nil {
+		return "", fmt.Errorf("resolve confluence space %s: %w", o.cfg.ConfluenceSpace, err)
+	}
+	o.spaceID = id
+	return id, nil
+}
+
+// link puts the remote link to the postmortem on the issue; the globalId
+// makes a repeat update the same link.
+func (o *Opener) link(ctx context.Context, in *incident.Incident, rec *store.Record) error {
+	if _, err := o.jira.UpsertRemoteLink(ctx, rec.JiraKey, jira.RemoteLink{
+		GlobalID:     postmortemLinkPrefix + rec.Fingerprint,
+		URL:          rec.PageURL,
+		Title:        rec.PageTitle,
+		Summary:      "Postmortem draft for " + in.Kind + " " + in.Subject(),
+		Relationship: "postmortem",
+		AppType:      "rollback-incident",
+		AppName:      "Confluence",
+	}); err != nil {
+		return fmt.Errorf("link %s to page %s: %w", rec.JiraKey, rec.PageID, err)
+	}
+	rec.Linked = true
+	return o.save(ctx, rec, "remote link")
+}
