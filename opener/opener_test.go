@@ -17,6 +17,7 @@ import (
 	"function/atlassian"
 	"function/config"
 	"function/incident"
+	"function/jira"
 	"function/render"
 	"function/store"
 	"function/store/memory"
@@ -449,4 +450,69 @@ func TestClassify(t *testing.T) {
 			t.Errorf("Classify(%v) = %v, want %v", tc.err, got, tc.want)
 		}
 	}
+}
+
+// The reopen rule (Alertmanager's reopen_duration) and the dedup window for
+// events without a revision, as a table over the issue Jira shows.
+func TestDecide(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		g := newRig(t)
+		now := time.Now()
+		found := func(created, resolved time.Time) jira.Found {
+			f := jira.Found{Created: created, Resolved: resolved, StatusCategory: "new"}
+			if !resolved.IsZero() {
+				f.StatusCategory = "done"
+			}
+			return f
+		}
+		for _, tc := range []struct {
+			name          string
+			revision      string
+			f             jira.Found
+			reuse, reopen bool
+		}{
+			{"open issue", "7", found(now.Add(-48*time.Hour), time.Time{}), true, false},
+			{"resolved an hour ago", "7", found(now.Add(-3*time.Hour), now.Add(-time.Hour)), false, true},
+			{"resolved two days ago", "7", found(now.Add(-72*time.Hour), now.Add(-48*time.Hour)), false, false},
+			{"no revision, opened within the window", "", found(now.Add(-time.Hour), time.Time{}), true, false},
+			{"no revision, opened before the window", "", found(now.Add(-25*time.Hour), time.Time{}), false, false},
+		} {
+			in := rollback("checkout", tc.revision)
+			if reuse, reopen := g.o.decide(in, tc.f); reuse != tc.reuse || reopen != tc.reopen {
+				t.Errorf("%s: reuse %v reopen %v, want %v %v", tc.name, reuse, reopen, tc.reuse, tc.reopen)
+			}
+		}
+	})
+}
+
+// After DEDUP_WINDOW the record is not trusted: the same rollback asks Jira
+// again, reuses the open issue, and reopens one resolved within
+// REOPEN_WINDOW, with no second issue either way.
+func TestWindowsAskJiraAgain(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		g := newRig(t, func(c *config.Config) { c.ReopenWindow = 48 * time.Hour })
+		in := rollback("checkout", "7")
+		fp := g.accept(in).Fingerprint
+		if _, err := g.o.Work(context.Background(), fp); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(25 * time.Hour)
+		if acc := g.accept(in); acc.Done {
+			t.Fatal("a record older than DEDUP_WINDOW was trusted")
+		}
+		if out, err := g.o.Work(context.Background(), fp); err != nil || out.JiraKey != "OPS-1" {
+			t.Fatalf("after the window: %+v %v", out, err)
+		}
+		// Resolved, then failing again within REOPEN_WINDOW: reopened.
+		_ = g.jira.DoTransition(context.Background(), "OPS-1", "2")
+		time.Sleep(25 * time.Hour)
+		g.accept(in)
+		if _, err := g.o.Work(context.Background(), fp); err != nil {
+			t.Fatal(err)
+		}
+		if is := g.jira.find("OPS-1"); is.Done() {
+			t.Error("the issue resolved 25 h ago, within REOPEN_WINDOW, was not reopened")
+		}
+		g.exactlyOnce(1, 1) // the reopen comment
+	})
 }

@@ -16,6 +16,7 @@ import (
 	"function/handler"
 	"function/internal/emulator"
 	"function/metrics"
+	"function/opener"
 	"function/secrets"
 	"function/store/memory"
 )
@@ -54,15 +55,21 @@ func LoadConfig(vars map[string]string) (config.Config, error) {
 // with static credentials. overrides change the environment it is
 // configured from (FunctionEnv).
 func NewHandler(jiraURL string, overrides map[string]string) (*handler.Handler, error) {
+	h, _, err := NewFunction(jiraURL, overrides)
+	return h, err
+}
+
+// NewFunction is NewHandler with the drainer of pending rollbacks, which
+// the caller runs (Run or Pass) and closes.
+func NewFunction(jiraURL string, overrides map[string]string) (*handler.Handler, *opener.Drainer, error) {
 	cfg, err := LoadConfig(FunctionEnv(jiraURL, overrides))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	log := slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: cfg.LogLevel}))
 	m := metrics.New()
 	src := secrets.Static(secrets.Credentials{Email: emulator.DefaultEmail, APIToken: config.Secret(emulator.DefaultAPIToken)})
-	h, _, err := function.Build(cfg, src, m.Store(memory.New(cfg.DedupWindow)), m, log)
-	return h, err
+	return function.Build(cfg, src, m.Store(memory.New(cfg.DedupWindow)), m, log)
 }
 
 // Serve runs one delivery through h in process and returns the status and
