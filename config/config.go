@@ -34,13 +34,19 @@ type Config struct {
 	AtlassianBearer     Secret   `envconfig:"ATLASSIAN_BEARER_TOKEN"`
 	// AtlassianSecretID names the AWS Secrets Manager secret (name or ARN)
 	// holding the credentials; it replaces the three variables above.
-	AtlassianSecretID  string        `envconfig:"ATLASSIAN_SECRET_ID"`
-	SecretTTL          time.Duration `envconfig:"SECRET_TTL" default:"5m"`
-	AuthToken          Secret        `envconfig:"AUTH_TOKEN"`
-	HMACSecret         Secret        `envconfig:"HMAC_SECRET"`
-	AllowUnauthn       bool          `envconfig:"ALLOW_UNAUTHENTICATED" default:"false"`
-	ClusterName        string        `envconfig:"CLUSTER_NAME" default:"default"`
-	MaxBodyBytes       int64         `envconfig:"MAX_BODY_BYTES" default:"1048576"`
+	AtlassianSecretID string        `envconfig:"ATLASSIAN_SECRET_ID"`
+	SecretTTL         time.Duration `envconfig:"SECRET_TTL" default:"5m"`
+	AuthToken         Secret        `envconfig:"AUTH_TOKEN"`
+	HMACSecret        Secret        `envconfig:"HMAC_SECRET"`
+	AllowUnauthn      bool          `envconfig:"ALLOW_UNAUTHENTICATED" default:"false"`
+	ClusterName       string        `envconfig:"CLUSTER_NAME" default:"default"`
+	MaxBodyBytes      int64         `envconfig:"MAX_BODY_BYTES" default:"1048576"`
+	// MaxInflightBytes bounds the request bodies held in memory at once,
+	// separately for small bodies (a known length up to 64 KiB: every real
+	// Argo event) and for the rest, so large or slow callers cannot starve
+	// small ones; BodyReadTimeout cuts off a caller that sends too slowly.
+	MaxInflightBytes   int64         `envconfig:"MAX_INFLIGHT_BYTES" default:"16777216"`
+	BodyReadTimeout    time.Duration `envconfig:"BODY_READ_TIMEOUT" default:"10s"`
 	RequestDeadline    time.Duration `envconfig:"REQUEST_DEADLINE" default:"25s"`
 	AtlassianTimeout   time.Duration `envconfig:"ATLASSIAN_TIMEOUT" default:"10s"`
 	AtlassianRateLimit float64       `envconfig:"ATLASSIAN_RATE_LIMIT" default:"50"`
@@ -242,6 +248,12 @@ func (c *Config) normalize() error {
 	}
 	if c.MaxBodyBytes < 1024 {
 		bad("MAX_BODY_BYTES", "must be at least 1024")
+	}
+	if c.MaxInflightBytes < c.MaxBodyBytes {
+		bad("MAX_INFLIGHT_BYTES", "must be at least MAX_BODY_BYTES")
+	}
+	if c.BodyReadTimeout < time.Second || c.BodyReadTimeout > 30*time.Second {
+		bad("BODY_READ_TIMEOUT", "must be between 1s and 30s (the runtime's read timeout)")
 	}
 	// func-go's server write timeout is 30 s: a reply later than that is
 	// lost, and the caller retries work that may have finished.

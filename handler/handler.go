@@ -13,7 +13,10 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
+
+	"golang.org/x/sync/semaphore"
 
 	"function/atlassian"
 	"function/config"
@@ -36,7 +39,20 @@ type Handler struct {
 	recorder Recorder
 	tokens   TokenSource
 	now      func() time.Time
+	// small and large bound the bytes of request bodies in memory: small
+	// bodies (a known length up to smallBody) and the rest draw on
+	// separate budgets, so large or slow callers cannot starve the events
+	// that matter.
+	small, large *semaphore.Weighted
 }
+
+// smallBody is the largest body drawn from the small budget: real Argo
+// events are a few KiB; a Rollout object with status tens of KiB.
+const smallBody = 64 << 10
+
+// bodyWait is how long a request waits for room in its budget before it
+// is answered 503 (nothing was read, nothing kept: the sender retries).
+const bodyWait = 2 * time.Second
 
 // TokenSource returns the bearer token callers must present: AUTH_TOKEN,
 // or the auth_token of the credentials secret, which may rotate. An empty
@@ -55,6 +71,8 @@ func New(cfg config.Config, o *opener.Opener, d *opener.Drainer, log *slog.Logge
 		recorder: rec,
 		tokens:   tokens,
 		now:      time.Now,
+		small:    semaphore.NewWeighted(cfg.MaxInflightBytes),
+		large:    semaphore.NewWeighted(cfg.MaxInflightBytes),
 	}
 }
 
@@ -85,6 +103,21 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), h.cfg.RequestDeadline)
 	defer cancel()
 
+	if r.ContentLength > h.cfg.MaxBodyBytes {
+		writeJSON(w, http.StatusRequestEntityTooLarge, Reply{Status: StatusRejected, Reason: "body larger than " + itoa(int(h.cfg.MaxBodyBytes)) + " bytes"})
+		return
+	}
+	release, ok := h.reserve(ctx, r)
+	if !ok {
+		log.Warn("request refused: too many request bodies in memory", "status", http.StatusServiceUnavailable, "content_length", r.ContentLength)
+		w.Header().Set("Retry-After", "1")
+		writeJSON(w, http.StatusServiceUnavailable, Reply{Status: StatusFailed, Reason: "busy: too many request bodies in flight; nothing was kept, retry"})
+		return
+	}
+	defer release()
+	// A caller that sends its body too slowly is cut off, so that it holds
+	// its share of the budget for BODY_READ_TIMEOUT at most.
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(h.cfg.BodyReadTimeout))
 	body, perr := readBody(w, r, h.cfg.MaxBodyBytes)
 	if perr == nil && !h.signatureOK(r, body) {
 		h.unauthorized(w, log, "missing or wrong X-Signature-256")
@@ -113,6 +146,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	dec, err := h.decoder.Decode(req.data, req.meta)
+	release() // the decoded incident is small; the body's budget is free
 	if err != nil {
 		status := http.StatusBadRequest
 		if !inbound.IsInputError(err) {
@@ -166,6 +200,25 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rep.Reason = replyReason(rep.Status, subject)
 	log.Info("incident "+string(rep.Status), "jira_key", out.JiraKey, "page_id", out.PageID, "news", acc.News, "duration", h.now().Sub(start))
 	h.reply(w, req, http.StatusOK, rep)
+}
+
+// reserve takes room for r's body from its budget (its declared length,
+// or MAX_BODY_BYTES when unknown), waiting bodyWait at most. release gives
+// it back and may be called more than once.
+func (h *Handler) reserve(ctx context.Context, r *http.Request) (release func(), ok bool) {
+	pool, n := h.large, h.cfg.MaxBodyBytes
+	if r.ContentLength >= 0 && r.ContentLength <= smallBody {
+		pool, n = h.small, max(r.ContentLength, 1)
+	} else if r.ContentLength > 0 {
+		n = r.ContentLength
+	}
+	wctx, cancel := context.WithTimeout(ctx, bodyWait)
+	defer cancel()
+	if err := pool.Acquire(wctx, n); err != nil {
+		return func() {}, false
+	}
+	var once sync.Once
+	return func() { once.Do(func() { pool.Release(n) }) }, true
 }
 
 // maxLoggedHeader caps a caller's header value in the log.
