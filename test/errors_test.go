@@ -79,10 +79,37 @@ func TestUnauthorized(t *testing.T) {
 	if n := len(e.emu.Issues()); n != 0 {
 		t.Errorf("%d issues opened without authentication", n)
 	}
+	// The scheme is case-insensitive (RFC 7235 section 2.1).
+	for _, scheme := range []string{"bearer", "BEARER"} {
+		if r := e.post(body, map[string]string{"Authorization": scheme + " " + testToken}); r.status/100 != 2 {
+			t.Errorf("%q scheme: %d %s", scheme, r.status, r.body)
+		}
+	}
 	// Health endpoints stay open for the kubelet.
 	resp, err := http.Get(e.url + "/health/liveness")
 	if err != nil || resp.StatusCode != http.StatusOK {
 		t.Errorf("liveness: %v %v", err, resp)
+	}
+}
+
+// TestHugeHeaderNotLogged: a caller's header values are clipped in the
+// log, so a 900 KB CloudEvent id cannot flood it.
+func TestHugeHeaderNotLogged(t *testing.T) {
+	e := start(t)
+	id := strings.Repeat("i", 900_000)
+	r := e.post(fixture(t, "argo-events-resource-rollout-degraded.json"), map[string]string{
+		"Ce-Specversion": "1.0", "Ce-Id": id, "Ce-Source": "curl", "Ce-Type": "io.argoproj.rollouts.rollback",
+	})
+	if r.status/100 != 2 {
+		t.Fatalf("%d %s", r.status, r.body)
+	}
+	for _, l := range e.logLines() {
+		if v, _ := l["ce_id"].(string); len(v) > 300 {
+			t.Errorf("log line carries a %d-byte ce_id", len(v))
+		}
+	}
+	if n := len(e.logs.String()); n > 200_000 {
+		t.Errorf("the log grew to %d bytes", n)
 	}
 }
 
