@@ -38,6 +38,11 @@ type Decision struct {
 	// Shape names the envelopes and the source recognised, outermost first,
 	// e.g. "sensor-context/argo-events-webhook/rollouts-notification".
 	Shape string
+
+	// joins is the earlier incident (kind, namespace, name, revision) that
+	// Incident belongs to when it exists; its fingerprint becomes
+	// Incident.Joins once the cluster is known.
+	joins *incident.Incident
 }
 
 // Error is an input problem the caller must fix: the reply is a 4xx carrying
@@ -99,7 +104,7 @@ func (d *Decoder) Decode(data []byte, meta Meta) (Decision, error) {
 		return Decision{}, err
 	}
 	var shape []string
-	resourceEvent := ""
+	var res resource
 	for range maxEnvelopes {
 		obj, err := object(data)
 		if err != nil {
@@ -107,12 +112,19 @@ func (d *Decoder) Decode(data []byte, meta Meta) (Decision, error) {
 		}
 		var srcErr error
 		if src, ok := detectSource(obj); ok {
-			dec, err := src.decide(data, obj, resourceEvent)
+			dec, err := src.decide(data, obj, res)
 			if err == nil {
 				shape = append(shape, firstNonEmpty(dec.Shape, src.name()))
 				dec.Shape = joinShape(shape)
 				if dec.Incident != nil {
 					d.finish(dec.Incident, meta)
+					if dec.joins != nil {
+						// Cleaned like the incident it names was.
+						j := *dec.joins
+						j.Cluster = d.cluster
+						j.Revision = clip(cleanString(j.Revision), maxShort)
+						dec.Incident.Joins = j.Fingerprint()
+					}
 				}
 				return dec, nil
 			}
@@ -129,11 +141,11 @@ func (d *Decoder) Decode(data []byte, meta Meta) (Decision, error) {
 			return Decision{}, err
 		}
 		if env == "" {
-			return Decision{}, inputErrorf("unrecognised event: expected an Argo Rollouts or Argo CD notification, an Argo Events webhook or resource event, or a Rollout, AnalysisRun, Application or Workflow object (top-level keys: %s)", keyList(obj))
+			return Decision{}, inputErrorf("unrecognised event: expected an Argo Rollouts or Argo CD notification, an Argo Events webhook or resource event, or a Rollout, AnalysisRun, Application, Workflow or ReplicaSet object (top-level keys: %s)", keyList(obj))
 		}
 		shape = append(shape, env)
 		if t := inner.eventType; t != "" {
-			resourceEvent = t
+			res = resource{event: t, oldBody: inner.oldBody}
 		}
 		if inner.meta != nil && meta.ID == "" {
 			meta = *inner.meta
@@ -156,8 +168,27 @@ func (d *Decoder) finish(in *incident.Incident, meta Meta) {
 // envelope content after one unwrap.
 type unwrapped struct {
 	data      []byte
-	eventType string // ADD, UPDATE, DELETE for resource events
+	eventType string          // ADD, UPDATE, DELETE for resource events
+	oldBody   json.RawMessage // the object before an UPDATE; nil otherwise
 	meta      *Meta
+}
+
+// resource is what a resource watch said besides the object itself: the
+// event type ("" when the object did not come from a watch) and, for an
+// UPDATE, the object before the change. A rollback shows only as the
+// difference between the two.
+type resource struct {
+	event   string
+	oldBody json.RawMessage
+}
+
+// nonNull returns raw unless it is absent or JSON null (what the resource
+// EventSource sends as oldBody of an ADD or DELETE).
+func nonNull(raw json.RawMessage) json.RawMessage {
+	if len(bytes.TrimSpace(raw)) == 0 || bytes.Equal(bytes.TrimSpace(raw), []byte("null")) {
+		return nil
+	}
+	return raw
 }
 
 // unwrap peels one known envelope off obj. It returns "" when obj is no
@@ -165,13 +196,13 @@ type unwrapped struct {
 func unwrap(obj map[string]json.RawMessage) (string, unwrapped, error) {
 	// Argo Events resource EventSource data: {type, body, oldBody, group, version, resource}.
 	if t, ok := str(obj, "type"); ok && has(obj, "body") && isResourceEventType(t) {
-		return "argo-events-resource", unwrapped{data: obj["body"], eventType: t}, nil
+		return "argo-events-resource", unwrapped{data: obj["body"], eventType: t, oldBody: nonNull(obj["oldBody"])}, nil
 	}
 	// A Sensor payload built from the resource event: {eventType, rollout|body|object}.
 	if t, ok := str(obj, "eventType"); ok && isResourceEventType(t) {
 		for _, k := range []string{"body", "object", "rollout", "application", "workflow", "analysisRun"} {
 			if isObject(obj[k]) {
-				return "sensor-resource-payload", unwrapped{data: obj[k], eventType: t}, nil
+				return "sensor-resource-payload", unwrapped{data: obj[k], eventType: t, oldBody: nonNull(obj["oldBody"])}, nil
 			}
 		}
 	}

@@ -36,8 +36,9 @@ const (
 	ownerAnnotation = "backstage.io/entity-ref"
 )
 
-func (objectSource) decide(raw []byte, obj map[string]json.RawMessage, event string) (Decision, error) {
+func (objectSource) decide(raw []byte, obj map[string]json.RawMessage, res resource) (Decision, error) {
 	kind, _ := str(obj, "kind")
+	event := res.event
 	var (
 		dec Decision
 		err error
@@ -48,11 +49,13 @@ func (objectSource) decide(raw []byte, obj map[string]json.RawMessage, event str
 	case "AnalysisRun":
 		dec, err = decideAnalysisRun(raw)
 	case "Application":
-		dec, err = decideApplication(raw)
+		dec, err = decideApplication(raw, res)
+	case "ReplicaSet":
+		dec, err = decideReplicaSet(raw, res)
 	case "Workflow":
 		dec, err = decideWorkflow(raw)
 	default:
-		return Decision{}, inputErrorf("unsupported object kind %s: expected Rollout, AnalysisRun, Application or Workflow", quoteShort(kind, 40))
+		return Decision{}, inputErrorf("unsupported object kind %s: expected Rollout, AnalysisRun, Application, Workflow or ReplicaSet", quoteShort(kind, 40))
 	}
 	if err != nil {
 		return Decision{}, err
@@ -343,10 +346,13 @@ type application struct {
 			Status   string `json:"status"`
 			Revision string `json:"revision"`
 		} `json:"sync"`
+		History        []historyEntry `json:"history"`
 		OperationState *struct {
-			Phase      string `json:"phase"`
-			Message    string `json:"message"`
-			FinishedAt string `json:"finishedAt"`
+			Phase      string        `json:"phase"`
+			Message    string        `json:"message"`
+			StartedAt  string        `json:"startedAt"`
+			FinishedAt string        `json:"finishedAt"`
+			Operation  argoOperation `json:"operation"`
 			SyncResult struct {
 				Revision string `json:"revision"`
 			} `json:"syncResult"`
@@ -367,7 +373,7 @@ type application struct {
 	} `json:"status"`
 }
 
-func decideApplication(raw []byte) (Decision, error) {
+func decideApplication(raw []byte, res resource) (Decision, error) {
 	var app application
 	if err := json.Unmarshal(raw, &app); err != nil {
 		return Decision{}, inputErrorf("Application: %s", jsonErrText(err))
@@ -375,6 +381,11 @@ func decideApplication(raw []byte) (Decision, error) {
 	m, st := app.Metadata, app.Status
 	if err := checkNames("metadata.namespace", m.Namespace, "metadata.name", m.Name); err != nil {
 		return Decision{}, err
+	}
+	// A sync that went back to an older revision is a rollback; anything
+	// else is judged by the application's health and sync.
+	if dec, rolledBack, err := decideApplicationRollback(&app, res); err != nil || rolledBack {
+		return dec, err
 	}
 	in := &incident.Incident{
 		Kind:              incident.KindApplication,

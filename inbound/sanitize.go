@@ -24,12 +24,16 @@ func sanitize(in *incident.Incident) {
 		&in.StableRS, &in.Phase, &in.Reason, &in.Strategy, &in.Step, &in.Project, &in.RepoURL,
 		&in.TargetRevision, &in.DestinationServer, &in.DestinationNS, &in.RequestedProject,
 		&in.RequestedIssueType, &in.EventID, &in.Owner, &in.Application, &in.SyncRevision,
+		&in.RevertedFrom, &in.RevertedTo, &in.InitiatedBy,
 	} {
 		*p = clip(cleanString(*p), maxShort)
 	}
 	in.Message = clip(cleanString(in.Message), maxMessage)
 	in.FailedNode = clip(cleanString(in.FailedNode), maxMessage)
-	for _, imgs := range [][]incident.Image{in.Images, in.StableImages} {
+	for i := range in.ReplicaSets {
+		in.ReplicaSets[i] = clip(cleanString(in.ReplicaSets[i]), maxShort)
+	}
+	for _, imgs := range [][]incident.Image{in.Images, in.StableImages, in.ImagesBefore} {
 		for i := range imgs {
 			imgs[i].Container = clip(cleanString(imgs[i].Container), maxShort)
 			imgs[i].Image = clip(cleanString(imgs[i].Image), maxShort)

@@ -14,10 +14,10 @@ import (
 // source interprets one recognised payload.
 type source interface {
 	name() string
-	// decide returns the decision for obj, whose JSON is raw. resourceEvent
-	// is ADD, UPDATE or DELETE when obj came from a resource watch, ""
-	// otherwise.
-	decide(raw []byte, obj map[string]json.RawMessage, resourceEvent string) (Decision, error)
+	// decide returns the decision for obj, whose JSON is raw. res says
+	// whether obj came from a resource watch (ADD, UPDATE or DELETE, and
+	// the object before an UPDATE).
+	decide(raw []byte, obj map[string]json.RawMessage, res resource) (Decision, error)
 }
 
 func detectSource(obj map[string]json.RawMessage) (source, bool) {
@@ -119,7 +119,7 @@ type rolloutsNotification struct{}
 
 func (rolloutsNotification) name() string { return "rollouts-notification" }
 
-func (rolloutsNotification) decide(_ []byte, obj map[string]json.RawMessage, _ string) (Decision, error) {
+func (rolloutsNotification) decide(_ []byte, obj map[string]json.RawMessage, _ resource) (Decision, error) {
 	get := func(k string) string { s, _ := str(obj, k); return s }
 	name, ns := get("rolloutName"), get("namespace")
 	if err := checkNames("namespace", ns, "rolloutName", name); err != nil {
@@ -244,7 +244,12 @@ type argocdNotification struct{}
 
 func (argocdNotification) name() string { return "argocd-notification" }
 
-func (argocdNotification) decide(raw []byte, _ map[string]json.RawMessage, _ string) (Decision, error) {
+func (argocdNotification) decide(raw []byte, obj map[string]json.RawMessage, _ resource) (Decision, error) {
+	if has(obj, "history") {
+		// The on-rollback template sends the application's history: the
+		// decision is whether the last sync went back to an older entry.
+		return decideArgoCDRollbackNotification(raw)
+	}
 	var b struct {
 		App                  string `json:"app"`
 		AppNamespace         string `json:"appNamespace"`
@@ -334,27 +339,39 @@ func attributeToRollout(in *incident.Incident) {
 	if in.Kind != incident.KindApplication || in.Reason != "HealthDegraded" {
 		return
 	}
+	r, ok := soleAbortedRollout(in.Resources, in.DestinationNS)
+	if !ok {
+		return
+	}
+	in.Application, in.SyncRevision = in.Subject(), in.Revision
+	in.Kind, in.Namespace, in.Name, in.Revision = incident.KindRollout, r.Namespace, r.Name, r.Revision
+	in.Phase, in.Message = "Degraded", r.Message
+	if m := reasonPrefix.FindStringSubmatch(r.Message); m != nil {
+		in.Reason = m[1]
+	}
+}
+
+// soleAbortedRollout returns the Rollout (kind, namespace, name, the
+// revision its health message names, and that message) when exactly one
+// Rollout among an application's resources is Degraded and its message
+// names the revision ("Rollout aborted update to revision 7").
+func soleAbortedRollout(resources []incident.Resource, destinationNS string) (incident.Incident, bool) {
 	var rollouts []incident.Resource
-	for _, r := range in.Resources {
+	for _, r := range resources {
 		if r.Kind == incident.KindRollout && r.Health == "Degraded" {
 			rollouts = append(rollouts, r)
 		}
 	}
 	if len(rollouts) != 1 {
-		return
+		return incident.Incident{}, false
 	}
 	r := rollouts[0]
 	rev := revisionInMessage.FindStringSubmatch(r.Message)
-	ns := firstNonEmpty(r.Namespace, in.DestinationNS)
+	ns := firstNonEmpty(r.Namespace, destinationNS)
 	if rev == nil || checkNames("namespace", ns, "name", r.Name) != nil {
-		return
+		return incident.Incident{}, false
 	}
-	in.Application, in.SyncRevision = in.Subject(), in.Revision
-	in.Kind, in.Namespace, in.Name, in.Revision = incident.KindRollout, ns, r.Name, rev[1]
-	in.Phase, in.Message = "Degraded", r.Message
-	if m := reasonPrefix.FindStringSubmatch(r.Message); m != nil {
-		in.Reason = m[1]
-	}
+	return incident.Incident{Kind: incident.KindRollout, Namespace: ns, Name: r.Name, Revision: rev[1], Message: r.Message}, true
 }
 
 func firstResourceMessage(rs []incident.Resource) string {

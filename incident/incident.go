@@ -18,6 +18,9 @@ const (
 	KindRollout     = "Rollout"
 	KindApplication = "Application"
 	KindWorkflow    = "Workflow"
+	// KindDeployment is a Kubernetes Deployment, whose only incident is a
+	// manual rollback seen in its ReplicaSets (`kubectl rollout undo`).
+	KindDeployment = "Deployment"
 )
 
 // Incident is a failed deployment, normalised from whatever envelope and
@@ -30,7 +33,7 @@ type Incident struct {
 	Source string
 
 	Cluster   string
-	Kind      string // KindRollout, KindApplication or KindWorkflow
+	Kind      string // KindRollout, KindApplication, KindWorkflow or KindDeployment
 	Namespace string
 	Name      string
 
