@@ -178,6 +178,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.reply(w, req, http.StatusServiceUnavailable, Reply{Status: StatusFailed, Reason: "could not record the rollback (idempotency store unavailable); nothing was kept: retry", Fingerprint: in.Fingerprint()})
 		return
 	}
+	if acc.Fingerprint != in.Fingerprint() {
+		log = log.With("joined", acc.Fingerprint) // news of an earlier incident
+		ctx = opener.WithLogger(ctx, log)
+	}
 	h.drainer.Wake()
 	out, werr := acc, error(nil)
 	if !acc.Done {
