@@ -50,6 +50,7 @@ type faultSpec struct {
 	Reason             string `json:"reason,omitempty"`
 	Delay              string `json:"delay,omitempty"`
 	DelayAfter         string `json:"delayAfter,omitempty"`
+	Applied            bool   `json:"applied,omitempty"`
 	Reset              bool   `json:"reset,omitempty"`
 }
 
@@ -89,7 +90,7 @@ func specOf(rule *faultRule) faultSpec {
 	s := faultSpec{
 		Route: rule.route, Status: f.Status, Count: rule.remaining,
 		RetryAfter: f.RetryAfter, NoRetryAfter: f.NoRetryAfter, OnlyRateLimitReset: f.OnlyRateLimitReset,
-		Reason: f.Reason, Reset: f.Reset,
+		Reason: f.Reason, Applied: f.Applied, Reset: f.Reset,
 	}
 	if f.Delay > 0 {
 		s.Delay = f.Delay.String()
@@ -122,7 +123,7 @@ func (e *Emulator) adminAddFault(w http.ResponseWriter, r *http.Request) {
 	n := max(s.Count, 1)
 	f := Fault{
 		Status: s.Status, RetryAfter: s.RetryAfter, NoRetryAfter: s.NoRetryAfter,
-		OnlyRateLimitReset: s.OnlyRateLimitReset, Reason: s.Reason, Reset: s.Reset,
+		OnlyRateLimitReset: s.OnlyRateLimitReset, Reason: s.Reason, Applied: s.Applied, Reset: s.Reset,
 	}
 	var err error
 	if f.Delay, err = parseAdminDuration("delay", s.Delay); err != nil {

@@ -93,6 +93,7 @@ func TestAdminValidation(t *testing.T) {
 		{"POST", "/_emulator/faults", `{"route":"*","status":503,"reset":true}`, "no status"},
 		{"POST", "/_emulator/faults", `{"route":"*","status":503,"onlyRateLimitReset":true}`, "429"},
 		{"POST", "/_emulator/faults", `{"route":"*","status":503,"delayAfter":"1s"}`, "status 0"},
+		{"POST", "/_emulator/faults", `{"route":"*","status":503,"applied":true}`, "status 0"},
 		{"POST", "/_emulator/outage", `{"duration":"30s"}`, "400-599"},
 		{"POST", "/_emulator/outage", `{"status":503,"duration":"soon"}`, "duration"},
 		{"POST", "/_emulator/outage", `{"status":503,"until":"2026-01-01T00:00:00Z"}`, "until"},
