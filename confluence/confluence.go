@@ -165,6 +165,9 @@ func firstNonEmpty(ss ...string) string {
 type Stored struct {
 	Page
 	Storage string
+	// spaceKey is the page's space as the v1 API read it, sent back on
+	// update.
+	spaceKey string
 }
 
 type pageWithBody struct {

@@ -45,8 +45,11 @@ func (v *V1) SpaceID(ctx context.Context, key string) (string, error) {
 }
 
 type v1Content struct {
-	ID      string `json:"id"`
-	Title   string `json:"title"`
+	ID    string `json:"id"`
+	Title string `json:"title"`
+	Space struct {
+		Key string `json:"key"`
+	} `json:"space"`
 	Version struct {
 		Number int `json:"number"`
 	} `json:"version"`
@@ -63,15 +66,16 @@ type v1Content struct {
 
 func (v *V1) stored(c v1Content, base string) Stored {
 	return Stored{
-		Page:    Page{ID: c.ID, Title: c.Title, Version: c.Version.Number, URL: firstNonEmpty(c.Links.Base, base, v.baseURL) + c.Links.WebUI},
-		Storage: c.Body.Storage.Value,
+		Page:     Page{ID: c.ID, Title: c.Title, Version: c.Version.Number, URL: firstNonEmpty(c.Links.Base, base, v.baseURL) + c.Links.WebUI},
+		Storage:  c.Body.Storage.Value,
+		spaceKey: c.Space.Key,
 	}
 }
 
 type v1Create struct {
 	Type      string     `json:"type"`
 	Title     string     `json:"title"`
-	Space     v1Space    `json:"space"`
+	Space     *v1Space   `json:"space,omitempty"`
 	Status    string     `json:"status"`
 	Ancestors []v1ID     `json:"ancestors,omitempty"`
 	Body      v1Body     `json:"body"`
@@ -95,7 +99,7 @@ type v1Version struct {
 // CreatePage creates a page; n.SpaceID is the space key. It returns
 // ErrDuplicateTitle when the title is taken in the space.
 func (v *V1) CreatePage(ctx context.Context, n NewPage) (Page, error) {
-	body := v1Create{Type: "page", Title: n.Title, Space: v1Space{Key: n.SpaceID}, Status: "current",
+	body := v1Create{Type: "page", Title: n.Title, Space: &v1Space{Key: n.SpaceID}, Status: "current",
 		Body: v1Body{Storage: pageWrite{Representation: "storage", Value: n.Storage}}}
 	if n.ParentID != "" {
 		body.Ancestors = []v1ID{{ID: n.ParentID}}
@@ -122,13 +126,17 @@ type v1Results struct {
 	} `json:"_links"`
 }
 
-// FindByTitle finds the page with exactly this title in the space (key).
+// FindByTitle finds the current page with exactly this title in the space
+// (key).
 func (v *V1) FindByTitle(ctx context.Context, spaceKey, title string) (Page, bool, error) {
 	var out v1Results
 	if _, err := v.c.Do(ctx, atlassian.Call{
 		Op: "find page", Method: http.MethodGet, Path: "/rest/api/content", Idempotent: true, Result: &out,
-		// Archived pages keep their title, so they are looked for too.
-		Query: url.Values{"type": {"page"}, "spaceKey": {spaceKey}, "title": {title}, "status": {"current", "archived"}, "expand": {"version"}},
+		// The v1 status filter of Data Center knows current, trashed,
+		// deleted, historical, draft and any; "archived" is a 400 there.
+		// Current pages are the ones that hold a title (the v2 client also
+		// looks for Cloud's archived pages).
+		Query: url.Values{"type": {"page"}, "spaceKey": {spaceKey}, "title": {title}, "status": {"current"}, "expand": {"version"}},
 	}); err != nil {
 		return Page{}, false, err
 	}
@@ -140,12 +148,12 @@ func (v *V1) FindByTitle(ctx context.Context, spaceKey, title string) (Page, boo
 	return Page{}, false, nil
 }
 
-// GetPage reads a page with its storage body and version.
+// GetPage reads a page with its storage body, version and space.
 func (v *V1) GetPage(ctx context.Context, id string) (Stored, error) {
 	var out v1Content
 	if _, err := v.c.Do(ctx, atlassian.Call{
 		Op: "read page", Method: http.MethodGet, Path: "/rest/api/content/" + url.PathEscape(id), Idempotent: true,
-		Query: url.Values{"expand": {"body.storage,version"}}, Result: &out,
+		Query: url.Values{"expand": {"body.storage,version,space"}}, Result: &out,
 	}); err != nil {
 		return Stored{}, err
 	}
@@ -153,9 +161,16 @@ func (v *V1) GetPage(ctx context.Context, id string) (Stored, error) {
 }
 
 // UpdatePage replaces the page's body; version must be the read version + 1.
+// The update names the space GetPage read (Confluence compares it with
+// the page's exactly and answers 400 "You can't change an existing page's
+// space" to any other, an empty key included), or none when p did not
+// come from GetPage, which the API allows.
 func (v *V1) UpdatePage(ctx context.Context, p Stored, storage string, version int, message string) error {
 	body := v1Create{ID: p.ID, Type: "page", Title: p.Title, Status: "current",
 		Body: v1Body{Storage: pageWrite{Representation: "storage", Value: storage}}, Version: &v1Version{Number: version, Message: message}}
+	if p.spaceKey != "" {
+		body.Space = &v1Space{Key: p.spaceKey}
+	}
 	_, err := v.c.Do(ctx, atlassian.Call{
 		// A repeat fails the version check, so the call is idempotent.
 		Op: "update page", Method: http.MethodPut, Path: "/rest/api/content/" + url.PathEscape(p.ID), Body: body, Idempotent: true,

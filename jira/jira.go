@@ -1,5 +1,7 @@
-// Package jira is a narrow Jira Cloud REST v3 client: create an issue, find
-// issues by label, and upsert a remote link. Wire types are private; the
+// Package jira is a narrow Jira client (Cloud REST v3, Data Center REST
+// v2): create an issue, find issues by label, comment (with an identity
+// that survives a lost answer), move an issue along its workflow, upsert a
+// remote link, and check the credentials. Wire types are private; the
 // exported types are what the function needs.
 package jira
 
@@ -222,7 +224,27 @@ func (c *Client) FindByLabels(ctx context.Context, projects, labels []string, re
 }
 
 type commentRequest struct {
-	Body any `json:"body"` // ADF on Cloud, a wiki-markup string on Data Center
+	Body       any               `json:"body"` // ADF on Cloud, a wiki-markup string on Data Center
+	Properties []commentProperty `json:"properties,omitempty"`
+}
+
+// commentPropertyKey is the comment property that carries a comment's
+// identity (Comment.ID).
+const commentPropertyKey = "rollback-incident"
+
+// commentProperty is an entity property of a comment: Jira Cloud's
+// EntityProperty and Data Center's EntityPropertyBean. Both take
+// "properties" in the create body (Cloud's Comment schema: "Optional on
+// create and update"; Data Center's CommentJsonBean.setProperties, which
+// needs the value to be a JSON object) and list them on each comment of
+// GET …/comment?expand=properties.
+type commentProperty struct {
+	Key   string       `json:"key"`
+	Value commentIdent `json:"value"`
+}
+
+type commentIdent struct {
+	ID string `json:"id"`
 }
 
 // Comment is a comment in both formats; the client sends the one its Jira
@@ -230,18 +252,81 @@ type commentRequest struct {
 type Comment struct {
 	ADF  adf.Doc
 	Wiki string
+	// ID, when set, is stored with the comment (as the comment property
+	// "rollback-incident", {"id": ID}), so that CommentIDs can tell
+	// whether a comment whose answer was lost was posted after all.
+	ID string
 }
 
-// AddComment adds a comment. Comments have no idempotency key: the caller
-// records that it posted one.
+// AddComment adds a comment. A comment post is not idempotent and is not
+// repeated after its answer was lost; give the comment an ID and, before
+// posting it again, ask CommentIDs whether it is already there.
 func (c *Client) AddComment(ctx context.Context, issueKey string, body Comment) error {
-	var b any = body.ADF
+	req := commentRequest{Body: body.ADF}
 	if c.flavour == DataCenter {
-		b = body.Wiki
+		req.Body = body.Wiki
+	}
+	if body.ID != "" {
+		req.Properties = []commentProperty{{Key: commentPropertyKey, Value: commentIdent{ID: body.ID}}}
 	}
 	_, err := c.c.Do(ctx, atlassian.Call{
 		Op: "add comment", Method: http.MethodPost, Issue: issueKey,
-		Path: c.api + "/issue/" + url.PathEscape(issueKey) + "/comment", Body: commentRequest{Body: b},
+		Path: c.api + "/issue/" + url.PathEscape(issueKey) + "/comment", Body: req,
+	})
+	return err
+}
+
+// commentPage is the page size CommentIDs asks for; Cloud's default.
+const commentPage = 100
+
+type commentsResponse struct {
+	StartAt  int `json:"startAt"`
+	Total    int `json:"total"`
+	Comments []struct {
+		Properties []struct {
+			Key   string          `json:"key"`
+			Value json.RawMessage `json:"value"`
+		} `json:"properties"`
+	} `json:"comments"`
+}
+
+// CommentIDs returns the IDs (Comment.ID) of the comments on the issue
+// that carry one, reading every page of the issue's comments.
+func (c *Client) CommentIDs(ctx context.Context, issueKey string) (map[string]bool, error) {
+	ids := map[string]bool{}
+	for startAt := 0; ; {
+		var out commentsResponse
+		if _, err := c.c.Do(ctx, atlassian.Call{
+			Op: "list comments", Method: http.MethodGet, Idempotent: true,
+			Path: c.api + "/issue/" + url.PathEscape(issueKey) + "/comment",
+			Query: url.Values{"startAt": {strconv.Itoa(startAt)}, "maxResults": {strconv.Itoa(commentPage)},
+				"expand": {"properties"}},
+			Result: &out,
+		}); err != nil {
+			return nil, err
+		}
+		for _, cm := range out.Comments {
+			for _, p := range cm.Properties {
+				var v commentIdent
+				if p.Key == commentPropertyKey && json.Unmarshal(p.Value, &v) == nil && v.ID != "" {
+					ids[v.ID] = true
+				}
+			}
+		}
+		startAt += len(out.Comments)
+		// An empty page ends the walk even if total says otherwise (a
+		// comment deleted meanwhile), so it cannot loop.
+		if len(out.Comments) == 0 || startAt >= out.Total {
+			return ids, nil
+		}
+	}
+}
+
+// Myself checks the credentials: it reads the calling user. A 401 or 403
+// comes back as the usual *atlassian.Error.
+func (c *Client) Myself(ctx context.Context) error {
+	_, err := c.c.Do(ctx, atlassian.Call{
+		Op: "check credentials", Method: http.MethodGet, Path: c.api + "/myself", Idempotent: true,
 	})
 	return err
 }

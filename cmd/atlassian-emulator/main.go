@@ -22,6 +22,12 @@
 //	atlassian-emulator -fault 'POST /rest/api/3/issue=503x2' -fault '*=0,delay=40s' \
 //		-outage 503:30s -rate-limit 10 -rate-burst 10 -per-issue-writes 20
 //
+// or with a write that takes effect and whose answer is lost, by a reset
+// connection or by no answer until the client gives up:
+//
+//	atlassian-emulator -fault 'POST /rest/api/3/issue/{issueIdOrKey}/comment=0,applied,reset' \
+//		-fault 'PUT /rest/api/content/{id}=0,applied'
+//
 // or change them at run time through the admin API under /_emulator/
 // (internal/emulator/README.md).
 package main
@@ -77,7 +83,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var faults faultFlags
 	groups := groupFlags{}
 	fs.Var(&groups, "backstage-group", `a Backstage catalog group and its members (repeatable): "GROUP=MEMBER,MEMBER", e.g. "group:default/payments-team=user:default/alice,group:default/payments-oncall"`)
-	fs.Var(&faults, "fault", `inject a fault at start-up (repeatable): "ROUTE=STATUS[xCOUNT][,delay=2s][,delay-after=2s][,retry-after=N][,reason=R][,reset][,no-retry-after][,only-reset-header]"; ROUTE is a route pattern such as "POST /rest/api/3/issue" or *`)
+	fs.Var(&faults, "fault", `inject a fault at start-up (repeatable): "ROUTE=STATUS[xCOUNT][,delay=2s][,delay-after=2s][,applied][,retry-after=N][,reason=R][,reset][,no-retry-after][,only-reset-header]"; ROUTE is a route pattern such as "POST /rest/api/3/issue" or *; "ROUTE=0,applied,reset" and "ROUTE=0,applied" make a write take effect and lose its answer (reset, or none until the client gives up)`)
 	var (
 		outage         = fs.String("outage", "", `start with an outage of every API route, "STATUS[:DURATION]", e.g. 503:30s (no duration: until cleared through the admin API)`)
 		rateLimit      = fs.Float64("rate-limit", 0, "requests per second per tenant over all API routes, as Jira's burst token bucket (0: unlimited)")

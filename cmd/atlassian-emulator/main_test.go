@@ -4,9 +4,11 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -211,5 +213,39 @@ func TestRunFlagErrors(t *testing.T) {
 		if err == nil {
 			t.Errorf("run(%q) = nil, want error", args)
 		}
+	}
+}
+
+// TestRunAppliedFault starts the command with a "took effect, answer
+// lost" fault: the issue is created, and the client sees a reset.
+func TestRunAppliedFault(t *testing.T) {
+	base := start(t, "-fault", "POST /rest/api/2/issue=0,applied,reset")
+	body := `{"fields":{"project":{"key":"OPS"},"issuetype":{"name":"Incident"},"summary":"lost"}}`
+	req, _ := http.NewRequest("POST", base+"/rest/api/2/issue", strings.NewReader(body))
+	req.SetBasicAuth("bot@example.com", "emulator-token")
+	req.Header.Set("Content-Type", "application/json")
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := client.Do(req)
+	if err == nil {
+		resp.Body.Close()
+		t.Fatalf("create answered %d, want a reset connection", resp.StatusCode)
+	}
+	if !errors.Is(err, syscall.ECONNRESET) && !errors.Is(err, io.EOF) {
+		t.Errorf("create: %v, want a reset connection", err)
+	}
+	st, err := http.Get(base + "/_emulator/state")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Body.Close()
+	var state struct {
+		Issues []struct{ Summary string } `json:"issues"`
+		Faults []any                      `json:"faults"`
+	}
+	if err := json.NewDecoder(st.Body).Decode(&state); err != nil {
+		t.Fatal(err)
+	}
+	if len(state.Issues) != 1 || state.Issues[0].Summary != "lost" || len(state.Faults) != 0 {
+		t.Errorf("state = %+v, want the issue created and the fault used", state)
 	}
 }

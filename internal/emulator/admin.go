@@ -5,22 +5,78 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/url"
 	"slices"
+	"strings"
 	"time"
 )
 
 // adminRoutes wires the test and admin API under /_emulator/. It has no
 // authentication and is never subject to faults or rate limits, so a test
-// or a person can always reconfigure a "broken" emulator.
+// or a person can always reconfigure a "broken" emulator. adminGuard keeps
+// web pages out of it.
 func (e *Emulator) adminRoutes() {
-	e.mux.HandleFunc("GET /_emulator/state", e.adminState)
-	e.mux.HandleFunc("POST /_emulator/reset", e.adminReset)
-	e.mux.HandleFunc("POST /_emulator/faults", e.adminAddFault)
-	e.mux.HandleFunc("DELETE /_emulator/faults", e.adminClearFaults)
-	e.mux.HandleFunc("POST /_emulator/outage", e.adminSetOutage)
-	e.mux.HandleFunc("DELETE /_emulator/outage", e.adminClearOutage)
-	e.mux.HandleFunc("PUT /_emulator/ratelimit", e.adminSetRateLimit)
+	for pattern, h := range map[string]http.HandlerFunc{
+		"GET /_emulator/state":     e.adminState,
+		"POST /_emulator/reset":    e.adminReset,
+		"POST /_emulator/faults":   e.adminAddFault,
+		"DELETE /_emulator/faults": e.adminClearFaults,
+		"POST /_emulator/outage":   e.adminSetOutage,
+		"DELETE /_emulator/outage": e.adminClearOutage,
+		"PUT /_emulator/ratelimit": e.adminSetRateLimit,
+	} {
+		e.mux.HandleFunc(pattern, e.adminGuard(h))
+	}
+}
+
+// adminGuard refuses what a web page in the developer's browser could
+// send: a request from another origin (403), and a state-changing request
+// that is not application/json (415). Without a CORS preflight, which the
+// emulator never grants, a page can send another origin only "simple"
+// requests: a GET, or a POST whose body is a form or text/plain. The own
+// origin is the base URL, which cmd/atlassian-emulator always sets, so a
+// page whose host name was rebound to the emulator's address still names
+// a foreign origin. Scripts and tests send no Origin.
+func (e *Emulator) adminGuard(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if o := r.Header.Get("Origin"); o != "" && !sameOrigin(o, e.base(r)) {
+			writeJSON(w, http.StatusForbidden, map[string]string{
+				"error": fmt.Sprintf("cross-origin request from %q refused: the admin API serves only its own origin", o)})
+			return
+		}
+		if r.Method != http.MethodGet && r.Method != http.MethodHead && !isJSON(r) {
+			writeJSON(w, http.StatusUnsupportedMediaType, map[string]string{
+				"error": "the admin API takes only Content-Type: application/json"})
+			return
+		}
+		h(w, r)
+	}
+}
+
+// sameOrigin reports whether the Origin header o names the origin of
+// base (scheme, host and port; default ports may be left out, as browsers
+// do). "null", sent by sandboxed and file: pages, is no origin.
+func sameOrigin(o, base string) bool {
+	ou, err1 := url.Parse(o)
+	bu, err2 := url.Parse(base)
+	if err1 != nil || err2 != nil || ou.Host == "" {
+		return false
+	}
+	return strings.EqualFold(ou.Scheme, bu.Scheme) && strings.EqualFold(hostPort(ou), hostPort(bu))
+}
+
+// hostPort is u's host with its port made explicit.
+func hostPort(u *url.URL) string {
+	if u.Port() != "" {
+		return u.Host
+	}
+	port := "80"
+	if strings.EqualFold(u.Scheme, "https") {
+		port = "443"
+	}
+	return net.JoinHostPort(u.Hostname(), port)
 }
 
 // stateView is the wire type of GET /_emulator/state.
@@ -50,6 +106,7 @@ type faultSpec struct {
 	Reason             string `json:"reason,omitempty"`
 	Delay              string `json:"delay,omitempty"`
 	DelayAfter         string `json:"delayAfter,omitempty"`
+	Applied            bool   `json:"applied,omitempty"`
 	Reset              bool   `json:"reset,omitempty"`
 }
 
@@ -89,7 +146,7 @@ func specOf(rule *faultRule) faultSpec {
 	s := faultSpec{
 		Route: rule.route, Status: f.Status, Count: rule.remaining,
 		RetryAfter: f.RetryAfter, NoRetryAfter: f.NoRetryAfter, OnlyRateLimitReset: f.OnlyRateLimitReset,
-		Reason: f.Reason, Reset: f.Reset,
+		Reason: f.Reason, Applied: f.Applied, Reset: f.Reset,
 	}
 	if f.Delay > 0 {
 		s.Delay = f.Delay.String()
@@ -122,7 +179,7 @@ func (e *Emulator) adminAddFault(w http.ResponseWriter, r *http.Request) {
 	n := max(s.Count, 1)
 	f := Fault{
 		Status: s.Status, RetryAfter: s.RetryAfter, NoRetryAfter: s.NoRetryAfter,
-		OnlyRateLimitReset: s.OnlyRateLimitReset, Reason: s.Reason, Reset: s.Reset,
+		OnlyRateLimitReset: s.OnlyRateLimitReset, Reason: s.Reason, Applied: s.Applied, Reset: s.Reset,
 	}
 	var err error
 	if f.Delay, err = parseAdminDuration("delay", s.Delay); err != nil {

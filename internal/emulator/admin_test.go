@@ -1,6 +1,7 @@
 package emulator
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -93,6 +94,7 @@ func TestAdminValidation(t *testing.T) {
 		{"POST", "/_emulator/faults", `{"route":"*","status":503,"reset":true}`, "no status"},
 		{"POST", "/_emulator/faults", `{"route":"*","status":503,"onlyRateLimitReset":true}`, "429"},
 		{"POST", "/_emulator/faults", `{"route":"*","status":503,"delayAfter":"1s"}`, "status 0"},
+		{"POST", "/_emulator/faults", `{"route":"*","status":503,"applied":true}`, "status 0"},
 		{"POST", "/_emulator/outage", `{"duration":"30s"}`, "400-599"},
 		{"POST", "/_emulator/outage", `{"status":503,"duration":"soon"}`, "duration"},
 		{"POST", "/_emulator/outage", `{"status":503,"until":"2026-01-01T00:00:00Z"}`, "until"},
@@ -115,5 +117,122 @@ func TestAdminValidation(t *testing.T) {
 	env.expect("GET", "/_emulator/state", nil, 200, &st)
 	if len(st.Faults) != 0 || st.Outage != nil || st.RateLimit != (RateLimit{}) {
 		t.Errorf("state after rejected requests: faults %+v outage %+v rateLimit %+v", st.Faults, st.Outage, st.RateLimit)
+	}
+}
+
+// TestAdminAppliedFaults sets the two "took effect, answer lost" faults
+// through the admin API and reads them back from the state.
+func TestAdminAppliedFaults(t *testing.T) {
+	env := newEnv(t, Options{})
+	env.expect("POST", "/_emulator/faults", `{"route":"POST /rest/api/3/issue/{issueIdOrKey}/comment","applied":true,"reset":true}`, 204, nil, noAuth())
+	env.expect("POST", "/_emulator/faults", `{"route":"POST /rest/api/2/issue","applied":true,"count":2}`, 204, nil, noAuth())
+	var st stateView
+	env.expect("GET", "/_emulator/state", nil, 200, &st, noAuth())
+	want := []faultSpec{
+		{Route: "POST /rest/api/3/issue/{issueIdOrKey}/comment", Count: 1, Applied: true, Reset: true},
+		{Route: "POST /rest/api/2/issue", Count: 2, Applied: true},
+	}
+	if len(st.Faults) != 2 || st.Faults[0] != want[0] || st.Faults[1] != want[1] {
+		t.Errorf("state faults = %+v, want %+v", st.Faults, want)
+	}
+	// The reset one acts: the comment is added, the caller gets no answer.
+	key := env.createIssue("x").Key
+	_, err := sendFresh(t.Context(), env, "POST /rest/api/3/issue/{issueIdOrKey}/comment",
+		"/rest/api/3/issue/"+key+"/comment", map[string]any{"body": adfDoc("news")}, nil)
+	if err == nil || !isConnReset(err) {
+		t.Errorf("comment: %v, want a reset", err)
+	}
+	if n := len(env.em.Comments(key)); n != 1 {
+		t.Errorf("comments = %d, want 1", n)
+	}
+}
+
+// TestAdminGuard checks that a web page cannot reach the admin API: other
+// origins get 403, and state-changing requests that are not JSON 415.
+func TestAdminGuard(t *testing.T) {
+	env := newEnv(t, Options{})
+	fault := `{"route":"*","status":503}`
+	type call struct{ method, path, body string }
+	calls := []call{
+		{"GET", "/_emulator/state", ""},
+		{"POST", "/_emulator/reset", ""},
+		{"POST", "/_emulator/faults", fault},
+		{"DELETE", "/_emulator/faults", ""},
+		{"POST", "/_emulator/outage", `{"status":503}`},
+		{"DELETE", "/_emulator/outage", ""},
+		{"PUT", "/_emulator/ratelimit", `{"perSecond":1}`},
+	}
+	send := func(c call, opts ...reqOpt) (int, string) {
+		t.Helper()
+		var body any
+		if c.body != "" {
+			body = c.body
+		}
+		resp, data := env.do(c.method, c.path, body, append([]reqOpt{noAuth()}, opts...)...)
+		var out struct {
+			Error string `json:"error"`
+		}
+		if resp.StatusCode >= 400 {
+			if err := json.Unmarshal(data, &out); err != nil || out.Error == "" {
+				t.Errorf("%s %s: %d with body %s, want {\"error\"}", c.method, c.path, resp.StatusCode, data)
+			}
+		}
+		return resp.StatusCode, out.Error
+	}
+	for _, c := range calls {
+		for _, origin := range []string{"http://evil.example", "null", strings.Replace(env.srv.URL, "127.0.0.1", "localhost", 1),
+			strings.Replace(env.srv.URL, "http:", "https:", 1)} {
+			if code, _ := send(c, withHeader("Content-Type", "application/json"), withHeader("Origin", origin)); code != 403 {
+				t.Errorf("%s %s from %s: %d, want 403", c.method, c.path, origin, code)
+			}
+		}
+		if c.method == "GET" {
+			continue
+		}
+		// What an HTML form or a no-cors fetch can send.
+		for _, ct := range []string{"application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "text/plain", ""} {
+			opt := withHeader("Content-Type", ct)
+			if code, _ := send(c, opt); code != 415 {
+				t.Errorf("%s %s with Content-Type %q: %d, want 415", c.method, c.path, ct, code)
+			}
+		}
+	}
+	var st stateView
+	env.expect("GET", "/_emulator/state", nil, 200, &st, noAuth())
+	if len(st.Faults) != 0 || st.Outage != nil || st.RateLimit != (RateLimit{}) {
+		t.Fatalf("refused requests changed the state: %+v %+v %+v", st.Faults, st.Outage, st.RateLimit)
+	}
+	// The emulator's own origin, and scripts that send no Origin, pass.
+	if code, msg := send(calls[2], withHeader("Content-Type", "application/json; charset=utf-8"), withHeader("Origin", env.srv.URL)); code != 204 {
+		t.Errorf("same origin: %d %s", code, msg)
+	}
+	if code, msg := send(calls[4], withHeader("Content-Type", "application/json")); code != 204 {
+		t.Errorf("no origin: %d %s", code, msg)
+	}
+	env.expect("GET", "/_emulator/state", nil, 200, &st, noAuth())
+	if len(st.Faults) != 1 || st.Outage == nil {
+		t.Errorf("accepted requests: faults %+v outage %+v", st.Faults, st.Outage)
+	}
+}
+
+func TestSameOrigin(t *testing.T) {
+	tests := []struct {
+		origin, base string
+		want         bool
+	}{
+		{"http://127.0.0.1:8081", "http://127.0.0.1:8081", true},
+		{"HTTP://LOCALHOST:8081", "http://localhost:8081", true},
+		{"http://example.com", "http://example.com:80", true},
+		{"https://example.com:443", "https://example.com", true},
+		{"http://localhost:8081", "http://127.0.0.1:8081", false},
+		{"http://127.0.0.1:8082", "http://127.0.0.1:8081", false},
+		{"https://127.0.0.1:8081", "http://127.0.0.1:8081", false},
+		{"null", "http://127.0.0.1:8081", false},
+		{"http://127.0.0.1:8081.evil.example", "http://127.0.0.1:8081", false},
+	}
+	for _, tt := range tests {
+		if got := sameOrigin(tt.origin, tt.base); got != tt.want {
+			t.Errorf("sameOrigin(%q, %q) = %v, want %v", tt.origin, tt.base, got, tt.want)
+		}
 	}
 }

@@ -284,6 +284,7 @@ func (e *Emulator) ancestorsLocked(p *page) []*page {
 type v1Write struct {
 	id        string
 	spaceKey  string
+	hasSpace  bool // the body names a space (on update: one it must not change)
 	status    string
 	title     string
 	hasTitle  bool
@@ -296,7 +297,8 @@ type v1Write struct {
 }
 
 // parseV1Write validates a v1 content body; update selects the PUT rules
-// (version required, space not needed, body optional).
+// (version required, space optional, body optional; the title and space
+// rules of an update are checked against the page by v1UpdateErrors).
 func parseV1Write(obj map[string]json.RawMessage, update bool) (v1Write, error) {
 	var in v1Write
 	var err error
@@ -316,14 +318,20 @@ func parseV1Write(obj map[string]json.RawMessage, update bool) (v1Write, error) 
 	if in.id, err = rawID(obj["id"], "id"); err != nil {
 		return in, err
 	}
-	if !update {
-		var sp struct {
-			Key string `json:"key"`
+	var sp struct {
+		Key string `json:"key"`
+	}
+	switch {
+	case update && !isNull(obj["space"]):
+		if json.Unmarshal(obj["space"], &sp) != nil {
+			return in, errors.New("space must be an object with a key.")
 		}
-		if isNull(obj["space"]) || json.Unmarshal(obj["space"], &sp) != nil || strings.TrimSpace(sp.Key) == "" {
-			return in, errors.New("Space key must be specified when creating content.")
-		}
-		in.spaceKey = sp.Key
+		in.spaceKey, in.hasSpace = sp.Key, true
+	case update:
+	case isNull(obj["space"]) || json.Unmarshal(obj["space"], &sp) != nil || strings.TrimSpace(sp.Key) == "":
+		return in, errors.New("Space key must be specified when creating content.")
+	default:
+		in.spaceKey, in.hasSpace = sp.Key, true
 	}
 	in.status = "current"
 	if raw := obj["status"]; !isNull(raw) {
@@ -340,6 +348,7 @@ func parseV1Write(obj map[string]json.RawMessage, update bool) (v1Write, error) 
 		in.hasTitle = true
 	}
 	switch {
+	case update:
 	case strings.TrimSpace(in.title) == "" && in.status != "draft":
 		return in, errors.New("Content title is required.")
 	case utf8.RuneCountInString(in.title) > maxTitleLen:
@@ -447,16 +456,29 @@ func (e *Emulator) v1CreateContent(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// v1Statuses parses the status parameter; "any" means every status.
-func v1Statuses(q url.Values, def ...string) ([]string, error) {
+// v1Statuses parses the status parameter, against the statuses the site
+// knows. Data Center's ContentStatus is current, trashed, deleted,
+// historical, draft, and "any" (which the REST docs define as current and
+// trashed); it has no archived status, so asking for one is a 400. Cloud
+// archives pages, and its "any" means every status.
+func v1Statuses(q url.Values, site v1Site, def ...string) ([]string, error) {
 	st := queryList(q, "status")
 	if len(st) == 0 {
 		return def, nil
 	}
 	for _, s := range st {
 		switch s {
-		case "current", "archived", "trashed", "draft":
+		case "current", "trashed", "draft", "deleted", "historical":
+			// deleted and historical are valid filters that match no
+			// page the emulator keeps.
+		case "archived":
+			if site.dc {
+				return nil, fmt.Errorf("Unsupported content status: %s", s)
+			}
 		case "any":
+			if site.dc {
+				return []string{"current", "trashed"}, nil
+			}
 			return []string{"current", "archived", "trashed", "draft"}, nil
 		default:
 			return nil, fmt.Errorf("Unsupported content status: %s", s)
@@ -480,7 +502,7 @@ func v1IntParam(q url.Values, name string, def int) (int, error) {
 func (e *Emulator) v1ListContent(w http.ResponseWriter, r *http.Request) {
 	site := v1SiteOf(r)
 	q := r.URL.Query()
-	statuses, err := v1Statuses(q, "current")
+	statuses, err := v1Statuses(q, site, "current")
 	if err != nil {
 		writeV1Error(w, http.StatusBadRequest, v1BadRequest+err.Error())
 		return
@@ -558,7 +580,7 @@ func v1NotFoundContent(id string) reply {
 func (e *Emulator) v1GetContent(w http.ResponseWriter, r *http.Request) {
 	site := v1SiteOf(r)
 	q := r.URL.Query()
-	statuses, err := v1Statuses(q, "current")
+	statuses, err := v1Statuses(q, site, "current")
 	if err != nil {
 		writeV1Error(w, http.StatusBadRequest, v1BadRequest+err.Error())
 		return
@@ -608,6 +630,10 @@ func (e *Emulator) v1UpdateContent(w http.ResponseWriter, r *http.Request) {
 		if !ok || p.status == "trashed" {
 			return v1NotFoundContent(id)
 		}
+		if errs := v1UpdateErrors(p, in); len(errs) > 0 {
+			return v1ValidationReply(http.StatusBadRequest, v1BadRequest+
+				"Could not update Content of type : class com.atlassian.confluence.pages.Page with id "+p.id, errs...)
+		}
 		if in.version != p.version+1 {
 			return v1ErrorReply(http.StatusConflict, v1Conflict+
 				fmt.Sprintf("Version must be incremented on update. Current version is: %d", p.version))
@@ -634,6 +660,24 @@ func (e *Emulator) v1UpdateContent(w http.ResponseWriter, r *http.Request) {
 		p.modified = e.now().UTC()
 		return jsonReply(http.StatusOK, e.v1ContentLocked(p, ex, base, site))
 	})
+}
+
+// v1UpdateErrors are the errors Confluence's page validator collects for
+// an update, before the version is checked: a space that is not the
+// page's (compared exactly, as the validator does with equals; a draft may
+// move), and a blank or overlong title.
+func v1UpdateErrors(p *page, in v1Write) []string {
+	var errs []string
+	if in.hasSpace && in.spaceKey != p.space.key && p.status != "draft" {
+		errs = append(errs, "You can't change an existing page's space.")
+	}
+	switch {
+	case strings.TrimSpace(in.title) == "":
+		errs = append(errs, "You need to include the title to update a page.")
+	case utf8.RuneCountInString(in.title) > maxTitleLen:
+		errs = append(errs, fmt.Sprintf("Title cannot be longer than %d characters.", maxTitleLen))
+	}
+	return errs
 }
 
 func (e *Emulator) v1GetSpace(w http.ResponseWriter, r *http.Request) {

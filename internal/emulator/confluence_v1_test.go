@@ -383,3 +383,147 @@ func TestV1DCWebUI(t *testing.T) {
 		}
 	}
 }
+
+// TestV1UpdateSpaceAndTitle checks the page validator's rules for an
+// update: the space may be left out or be the page's own (compared
+// exactly), and the title is required, with Confluence's validation error
+// body listing every broken rule.
+func TestV1UpdateSpaceAndTitle(t *testing.T) {
+	for _, site := range v1Sites {
+		t.Run(site.name, func(t *testing.T) {
+			env := newEnv(t, Options{Spaces: []string{"INCIDENTS", "OTHER"}})
+			var c v1Content
+			env.expect("POST", site.prefix+"/content", v1PageBody("Postmortem", "<p>v1</p>", ""), 200, &c)
+			update := func(version int, title string, space any) map[string]any {
+				u := map[string]any{"id": c.ID, "type": "page", "title": title, "version": map[string]any{"number": version},
+					"body": map[string]any{"storage": map[string]any{"value": "<p>v" + strconv.Itoa(version) + "</p>", "representation": "storage"}}}
+				if space != nil {
+					u["space"] = space
+				}
+				return u
+			}
+			const spaceMsg = "You can't change an existing page's space."
+			const titleMsg = "You need to include the title to update a page."
+			rejected := []struct {
+				name string
+				body map[string]any
+				want []string
+			}{
+				{"empty space key", update(2, "Postmortem", map[string]any{"key": ""}), []string{spaceMsg}},
+				{"another space", update(2, "Postmortem", map[string]any{"key": "OTHER"}), []string{spaceMsg}},
+				{"key in another case", update(2, "Postmortem", map[string]any{"key": "incidents"}), []string{spaceMsg}},
+				{"space without key", update(2, "Postmortem", map[string]any{}), []string{spaceMsg}},
+				{"no title", update(2, " ", nil), []string{titleMsg}},
+				{"both", update(2, "", map[string]any{"key": ""}), []string{spaceMsg, titleMsg}},
+			}
+			for _, tt := range rejected {
+				t.Run(tt.name, func(t *testing.T) {
+					var e struct {
+						StatusCode int `json:"statusCode"`
+						Data       struct {
+							Authorized bool `json:"authorized"`
+							Valid      bool `json:"valid"`
+							Errors     []struct {
+								Message struct {
+									Key  string `json:"key"`
+									Args []any  `json:"args"`
+								} `json:"message"`
+							} `json:"errors"`
+						} `json:"data"`
+						Message string `json:"message"`
+						Reason  string `json:"reason"`
+					}
+					env.expect("PUT", site.prefix+"/content/"+c.ID, tt.body, 400, &e)
+					var got []string
+					for _, x := range e.Data.Errors {
+						if x.Message.Args == nil {
+							t.Errorf("error %q has no args list", x.Message.Key)
+						}
+						got = append(got, x.Message.Key)
+					}
+					if strings.Join(got, "|") != strings.Join(tt.want, "|") || e.StatusCode != 400 || e.Reason != "Bad Request" ||
+						!e.Data.Authorized || e.Data.Valid || !strings.HasPrefix(e.Message, v1BadRequest) {
+						t.Errorf("error = %+v, want errors %q", e, tt.want)
+					}
+				})
+			}
+			for _, p := range env.em.Pages() {
+				if p.ID == c.ID && (p.Version != 1 || p.Body != "<p>v1</p>") {
+					t.Fatalf("a rejected update changed the page: %+v", p)
+				}
+			}
+			env.expect("PUT", site.prefix+"/content/"+c.ID, update(2, "Postmortem", map[string]any{"key": "INCIDENTS"}), 200, nil)
+			env.expect("PUT", site.prefix+"/content/"+c.ID, update(3, "Postmortem", nil), 200, nil)
+			for _, p := range env.em.Pages() {
+				if p.ID == c.ID && (p.Version != 3 || p.Body != "<p>v3</p>") {
+					t.Errorf("after the updates: %+v", p)
+				}
+			}
+		})
+	}
+}
+
+// TestV1StatusFilter checks the status values of GET …/content: Data
+// Center has no archived status (400) and its "any" is current and
+// trashed; Cloud archives pages.
+func TestV1StatusFilter(t *testing.T) {
+	for _, site := range v1Sites {
+		t.Run(site.name, func(t *testing.T) {
+			env := newEnv(t, Options{})
+			ids := map[string]string{}
+			for _, st := range []string{"current", "archived", "trashed"} {
+				var c v1Content
+				env.expect("POST", site.prefix+"/content", v1PageBody("Page "+st, "<p/>", ""), 200, &c)
+				if st != "current" {
+					if err := env.em.SetPageStatus(c.ID, st); err != nil {
+						t.Fatal(err)
+					}
+				}
+				ids[c.ID] = st
+			}
+			list := func(status ...string) (int, []string) {
+				t.Helper()
+				q := url.Values{"spaceKey": {"INCIDENTS"}, "type": {"page"}, "status": status}
+				resp, data := env.do("GET", site.prefix+"/content?"+q.Encode(), nil)
+				if resp.StatusCode != 200 {
+					var e v1Err
+					if err := json.Unmarshal(data, &e); err != nil || e.StatusCode != resp.StatusCode ||
+						!strings.Contains(e.Message, "Unsupported content status: "+status[len(status)-1]) {
+						t.Errorf("status %v: error body %s", status, data)
+					}
+					return resp.StatusCode, nil
+				}
+				var l v1List
+				if err := json.Unmarshal(data, &l); err != nil {
+					t.Fatal(err)
+				}
+				var got []string
+				for _, r := range l.Results {
+					if st, ok := ids[r.ID]; ok {
+						got = append(got, st)
+					}
+				}
+				return 200, got
+			}
+			check := func(wantStatus int, want string, status ...string) {
+				t.Helper()
+				code, got := list(status...)
+				if code != wantStatus || strings.Join(got, ",") != want {
+					t.Errorf("status=%v: %d %v, want %d %q", status, code, got, wantStatus, want)
+				}
+			}
+			check(200, "current", "current")
+			check(200, "", "deleted", "historical")
+			check(200, "trashed", "trashed")
+			if site.dc {
+				check(400, "", "current", "archived")
+				check(400, "", "archived")
+				check(200, "current,trashed", "any")
+			} else {
+				check(200, "current,archived", "current", "archived")
+				check(200, "current,archived,trashed", "any")
+			}
+			check(400, "", "bogus")
+		})
+	}
+}

@@ -299,7 +299,7 @@ func (e *Emulator) api(pattern string, k apiKind, h http.HandlerFunc) {
 				return
 			}
 		}
-		if f != nil && f.Reset && f.DelayAfter == 0 {
+		if f != nil && f.Reset && !f.applied() {
 			resetConn(w)
 			return
 		}
@@ -318,15 +318,26 @@ func (e *Emulator) api(pattern string, k apiKind, h http.HandlerFunc) {
 			}
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
-		if f != nil && f.DelayAfter > 0 {
+		if f != nil && f.applied() {
 			// The call takes effect now; its answer is held back, and is
 			// lost if the caller goes away meanwhile.
 			rec := httptest.NewRecorder()
 			h(rec, r)
-			select {
-			case <-time.After(f.DelayAfter):
-			case <-r.Context().Done():
-				return
+			// Said once the call has taken effect, so a person (or a
+			// test) knows the state changed while the caller waits.
+			e.logger.LogAttrs(r.Context(), slog.LevelInfo, "fault: call served, answer withheld",
+				slog.String("route", pattern), slog.Int("status", rec.Code),
+				slog.Bool("reset", f.Reset), slog.Duration("delayAfter", f.DelayAfter))
+			var late <-chan time.Time // nil: no answer until the caller gives up
+			if f.DelayAfter > 0 {
+				late = time.After(f.DelayAfter)
+			}
+			if !f.Reset || f.DelayAfter > 0 {
+				select {
+				case <-late:
+				case <-r.Context().Done():
+					return
+				}
 			}
 			if f.Reset {
 				resetConn(w)

@@ -118,6 +118,22 @@ func v1ErrorReply(status int, msg string) reply {
 	})
 }
 
+// v1ValidationReply is a v1 error for a request that failed validation:
+// data.valid is false and each message is one of data.errors, as
+// {"message":{"key":msg,"args":[]}}.
+func v1ValidationReply(status int, msg string, errs ...string) reply {
+	list := make([]any, 0, len(errs))
+	for _, e := range errs {
+		list = append(list, map[string]any{"message": map[string]any{"key": e, "args": []any{}}})
+	}
+	return jsonReply(status, v1ErrorBody{
+		StatusCode: status,
+		Data:       v1ErrorData{Authorized: true, Valid: false, Errors: list},
+		Message:    msg,
+		Reason:     http.StatusText(status),
+	})
+}
+
 func writeV1Error(w http.ResponseWriter, status int, msg string) {
 	v1ErrorReply(status, msg).write(w)
 }

@@ -15,6 +15,12 @@ const AnyRoute = "*"
 // A client timeout is emulated with a Delay longer than the client's
 // timeout: the client gives up and the call does not take effect. With
 // DelayAfter instead, the call takes effect and only the answer is late.
+//
+// "Took effect, answer lost", the case a client that must not duplicate
+// writes has to survive, is Applied: the call is served (its state change
+// is made) and then, instead of the answer, the connection is reset
+// (Applied with Reset) or nothing comes until the caller gives up
+// (Applied alone).
 type Fault struct {
 	// Status is the HTTP status to answer with, e.g. 429 or 503.
 	Status int
@@ -42,11 +48,18 @@ type Fault struct {
 	// answer back this long: a caller that dies meanwhile never learns the
 	// outcome. Used with Status 0.
 	DelayAfter time.Duration
+	// Applied serves the call first, so it takes effect, and then loses
+	// its answer: with Reset the connection is reset at once (after
+	// DelayAfter, if set); without Reset the answer is held until the
+	// caller gives up (or, with DelayAfter, for that long and then sent).
+	// Used with Status 0. DelayAfter implies Applied.
+	Applied bool
 	// Reset drops the connection with a TCP RST instead of answering (after
 	// Delay, if any); the client sees "connection reset by peer" and
-	// Status is ignored. The call does not take effect, unless DelayAfter
-	// is set too: then it takes effect and the reset replaces the late
-	// answer, the worst case for a client that must not duplicate writes.
+	// Status is ignored. The call does not take effect, unless Applied or
+	// DelayAfter is set too: then it takes effect and the reset replaces
+	// the answer, the worst case for a client that must not duplicate
+	// writes.
 	//
 	// Go's http.Transport retries an idempotent request (GET, or one with
 	// an Idempotency-Key header) once by itself when a reused keep-alive
@@ -54,14 +67,9 @@ type Fault struct {
 	Reset bool
 }
 
-// answersItself reports whether f produces the answer without the call
-// being served.
-func (f *Fault) answersItself() bool {
-	if f.Reset {
-		return f.DelayAfter == 0
-	}
-	return f.Status != 0
-}
+// applied reports whether the call is served before the fault acts, so
+// that it takes effect whatever the caller sees.
+func (f *Fault) applied() bool { return f.Applied || f.DelayAfter > 0 }
 
 type faultRule struct {
 	route     string

@@ -11,14 +11,16 @@ import (
 
 // ParseFault parses the -fault flag of cmd/atlassian-emulator:
 //
-//	ROUTE=STATUS[xCOUNT][,delay=D][,delay-after=D][,retry-after=N][,reason=R][,reset][,no-retry-after][,only-reset-header]
+//	ROUTE=STATUS[xCOUNT][,delay=D][,delay-after=D][,applied][,retry-after=N][,reason=R][,reset][,no-retry-after][,only-reset-header]
 //
-// for example "POST /rest/api/3/issue=503x2", "*=429x3,no-retry-after" or
-// "POST /wiki/api/v2/pages=0,delay=30s" (a slow answer). ROUTE is "*" or
-// a route pattern; only its form is checked here, Emulator.Routes lists
-// the valid ones. STATUS 0 means no error status: a slow answer or, with
-// reset, a reset connection. COUNT defaults to 1. The result is for
-// InjectFault.
+// for example "POST /rest/api/3/issue=503x2", "*=429x3,no-retry-after",
+// "POST /wiki/api/v2/pages=0,delay=30s" (a slow answer), or the two ways
+// a write takes effect and its answer is lost: "…=0,applied,reset" (reset
+// after the write) and "…=0,applied" (no answer until the caller times
+// out). ROUTE is "*" or a route pattern; only its form is checked here,
+// Emulator.Routes lists the valid ones. STATUS 0 means no error status: a
+// slow answer, a reset connection, or a served call whose answer is lost.
+// COUNT defaults to 1. The result is for InjectFault.
 func ParseFault(s string) (route string, f Fault, n int, err error) {
 	route, spec, ok := strings.Cut(s, "=")
 	route = strings.TrimSpace(route)
@@ -53,12 +55,14 @@ func ParseFault(s string) (route string, f Fault, n int, err error) {
 			f.Reason = val
 		case name == "reset" && !hasVal:
 			f.Reset = true
+		case name == "applied" && !hasVal:
+			f.Applied = true
 		case name == "no-retry-after" && !hasVal:
 			f.NoRetryAfter = true
 		case name == "only-reset-header" && !hasVal:
 			f.OnlyRateLimitReset = true
 		default:
-			optErr = errors.New("unknown option; want delay=D, delay-after=D, retry-after=N, reason=R, reset, no-retry-after or only-reset-header")
+			optErr = errors.New("unknown option; want delay=D, delay-after=D, applied, retry-after=N, reason=R, reset, no-retry-after or only-reset-header")
 		}
 		if optErr != nil {
 			return "", Fault{}, 0, fmt.Errorf("fault %q: option %q: %w", s, opt, optErr)
@@ -113,10 +117,10 @@ func checkFault(f Fault) error {
 		return errors.New("a reset connection has no status; use status 0")
 	case f.OnlyRateLimitReset && f.Status != http.StatusTooManyRequests:
 		return errors.New("only-reset-header applies to 429 only")
-	case f.DelayAfter > 0 && f.Status != 0:
-		return errors.New("delay-after serves the call, so it needs status 0")
-	case f.Status == 0 && !f.Reset && f.Delay == 0 && f.DelayAfter == 0:
-		return errors.New("status 0 needs a delay, delay-after or reset, or the fault does nothing")
+	case f.applied() && f.Status != 0:
+		return errors.New("applied and delay-after serve the call, so they need status 0")
+	case f.Status == 0 && !f.Reset && !f.applied() && f.Delay == 0:
+		return errors.New("status 0 needs a delay, delay-after, applied or reset, or the fault does nothing")
 	}
 	return nil
 }

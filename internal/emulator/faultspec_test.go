@@ -20,6 +20,8 @@ func TestParseFault(t *testing.T) {
 		{in: "POST /wiki/api/v2/pages=0,delay=30s", wantRoute: "POST /wiki/api/v2/pages", want: Fault{Delay: 30 * time.Second}, wantN: 1},
 		{in: "*=0x2,reset", wantRoute: "*", want: Fault{Reset: true}, wantN: 2},
 		{in: "POST /rest/api/3/issue=0,delay-after=1s,reset", wantRoute: "POST /rest/api/3/issue", want: Fault{DelayAfter: time.Second, Reset: true}, wantN: 1},
+		{in: "POST /rest/api/3/issue/{issueIdOrKey}/comment=0,applied,reset", wantRoute: "POST /rest/api/3/issue/{issueIdOrKey}/comment", want: Fault{Applied: true, Reset: true}, wantN: 1},
+		{in: "PUT /rest/api/content/{id}=0x2,applied", wantRoute: "PUT /rest/api/content/{id}", want: Fault{Applied: true}, wantN: 2},
 		{in: "*=429,no-retry-after", wantRoute: "*", want: Fault{Status: 429, NoRetryAfter: true}, wantN: 1},
 		{in: "*=429,only-reset-header", wantRoute: "*", want: Fault{Status: 429, OnlyRateLimitReset: true}, wantN: 1},
 		{in: "*=0,only-reset-header", wantRoute: "*", want: Fault{Status: 429, OnlyRateLimitReset: true}, wantN: 1},
@@ -43,6 +45,8 @@ func TestParseFault(t *testing.T) {
 		{in: "*=503,only-reset-header", wantErr: true},
 		{in: "*=503,retry-after=x", wantErr: true},
 		{in: "*=503,verbose", wantErr: true},
+		{in: "*=503,applied", wantErr: true},
+		{in: "*=0,applied=yes", wantErr: true},
 	}
 	for _, tt := range tests {
 		route, f, n, err := ParseFault(tt.in)

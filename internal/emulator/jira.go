@@ -556,7 +556,7 @@ func (e *Emulator) fieldValue(is *issue, name, base string, v jiraVer) any {
 	case "comment":
 		comments := make([]commentWire, 0, len(is.comments))
 		for _, c := range is.comments {
-			comments = append(comments, e.commentWire(is, c, base, v))
+			comments = append(comments, e.commentWire(is, c, base, v, false))
 		}
 		return map[string]any{"comments": comments, "self": p + "/issue/" + is.id + "/comment",
 			"maxResults": len(comments), "total": len(comments), "startAt": 0}

@@ -2,27 +2,44 @@ package emulator
 
 // Jira issue comments: POST/GET /rest/api/{3,2}/issue/{issueIdOrKey}/comment.
 // v3 bodies are ADF, v2 (Data Center) bodies wiki-markup strings.
+//
+// A comment can carry entity properties, set in the create body
+// ("properties":[{"key","value"}], the Comment schema's "Optional on create
+// and update" list on Cloud, CommentJsonBean.setProperties on Data Center)
+// and read back with ?expand=properties, which lists them on each comment.
+// Without that expansion a comment has no "properties" member.
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 )
 
 // commentWire is Jira's Comment.
 type commentWire struct {
-	Self         string `json:"self"`
-	ID           string `json:"id"`
-	Author       any    `json:"author"`
-	Body         any    `json:"body"`
-	UpdateAuthor any    `json:"updateAuthor"`
-	Created      string `json:"created"`
-	Updated      string `json:"updated"`
-	JSDPublic    *bool  `json:"jsdPublic,omitempty"` // Cloud only
+	Self         string          `json:"self"`
+	ID           string          `json:"id"`
+	Author       any             `json:"author"`
+	Body         any             `json:"body"`
+	UpdateAuthor any             `json:"updateAuthor"`
+	Created      string          `json:"created"`
+	Updated      string          `json:"updated"`
+	JSDPublic    *bool           `json:"jsdPublic,omitempty"` // Cloud only
+	Properties   *[]propertyWire `json:"properties,omitempty"`
 }
 
-func (e *Emulator) commentWire(is *issue, c *comment, base string, v jiraVer) commentWire {
+// propertyWire is an entity property in a comment: Cloud's EntityProperty
+// {key, value}; Data Center's EntityPropertyBean adds its self link.
+type propertyWire struct {
+	Self  string          `json:"self,omitempty"`
+	Key   string          `json:"key"`
+	Value json.RawMessage `json:"value"`
+}
+
+func (e *Emulator) commentWire(is *issue, c *comment, base string, v jiraVer, withProps bool) commentWire {
 	u := e.userFor(base, v)
 	w := commentWire{
 		Self:         base + v.prefix + "/issue/" + is.id + "/comment/" + c.id,
@@ -37,7 +54,31 @@ func (e *Emulator) commentWire(is *issue, c *comment, base string, v jiraVer) co
 		public := true
 		w.JSDPublic = &public
 	}
+	if withProps {
+		keys := make([]string, 0, len(c.props))
+		for k := range c.props {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		props := make([]propertyWire, 0, len(keys))
+		for _, k := range keys {
+			p := propertyWire{Key: k, Value: c.props[k]}
+			if v.dc {
+				p.Self = base + v.prefix + "/comment/" + c.id + "/properties/" + k
+			}
+			props = append(props, p)
+		}
+		w.Properties = &props
+	}
 	return w
+}
+
+// expands reports whether the expand parameter names item; it is a
+// comma-separated list and may be repeated.
+func expands(r *http.Request, item string) bool {
+	return slices.ContainsFunc(queryList(r.URL.Query(), "expand"), func(s string) bool {
+		return strings.TrimSpace(s) == item
+	})
 }
 
 func (e *Emulator) addComment(w http.ResponseWriter, r *http.Request) {
@@ -53,6 +94,22 @@ func (e *Emulator) addComment(w http.ResponseWriter, r *http.Request) {
 		default:
 			writeJiraError(w, http.StatusBadRequest, []string{fmt.Sprintf("Unrecognized field %q: not a member of Comment", k)}, nil)
 			return
+		}
+	}
+	props, err := validateProperties(obj["properties"])
+	if err != nil {
+		writeJiraError(w, http.StatusBadRequest, []string{err.Error()}, nil)
+		return
+	}
+	if v.dc {
+		// Data Center's CommentJsonBean.setProperties casts each value to
+		// a Map: any other JSON value is an uncaught ClassCastException.
+		for _, val := range props {
+			var m map[string]json.RawMessage
+			if json.Unmarshal(val, &m) != nil || m == nil {
+				writeJiraError(w, http.StatusInternalServerError, []string{"Internal server error"}, nil)
+				return
+			}
 		}
 	}
 	body, ok := obj["body"]
@@ -73,30 +130,75 @@ func (e *Emulator) addComment(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	base := e.base(r)
+	withProps := expands(r, "properties")
 	e.withIssue(w, r, func(is *issue) reply {
-		c := e.addCommentLocked(is, rt)
-		return jsonReply(http.StatusCreated, e.commentWire(is, c, base, v))
+		c := e.addCommentLocked(is, rt, props)
+		return jsonReply(http.StatusCreated, e.commentWire(is, c, base, v, withProps))
 	})
 }
 
-func (e *Emulator) addCommentLocked(is *issue, body richText) *comment {
+// addCommentLocked appends a comment; props may be nil.
+func (e *Emulator) addCommentLocked(is *issue, body richText, props map[string]json.RawMessage) *comment {
 	now := e.now()
-	c := &comment{id: strconv.FormatInt(e.st.nextCommentID, 10), body: body, created: now}
+	c := &comment{id: strconv.FormatInt(e.st.nextCommentID, 10), body: body, props: props, created: now}
 	e.st.nextCommentID++
 	is.comments = append(is.comments, c)
 	is.updated = now
 	return c
 }
 
+// defaultCommentPage is the page size of GET …/comment without
+// maxResults: Cloud documents 100; Data Center returns every comment.
+const defaultCommentPage = 100
+
 func (e *Emulator) listComments(w http.ResponseWriter, r *http.Request) {
 	base := e.base(r)
 	v := jiraVerOf(r)
+	q := r.URL.Query()
+	startAt, err := nonNegativeParam(q.Get("startAt"), 0)
+	if err != nil {
+		writeJiraError(w, http.StatusBadRequest, []string{fmt.Sprintf("The value '%s' is not valid for startAt.", q.Get("startAt"))}, nil)
+		return
+	}
+	maxResults, err := nonNegativeParam(q.Get("maxResults"), -1)
+	if err != nil {
+		writeJiraError(w, http.StatusBadRequest, []string{fmt.Sprintf("The value '%s' is not valid for maxResults.", q.Get("maxResults"))}, nil)
+		return
+	}
+	newestFirst := q.Get("orderBy") == "-created"
+	withProps := expands(r, "properties")
 	e.withIssue(w, r, func(is *issue) reply {
-		comments := make([]commentWire, 0, len(is.comments))
-		for _, c := range is.comments {
-			comments = append(comments, e.commentWire(is, c, base, v))
+		all := slices.Clone(is.comments)
+		if newestFirst {
+			slices.Reverse(all)
+		}
+		limit := maxResults
+		if limit < 0 {
+			limit = defaultCommentPage
+			if v.dc {
+				limit = len(all)
+			}
+		}
+		comments := []commentWire{}
+		if startAt < len(all) {
+			for _, c := range all[startAt:min(startAt+limit, len(all))] {
+				comments = append(comments, e.commentWire(is, c, base, v, withProps))
+			}
 		}
 		return jsonReply(http.StatusOK, map[string]any{
-			"startAt": 0, "maxResults": 5000, "total": len(comments), "comments": comments})
+			"startAt": startAt, "maxResults": limit, "total": len(all), "comments": comments})
 	})
+}
+
+// nonNegativeParam parses an optional non-negative integer parameter; def
+// is the value when it is absent.
+func nonNegativeParam(s string, def int) (int, error) {
+	if s == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("not a non-negative integer: %q", s)
+	}
+	return n, nil
 }

@@ -130,7 +130,7 @@ func (e *Emulator) doTransition(w http.ResponseWriter, r *http.Request) {
 		}
 		is.setStatus(to, resolution, e.now())
 		for _, b := range commentBodies {
-			e.addCommentLocked(is, b)
+			e.addCommentLocked(is, b, nil)
 		}
 		for k, v := range props {
 			if is.props == nil {

@@ -3,6 +3,7 @@ package emulator
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strconv"
@@ -99,6 +100,7 @@ type issue struct {
 type comment struct {
 	id      string
 	body    richText
+	props   map[string]json.RawMessage // entity properties set on create; nil when none
 	created time.Time
 }
 
@@ -233,7 +235,9 @@ type Comment struct {
 	IssueKey string          `json:"issueKey"`
 	Body     json.RawMessage `json:"body,omitempty"`
 	BodyWiki string          `json:"bodyWiki,omitempty"`
-	Created  time.Time       `json:"created"`
+	// Properties are the comment's entity properties, by key.
+	Properties map[string]json.RawMessage `json:"properties,omitempty"`
+	Created    time.Time                  `json:"created"`
 }
 
 // RemoteLink is a snapshot of a Jira remote issue link.
@@ -394,7 +398,8 @@ func (e *Emulator) Comments(issueKey string) []Comment {
 	}
 	out := make([]Comment, 0, len(is.comments))
 	for _, c := range is.comments {
-		out = append(out, Comment{ID: c.id, IssueKey: is.key, Body: slices.Clone(c.body.adf), BodyWiki: c.body.wiki, Created: c.created})
+		out = append(out, Comment{ID: c.id, IssueKey: is.key, Body: slices.Clone(c.body.adf), BodyWiki: c.body.wiki,
+			Properties: maps.Clone(c.props), Created: c.created})
 	}
 	return out
 }
