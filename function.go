@@ -80,6 +80,11 @@ func (f *Function) Start(ctx context.Context, _ map[string]string) error {
 	}
 	f.drainer = d
 	go d.Run(ctx)
+	go func() {
+		cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		defer cancel()
+		d.Opener().CheckCredentials(cctx)
+	}()
 	f.handler.Store(h)
 	return nil
 }

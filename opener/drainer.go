@@ -90,6 +90,9 @@ func NewDrainer(o *Opener, opts DrainerOptions) *Drainer {
 	}
 }
 
+// Opener is the opener the drainer works with.
+func (d *Drainer) Opener() *Opener { return d.o }
+
 // Unavailable reports until when Atlassian is known to be unavailable
 // (it failed twice in a row, so one blip does not count): a request need
 // not wait for an attempt that cannot succeed.

@@ -30,8 +30,9 @@ type fakeJira struct {
 
 type fakeIssue struct {
 	jira.Found
-	comments []string
-	links    map[string]jira.RemoteLink
+	comments   []string
+	commentIDs map[string]bool
+	links      map[string]jira.RemoteLink
 }
 
 func newFakeJira() *fakeJira { return &fakeJira{calls: map[string]int{}} }
@@ -117,6 +118,32 @@ func (f *fakeJira) AddComment(_ context.Context, key string, c jira.Comment) err
 		return &atlassian.Error{Service: "jira", Op: "comment", Status: http.StatusNotFound}
 	}
 	is.comments = append(is.comments, c.Wiki)
+	if c.ID != "" {
+		if is.commentIDs == nil {
+			is.commentIDs = map[string]bool{}
+		}
+		is.commentIDs[c.ID] = true
+	}
+	return err
+}
+
+func (f *fakeJira) CommentIDs(_ context.Context, key string) (map[string]bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err, _ := f.call("comments"); err != nil {
+		return nil, err
+	}
+	ids := map[string]bool{}
+	for id := range f.find(key).commentIDs {
+		ids[id] = true
+	}
+	return ids, nil
+}
+
+func (f *fakeJira) Myself(context.Context) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	err, _ := f.call("myself")
 	return err
 }
 

@@ -21,9 +21,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"sync"
 	"time"
 
+	"function/atlassian"
 	"function/backstage"
 	"function/config"
 	"function/confluence"
@@ -39,6 +41,8 @@ type Jira interface {
 	FindByLabels(ctx context.Context, projects, labels []string, reconcile []string) ([]jira.Found, error)
 	UpsertRemoteLink(ctx context.Context, issueKey string, l jira.RemoteLink) (bool, error)
 	AddComment(ctx context.Context, issueKey string, body jira.Comment) error
+	CommentIDs(ctx context.Context, issueKey string) (map[string]bool, error)
+	Myself(ctx context.Context) error
 	Transitions(ctx context.Context, issueKey string) ([]jira.Transition, error)
 	DoTransition(ctx context.Context, issueKey, id string) error
 	BrowseURL(key string) string
@@ -328,6 +332,7 @@ func (o *Opener) merge(cur, done *store.Record) {
 		for _, d := range done.Timeline {
 			if d.Hash == cur.Timeline[i].Hash {
 				cur.Timeline[i].Commented = cur.Timeline[i].Commented || d.Commented
+				cur.Timeline[i].Commenting = cur.Timeline[i].Commenting || d.Commenting
 				cur.Timeline[i].OnPage = cur.Timeline[i].OnPage || d.OnPage
 			}
 		}
@@ -430,4 +435,20 @@ func validFingerprint(fp string) bool {
 		}
 	}
 	return true
+}
+
+// CheckCredentials makes one cheap authenticated call and, when Atlassian
+// refuses the credentials, logs which variables or secret to fix (never a
+// value). Rollbacks are accepted and held meanwhile; it changes nothing.
+func (o *Opener) CheckCredentials(ctx context.Context) {
+	err := o.jira.Myself(ctx)
+	switch {
+	case err == nil:
+		o.log.Info("Atlassian credentials accepted")
+	case atlassian.HasStatus(err, http.StatusUnauthorized) || atlassian.HasStatus(err, http.StatusForbidden):
+		o.log.Error("Atlassian refuses the credentials: check "+CredentialSource(o.cfg)+"; rollbacks are accepted and held until it is fixed",
+			"error", err.Error())
+	default:
+		o.log.Warn("Atlassian credentials not checked at start: Atlassian did not answer", "error", err.Error())
+	}
 }

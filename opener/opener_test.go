@@ -516,3 +516,62 @@ func TestWindowsAskJiraAgain(t *testing.T) {
 		g.exactlyOnce(1, 1) // the reopen comment
 	})
 }
+
+// Every write step whose answer is lost after it took effect: the
+// rollback still ends with one issue, one page, one link, and its news
+// commented and on the page once.
+func TestLostAnswers(t *testing.T) {
+	for _, tc := range []struct{ service, op string }{
+		{"jira", "create"}, {"jira", "link"}, {"jira", "comment"},
+		{"confluence", "create"}, {"confluence", "update"},
+	} {
+		t.Run(tc.service+" "+tc.op, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				g := newRig(t)
+				g.jira.searchLag = 30 * time.Second
+				var once sync.Once
+				fail := func(op string) (error, bool) {
+					var err error
+					if op == tc.op {
+						once.Do(func() { err = lost(op) })
+					}
+					return err, err != nil
+				}
+				if tc.service == "jira" {
+					g.jira.fail = fail
+				} else {
+					g.conf.fail = fail
+				}
+				ctx, cancel := context.WithCancel(context.Background())
+				defer cancel()
+				go g.d.Run(ctx)
+				in := rollback("checkout", "7")
+				g.accept(in)
+				g.accept(news(in, "AnalysisRunFailed", "metric error-rate failed"))
+				time.Sleep(5 * time.Minute)
+				synctest.Wait()
+				g.exactlyOnce(1, 1)
+				if n := g.conf.rows("metric error-rate failed"); n != 1 {
+					t.Errorf("the news is on the page %d times, want 1", n)
+				}
+				if fps, _ := g.store.Pending(context.Background()); len(fps) != 0 {
+					t.Errorf("still pending: %v", fps)
+				}
+			})
+		})
+	}
+}
+
+// The start-up check names the variables at fault when Atlassian refuses
+// the credentials, and never their values.
+func TestCheckCredentials(t *testing.T) {
+	g := newRig(t)
+	g.jira.fail = func(op string) (error, bool) {
+		return &atlassian.Error{Service: "jira", Op: op, Status: http.StatusUnauthorized}, false
+	}
+	g.o.CheckCredentials(context.Background())
+	logs := g.logs.String()
+	if !strings.Contains(logs, "ATLASSIAN_EMAIL and ATLASSIAN_API_TOKEN") || strings.Contains(logs, `"token"`) {
+		t.Errorf("log does not name the variables:\n%s", logs)
+	}
+}

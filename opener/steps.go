@@ -232,8 +232,29 @@ func (o *Opener) ensurePage(ctx context.Context, in *incident.Incident, rec *sto
 func (o *Opener) post(ctx context.Context, rec *store.Record, i int) error {
 	e := &rec.Timeline[i]
 	if !e.Commented {
-		if err := o.jira.AddComment(ctx, rec.JiraKey, comment(e.At, e.Text)); err != nil {
-			return fmt.Errorf("comment on %s: %w", rec.JiraKey, err)
+		// The comment carries an identity: an attempt whose answer was lost
+		// may have posted it, so look before posting again.
+		id := rec.Fingerprint + ":" + e.Hash
+		posted := false
+		if e.Commenting {
+			ids, err := o.jira.CommentIDs(ctx, rec.JiraKey)
+			if err != nil {
+				return fmt.Errorf("read comments of %s: %w", rec.JiraKey, err)
+			}
+			posted = ids[id]
+		} else {
+			e.Commenting = true
+			if err := o.save(ctx, rec, "comment intent"); err != nil {
+				return err
+			}
+			e = &rec.Timeline[i] // save replaced the record
+		}
+		if !posted {
+			c := comment(e.At, e.Text)
+			c.ID = id
+			if err := o.jira.AddComment(ctx, rec.JiraKey, c); err != nil {
+				return fmt.Errorf("comment on %s: %w", rec.JiraKey, err)
+			}
 		}
 		e.Commented = true
 		if err := o.save(ctx, rec, "timeline comment"); err != nil {
@@ -249,7 +270,11 @@ func (o *Opener) post(ctx context.Context, rec *store.Record, i int) error {
 		if err != nil {
 			return fmt.Errorf("read page %s: %w", rec.PageID, err)
 		}
-		err = o.conf.UpdatePage(ctx, page, render.AddTimelineRow(page.Storage, e.At, e.Text), page.Version+1, "timeline: "+clipText(e.Text, 80))
+		updated := render.AddTimelineRow(page.Storage, e.At, e.Text)
+		if updated == page.Storage {
+			break // on the page already: an update whose answer was lost
+		}
+		err = o.conf.UpdatePage(ctx, page, updated, page.Version+1, "timeline: "+clipText(e.Text, 80))
 		if errors.Is(err, confluence.ErrVersionConflict) && attempt < 2 {
 			continue // a person saved the page meanwhile: reapply on theirs
 		}

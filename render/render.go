@@ -444,6 +444,9 @@ const timelineHeading = "<h2>Timeline</h2>"
 func AddTimelineRow(storage string, at time.Time, text string) string {
 	when := formatTime(at)
 	row := "<tr><td>" + xmlEscape(when) + "</td><td>" + xmlEscape(text) + "</td></tr>"
+	if strings.Contains(storage, row) {
+		return storage // already there: adding it is idempotent
+	}
 	if i := strings.Index(storage, timelineHeading); i >= 0 {
 		rest := storage[i:]
 		if j := strings.Index(rest, "</tbody>"); j >= 0 {

@@ -64,6 +64,11 @@ type Entry struct {
 	// each as soon as it is done, so a retry repeats neither.
 	Commented bool `json:"commented,omitempty"`
 	OnPage    bool `json:"onPage,omitempty"`
+	// Commenting is recorded before the comment is posted: an entry with
+	// it and without Commented may have been posted by an attempt whose
+	// answer was lost, so the issue's comments are checked for its
+	// identity before posting again.
+	Commenting bool `json:"commenting,omitempty"`
 }
 
 // Posted reports whether the entry is on the issue and on the page.

@@ -34,92 +34,116 @@ func (e *env) deliver(body []byte) (result, int) {
 }
 
 // TestFaultMatrix injects each fault on each Atlassian endpoint the
-// function uses and checks that, with the sender retrying as the Sensor
-// does, every rollback ends with exactly one issue and one page, linked, and
-// that the number of Atlassian calls stays within the stated bound: the
-// calls of a clean run plus four per injected failure.
+// function uses, on Jira Cloud and Confluence v2 and on Data Center, and
+// checks that, with the sender retrying as the Sensor does, every rollback
+// ends with exactly one issue and one page, linked, its news commented
+// and on the page once, and that the number of Atlassian calls stays
+// within the stated bound: the calls of a clean run plus four per
+// injected failure. The faults include writes that took effect and whose
+// answer was lost (reset, or no answer until the client gives up).
 func TestFaultMatrix(t *testing.T) {
 	type route struct {
-		name, pattern string
-		news          bool // the endpoint is used when news arrives, not at opening
+		name, cloud, dc string
+		news            bool // the endpoint is used when news arrives, not at opening
+		write           bool
 	}
 	routes := []route{
-		{"search", "POST /rest/api/3/search/jql", false},
-		{"create issue", "POST /rest/api/3/issue", false},
-		{"resolve space", "GET /wiki/api/v2/spaces", false},
-		{"create page", "POST /wiki/api/v2/pages", false},
-		{"remote link", "POST /rest/api/3/issue/{issueIdOrKey}/remotelink", false},
-		{"comment", "POST /rest/api/3/issue/{issueIdOrKey}/comment", true},
-		{"read page", "GET /wiki/api/v2/pages/{id}", true},
-		{"update page", "PUT /wiki/api/v2/pages/{id}", true},
+		{"search", "POST /rest/api/3/search/jql", "POST /rest/api/2/search", false, false},
+		{"create issue", "POST /rest/api/3/issue", "POST /rest/api/2/issue", false, true},
+		{"resolve space", "GET /wiki/api/v2/spaces", "GET /rest/api/space/{spaceKey}", false, false},
+		{"create page", "POST /wiki/api/v2/pages", "POST /rest/api/content", false, true},
+		{"remote link", "POST /rest/api/3/issue/{issueIdOrKey}/remotelink", "POST /rest/api/2/issue/{issueIdOrKey}/remotelink", false, true},
+		{"comment", "POST /rest/api/3/issue/{issueIdOrKey}/comment", "POST /rest/api/2/issue/{issueIdOrKey}/comment", true, true},
+		{"read page", "GET /wiki/api/v2/pages/{id}", "GET /rest/api/content/{id}", true, false},
+		{"update page", "PUT /wiki/api/v2/pages/{id}", "PUT /rest/api/content/{id}", true, true},
 	}
-	faults := []struct {
-		name string
-		f    emulator.Fault
-		n    int
-	}{
-		{"429 with Retry-After", emulator.Fault{Status: 429}, 2},
-		{"429 without Retry-After", emulator.Fault{Status: 429, NoRetryAfter: true}, 1},
-		{"429 with only X-RateLimit-Reset", emulator.Fault{Status: 429, OnlyRateLimitReset: true}, 1},
-		{"500", emulator.Fault{Status: 500}, 2},
-		{"502", emulator.Fault{Status: 502}, 2},
-		{"503", emulator.Fault{Status: 503}, 2},
-		{"connection reset", emulator.Fault{Reset: true}, 1},
-		{"slow answer", emulator.Fault{Delay: 1500 * time.Millisecond}, 1},
-		{"timeout", emulator.Fault{Delay: 4 * time.Second}, 1}, // beyond ATLASSIAN_TIMEOUT
+	type fault struct {
+		name  string
+		f     emulator.Fault
+		n     int
+		write bool // only meaningful on a write
+	}
+	faults := []fault{
+		{"429 with Retry-After", emulator.Fault{Status: 429}, 2, false},
+		{"429 without Retry-After", emulator.Fault{Status: 429, NoRetryAfter: true}, 1, false},
+		{"429 with only X-RateLimit-Reset", emulator.Fault{Status: 429, OnlyRateLimitReset: true}, 1, false},
+		{"500", emulator.Fault{Status: 500}, 2, false},
+		{"502", emulator.Fault{Status: 502}, 2, false},
+		{"503", emulator.Fault{Status: 503}, 2, false},
+		{"connection reset", emulator.Fault{Reset: true}, 1, false},
+		{"slow answer", emulator.Fault{Delay: 1500 * time.Millisecond}, 1, false},
+		{"timeout", emulator.Fault{Delay: 4 * time.Second}, 1, false}, // beyond ATLASSIAN_TIMEOUT
+		{"took effect, then reset", emulator.Fault{Applied: true, Reset: true}, 1, true},
+		{"took effect, then no answer", emulator.Fault{Applied: true}, 1, true},
 	}
 	const (
 		openingCalls = 5 // search, create issue, resolve space, create page, remote link
 		newsCalls    = 3 // comment, read page, update page
 		perFailure   = 4
 	)
-	for _, rt := range routes {
-		for _, fl := range faults {
-			t.Run(rt.name+"/"+fl.name, func(t *testing.T) {
-				t.Parallel()
-				e := start(t, "ATLASSIAN_TIMEOUT=2s", "JIRA_INDEX_GRACE=2s", "REQUEST_DEADLINE=8s")
-				clean := openingCalls
-				if rt.news {
-					if r, _ := e.deliver(fixture(t, "rollout-notification-webhook.json")); r.status != http.StatusOK || !e.opened(1) {
-						t.Fatalf("opening: %d %s", r.status, r.body)
+	dcVars := []string{"ATLASSIAN_DEPLOYMENT=datacenter", "ATLASSIAN_EMAIL=", "ATLASSIAN_API_TOKEN=", "ATLASSIAN_BEARER_TOKEN=" + dcToken}
+	for _, deployment := range []string{"cloud", "datacenter"} {
+		for _, rt := range routes {
+			// Data Center runs every fault on the writes, where it differs.
+			if deployment == "datacenter" && !rt.write {
+				continue
+			}
+			for _, fl := range faults {
+				if fl.write && !rt.write {
+					continue
+				}
+				t.Run(deployment+"/"+rt.name+"/"+fl.name, func(t *testing.T) {
+					t.Parallel()
+					pattern := rt.cloud
+					vars := []string{"ATLASSIAN_TIMEOUT=2s", "JIRA_INDEX_GRACE=2s", "REQUEST_DEADLINE=8s"}
+					emu, ts := newEmulator(t)
+					if deployment == "datacenter" {
+						pattern = rt.dc
+						vars = append(append(vars, dcVars...), "CONFLUENCE_URL="+ts.URL)
 					}
-					clean += newsCalls
-				}
-				e.emu.InjectFault(rt.pattern, fl.f, fl.n)
-				body := fixture(t, "rollout-notification-webhook.json")
-				if rt.news {
-					body = fixture(t, "analysisrun-failed.json")
-				}
-				r, attempts := e.deliver(body)
-				if r.status/100 != 2 {
-					t.Fatalf("after %d deliveries: %d %s", attempts, r.status, r.body)
-				}
-				// A 202 leaves the rest to the function: wait for it.
-				waitUntil(t, time.Minute, func() bool {
-					if !e.opened(1) {
-						return false
+					e := startWith(t, emu, ts, vars...)
+					clean := openingCalls
+					if rt.news {
+						if r, _ := e.deliver(fixture(t, "rollout-notification-webhook.json")); r.status != http.StatusOK || !e.opened(1) {
+							t.Fatalf("opening: %d %s", r.status, r.body)
+						}
+						clean += newsCalls
 					}
-					return !rt.news || len(e.emu.Comments(e.emu.Issues()[0].Key)) == 1 && e.postmortems()[0].Version == 2
+					e.emu.InjectFault(pattern, fl.f, fl.n)
+					body := fixture(t, "rollout-notification-webhook.json")
+					if rt.news {
+						body = fixture(t, "analysisrun-failed.json")
+					}
+					r, attempts := e.deliver(body)
+					if r.status/100 != 2 {
+						t.Fatalf("after %d deliveries: %d %s", attempts, r.status, r.body)
+					}
+					// A 202 leaves the rest to the function: wait for it.
+					waitUntil(t, time.Minute, func() bool {
+						if !e.opened(1) {
+							return false
+						}
+						return !rt.news || len(e.emu.Comments(e.emu.Issues()[0].Key)) == 1 && e.postmortems()[0].Version == 2
+					})
+					issues, pages := e.emu.Issues(), e.postmortems()
+					links := e.emu.RemoteLinks(issues[0].Key)
+					if len(links) != 1 || !strings.Contains(links[0].URL, pages[0].ID) {
+						t.Errorf("remote links %+v", links)
+					}
+					if rt.news {
+						// Settled: no second comment or row comes later.
+						e.deliver(body)
+						if c := len(e.emu.Comments(issues[0].Key)); c != 1 || e.postmortems()[0].Version != 2 {
+							t.Errorf("news: %d comments, page version %d; want 1 and 2", c, e.postmortems()[0].Version)
+						}
+					}
+					calls := atlassianCalls(e.emu)
+					if bound := clean + perFailure*fl.n; calls > bound {
+						t.Errorf("%d Atlassian calls, bound %d (%v)", calls, bound, e.emu.Calls())
+					}
+					t.Logf("%d deliveries, %d Atlassian calls (clean run: %d)", attempts, calls, clean)
 				})
-				issues, pages := e.emu.Issues(), e.postmortems()
-				if len(issues) != 1 || len(pages) != 1 {
-					t.Fatalf("%d issues, %d pages; want 1 and 1", len(issues), len(pages))
-				}
-				links := e.emu.RemoteLinks(issues[0].Key)
-				if len(links) != 1 || links[0].URL != e.emuTS.URL+"/wiki"+pages[0].WebUI {
-					t.Errorf("remote links %+v", links)
-				}
-				if rt.news {
-					if c := len(e.emu.Comments(issues[0].Key)); c != 1 || pages[0].Version != 2 {
-						t.Errorf("news: %d comments, page version %d; want 1 and 2", c, pages[0].Version)
-					}
-				}
-				calls := atlassianCalls(e.emu)
-				if bound := clean + perFailure*fl.n; calls > bound {
-					t.Errorf("%d Atlassian calls, bound %d (%v)", calls, bound, e.emu.Calls())
-				}
-				t.Logf("%d deliveries, %d Atlassian calls (clean run: %d)", attempts, calls, clean)
-			})
+			}
 		}
 	}
 }
