@@ -294,7 +294,9 @@ func (f *Function) Handle(w http.ResponseWriter, r *http.Request) {
 	h := f.handler.Load()
 	if h == nil {
 		w.Header().Set("Retry-After", "1")
-		http.Error(w, `{"status":"failed","reason":"starting"}`, http.StatusServiceUnavailable)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte(`{"status":"failed","reason":"starting; nothing was kept, retry"}` + "\n"))
 		return
 	}
 	h.ServeHTTP(w, r)

@@ -7,6 +7,7 @@ package atlassian
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -129,7 +130,7 @@ func New(o Options) *Client {
 	}
 	r.SetBaseURL(strings.TrimRight(o.BaseURL, "/")).
 		SetHeader("Accept", "application/json").
-		SetHeader("User-Agent", firstNonEmpty(o.UserAgent, "rollback-incident")).
+		SetHeader("User-Agent", cmp.Or(o.UserAgent, "rollback-incident")).
 		SetTimeout(o.Timeout).
 		SetDisableWarn(true).
 		// Never log request or response dumps: they carry the
@@ -416,7 +417,7 @@ func errorDetail(body []byte) string {
 	}
 	if json.Unmarshal(j.Errors, &list) == nil {
 		for _, e := range list {
-			parts = append(parts, firstNonEmpty(e.Title, e.Detail))
+			parts = append(parts, cmp.Or(e.Title, e.Detail))
 		}
 	}
 	if j.Message != "" {
@@ -458,13 +459,4 @@ func transportText(err error) string {
 		return "connection failed"
 	}
 	return err.Error()
-}
-
-func firstNonEmpty(ss ...string) string {
-	for _, s := range ss {
-		if s != "" {
-			return s
-		}
-	}
-	return ""
 }

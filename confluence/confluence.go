@@ -3,6 +3,7 @@
 package confluence
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -100,7 +101,7 @@ type pageResponse struct {
 }
 
 func (c *Client) page(p pageResponse, base string) Page {
-	return Page{ID: p.ID, Title: p.Title, Version: p.Version.Number, URL: firstNonEmpty(p.Links.Base, base, c.baseURL) + p.Links.WebUI}
+	return Page{ID: p.ID, Title: p.Title, Version: p.Version.Number, URL: cmp.Or(p.Links.Base, base, c.baseURL) + p.Links.WebUI}
 }
 
 // CreatePage creates a current page. It returns ErrDuplicateTitle when the
@@ -150,15 +151,6 @@ func (c *Client) FindByTitle(ctx context.Context, spaceID, title string) (Page, 
 		}
 	}
 	return Page{}, false, nil
-}
-
-func firstNonEmpty(ss ...string) string {
-	for _, s := range ss {
-		if s != "" {
-			return s
-		}
-	}
-	return ""
 }
 
 // Stored is a page with its storage body, for an update.

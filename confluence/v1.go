@@ -1,6 +1,7 @@
 package confluence
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net/http"
@@ -41,7 +42,7 @@ func (v *V1) SpaceID(ctx context.Context, key string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return firstNonEmpty(out.Key, key), nil
+	return cmp.Or(out.Key, key), nil
 }
 
 type v1Content struct {
@@ -66,7 +67,7 @@ type v1Content struct {
 
 func (v *V1) stored(c v1Content, base string) Stored {
 	return Stored{
-		Page:     Page{ID: c.ID, Title: c.Title, Version: c.Version.Number, URL: firstNonEmpty(c.Links.Base, base, v.baseURL) + c.Links.WebUI},
+		Page:     Page{ID: c.ID, Title: c.Title, Version: c.Version.Number, URL: cmp.Or(c.Links.Base, base, v.baseURL) + c.Links.WebUI},
 		Storage:  c.Body.Storage.Value,
 		spaceKey: c.Space.Key,
 	}

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -104,7 +105,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 
 	if r.ContentLength > h.cfg.MaxBodyBytes {
-		writeJSON(w, http.StatusRequestEntityTooLarge, Reply{Status: StatusRejected, Reason: "body larger than " + itoa(int(h.cfg.MaxBodyBytes)) + " bytes"})
+		writeJSON(w, http.StatusRequestEntityTooLarge, Reply{Status: StatusRejected, Reason: "body larger than " + strconv.FormatInt(h.cfg.MaxBodyBytes, 10) + " bytes"})
 		return
 	}
 	release, ok := h.reserve(ctx, r)

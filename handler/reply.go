@@ -71,7 +71,9 @@ func (h *Handler) reply(w http.ResponseWriter, req request, status int, rep Repl
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	b, err := json.Marshal(v)
 	if err != nil {
-		http.Error(w, `{"status":"failed","reason":"internal error"}`, http.StatusInternalServerError)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusInternalServerError)
+		_, _ = w.Write([]byte(`{"status":"failed","reason":"internal error"}` + "\n"))
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
@@ -79,5 +81,3 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.WriteHeader(status)
 	_, _ = w.Write(append(b, '\n'))
 }
-
-func itoa(n int) string { return strconv.Itoa(n) }

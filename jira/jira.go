@@ -448,10 +448,10 @@ type remoteLinkObject struct {
 	Summary string `json:"summary,omitempty"`
 }
 
-// UpsertRemoteLink creates or updates the link with l.GlobalID. It reports
-// whether the link was created (201) rather than updated (200). Every field
-// is sent every time, because Jira nulls the fields an update leaves out.
-func (c *Client) UpsertRemoteLink(ctx context.Context, issueKey string, l RemoteLink) (bool, error) {
+// UpsertRemoteLink creates or updates the link with l.GlobalID, so a
+// repeat changes nothing. Every field is sent every time, because Jira
+// nulls the fields an update leaves out.
+func (c *Client) UpsertRemoteLink(ctx context.Context, issueKey string, l RemoteLink) error {
 	body := remoteLinkRequest{
 		GlobalID:     l.GlobalID,
 		Relationship: l.Relationship,
@@ -460,14 +460,11 @@ func (c *Client) UpsertRemoteLink(ctx context.Context, issueKey string, l Remote
 	if l.AppType != "" || l.AppName != "" {
 		body.Application = &remoteLinkApp{Type: l.AppType, Name: l.AppName}
 	}
-	status, err := c.c.Do(ctx, atlassian.Call{
+	_, err := c.c.Do(ctx, atlassian.Call{
 		Op: "upsert remote link", Method: http.MethodPost, Idempotent: true, Issue: issueKey,
 		Path: c.api + "/issue/" + url.PathEscape(issueKey) + "/remotelink", Body: body,
 	})
-	if err != nil {
-		return false, err
-	}
-	return status == http.StatusCreated, nil
+	return err
 }
 
 // BrowseURL is the issue's page in the Jira web UI.

@@ -90,20 +90,19 @@ func (f *fakeJira) find(key string) *fakeIssue {
 	return nil
 }
 
-func (f *fakeJira) UpsertRemoteLink(_ context.Context, key string, l jira.RemoteLink) (bool, error) {
+func (f *fakeJira) UpsertRemoteLink(_ context.Context, key string, l jira.RemoteLink) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	err, effect := f.call("link")
 	if err != nil && !effect {
-		return false, err
+		return err
 	}
 	is := f.find(key)
 	if is == nil {
-		return false, &atlassian.Error{Service: "jira", Op: "link", Status: http.StatusNotFound}
+		return &atlassian.Error{Service: "jira", Op: "link", Status: http.StatusNotFound}
 	}
-	_, existed := is.links[l.GlobalID]
 	is.links[l.GlobalID] = l
-	return !existed, err
+	return err
 }
 
 func (f *fakeJira) AddComment(_ context.Context, key string, c jira.Comment) error {

@@ -39,7 +39,7 @@ import (
 type Jira interface {
 	CreateIssue(ctx context.Context, n jira.NewIssue) (jira.Issue, error)
 	FindByLabels(ctx context.Context, projects, labels []string, reconcile []string) ([]jira.Found, error)
-	UpsertRemoteLink(ctx context.Context, issueKey string, l jira.RemoteLink) (bool, error)
+	UpsertRemoteLink(ctx context.Context, issueKey string, l jira.RemoteLink) error
 	AddComment(ctx context.Context, issueKey string, body jira.Comment) error
 	CommentIDs(ctx context.Context, issueKey string) (map[string]bool, error)
 	Myself(ctx context.Context) error

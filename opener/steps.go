@@ -132,7 +132,7 @@ func (o *Opener) ensureIssue(ctx context.Context, in *incident.Incident, rec *st
 		return true, err
 	}
 	if previous != nil {
-		if _, err := o.jira.UpsertRemoteLink(ctx, issue.Key, jira.RemoteLink{
+		if err := o.jira.UpsertRemoteLink(ctx, issue.Key, jira.RemoteLink{
 			GlobalID: previousLinkPrefix + in.Fingerprint(), URL: o.jira.BrowseURL(previous.Key),
 			Title: previous.Key + " (previous rollback of " + in.Subject() + ")", Relationship: "follows",
 		}); err != nil {
@@ -304,7 +304,7 @@ func (o *Opener) space(ctx context.Context) (string, error) {
 // link puts the remote link to the postmortem on the issue; the globalId
 // makes a repeat update the same link.
 func (o *Opener) link(ctx context.Context, in *incident.Incident, rec *store.Record) error {
-	if _, err := o.jira.UpsertRemoteLink(ctx, rec.JiraKey, jira.RemoteLink{
+	if err := o.jira.UpsertRemoteLink(ctx, rec.JiraKey, jira.RemoteLink{
 		GlobalID:     postmortemLinkPrefix + rec.Fingerprint,
 		URL:          rec.PageURL,
 		Title:        rec.PageTitle,
