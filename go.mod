@@ -17,6 +17,7 @@ require (
 	github.com/prometheus/client_golang v1.23.2
 	github.com/santhosh-tekuri/jsonschema/v6 v6.0.3
 	golang.org/x/time v0.16.0
+	gopkg.in/yaml.v3 v3.0.1
 	knative.dev/func-go v0.22.0
 )
 

@@ -1,120 +1,50 @@
 package natskv
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
+	"regexp"
 	"strings"
+
+	"gopkg.in/yaml.v3"
 
 	"function/store"
 )
 
+// yamlLine finds the line number in a YAML error.
+var yamlLine = regexp.MustCompile(`line (\d+)`)
+
 // ParseAuthFile reads the client-auth YAML that Argo Events writes for the
-// EventBus ("username: abc\npassword: def"). It accepts the plain, single-
-// and double-quoted scalars YAML allows there, comments, CRLF line ends and
-// a leading "---"; it is not a general YAML parser. Errors name the line,
-// never its content, as that may be the password.
+// EventBus ("username: abc\npassword: def"), with the YAML library Argo's
+// own clients read it with (through viper): quoting, comments, a document
+// marker and other keys are all fine. Errors name at most a line, never
+// the file's content, as that may be the password: the library's messages
+// can quote it (a value that is not a string, an alias name), so they are
+// not passed on.
 func ParseAuthFile(data []byte) (user, pass string, err error) {
-	text := strings.TrimPrefix(string(data), "\ufeff")
-	var haveUser, havePass bool
-	for i, line := range strings.Split(text, "\n") {
-		line = strings.TrimSpace(strings.TrimSuffix(line, "\r"))
-		if line == "" || line == "---" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		key, value, found := strings.Cut(line, ":")
-		if !found {
-			return "", "", fmt.Errorf("line %d: no \"key: value\"", i+1)
-		}
-		key = strings.TrimSpace(key)
-		if key != "username" && key != "password" {
-			continue
-		}
-		v, err := yamlScalar(strings.TrimSpace(value))
-		if err != nil {
-			return "", "", fmt.Errorf("line %d (%s): %w", i+1, key, err)
-		}
-		if key == "username" {
-			user, haveUser = v, true
-		} else {
-			pass, havePass = v, true
+	var f struct {
+		Username *string `yaml:"username"`
+		Password *string `yaml:"password"`
+	}
+	if err := yaml.Unmarshal(data, &f); err != nil {
+		var typeErr *yaml.TypeError
+		switch m := yamlLine.FindStringSubmatch(err.Error()); {
+		case errors.As(err, &typeErr):
+			return "", "", errors.New("not a YAML mapping with string username and password")
+		case m != nil:
+			return "", "", fmt.Errorf("invalid YAML at line %s", m[1])
+		default:
+			return "", "", errors.New("invalid YAML")
 		}
 	}
 	switch {
-	case !haveUser || user == "":
+	case f.Username == nil || *f.Username == "":
 		return "", "", errors.New("no username")
-	case !havePass || pass == "":
+	case f.Password == nil || *f.Password == "":
 		return "", "", errors.New("no password")
 	}
-	return user, pass, nil
-}
-
-// yamlScalar decodes a one-line YAML scalar: "double quoted" (JSON-style
-// escapes), 'single quoted' (a doubled ' is one quote), or plain (ends at " #").
-func yamlScalar(s string) (string, error) {
-	switch {
-	case strings.HasPrefix(s, `"`):
-		end := closingDoubleQuote(s)
-		if end < 0 {
-			return "", errors.New("unterminated double quote")
-		}
-		var v string
-		if err := json.Unmarshal([]byte(s[:end+1]), &v); err != nil {
-			return "", errors.New("bad escape in double-quoted value")
-		}
-		if err := trailer(s[end+1:]); err != nil {
-			return "", err
-		}
-		return v, nil
-	case strings.HasPrefix(s, "'"):
-		var b strings.Builder
-		for i := 1; i < len(s); i++ {
-			if s[i] != '\'' {
-				b.WriteByte(s[i])
-				continue
-			}
-			if i+1 < len(s) && s[i+1] == '\'' {
-				b.WriteByte('\'')
-				i++
-				continue
-			}
-			if err := trailer(s[i+1:]); err != nil {
-				return "", err
-			}
-			return b.String(), nil
-		}
-		return "", errors.New("unterminated single quote")
-	default:
-		if i := strings.Index(s, " #"); i >= 0 {
-			s = s[:i]
-		}
-		if i := strings.Index(s, "\t#"); i >= 0 {
-			s = s[:i]
-		}
-		return strings.TrimSpace(s), nil
-	}
-}
-
-func closingDoubleQuote(s string) int {
-	for i := 1; i < len(s); i++ {
-		switch s[i] {
-		case '\\':
-			i++
-		case '"':
-			return i
-		}
-	}
-	return -1
-}
-
-// trailer accepts what may follow a quoted scalar: nothing or a comment.
-func trailer(rest string) error {
-	rest = strings.TrimSpace(rest)
-	if rest == "" || strings.HasPrefix(rest, "#") {
-		return nil
-	}
-	return errors.New("text after closing quote")
+	return *f.Username, *f.Password, nil
 }
 
 // redactURLs returns urls (comma separated) with any password replaced,

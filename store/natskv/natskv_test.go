@@ -439,7 +439,10 @@ func TestParseAuthFile(t *testing.T) {
 		{name: "argo", in: "username: Ab3dEf9h\npassword: q1W2e3R4t5Y6u7I8", user: "Ab3dEf9h", pass: "q1W2e3R4t5Y6u7I8"},
 		{name: "trailing newline", in: "username: u\npassword: p\n", user: "u", pass: "p"},
 		{name: "crlf", in: "username: u\r\npassword: p\r\n", user: "u", pass: "p"},
-		{name: "whitespace", in: "  \n\tusername:    u  \n password:\tp \t\n\n", user: "u", pass: "p"},
+		{name: "whitespace", in: "  \nusername:    u  \npassword:\tp \t\n\n", user: "u", pass: "p"},
+		{name: "folded value", in: "username:\n  u\npassword: p", user: "u", pass: "p"},
+		{name: "digits only", in: "username: u\npassword: 1234567890123456", user: "u", pass: "1234567890123456"},
+		{name: "yaml 1.1 boolean word", in: "username: u\npassword: yes", user: "u", pass: "yes"},
 		{name: "reverse order", in: "password: p\nusername: u", user: "u", pass: "p"},
 		{name: "double quotes", in: `username: "u s"` + "\n" + `password: "p:#\"\\x"`, user: "u s", pass: `p:#"\x`},
 		{name: "single quotes", in: "username: 'u'\npassword: 'it''s # not a comment'", user: "u", pass: "it's # not a comment"},
@@ -453,6 +456,13 @@ func TestParseAuthFile(t *testing.T) {
 		{name: "not yaml", in: "username u\npassword p", wantErr: true},
 		{name: "unterminated quote", in: "username: u\npassword: \"secretvalue", wantErr: true},
 		{name: "junk after quote", in: "username: u\npassword: 'secret' junk", wantErr: true},
+		// YAML forbids tabs for indentation; Argo's own clients (viper)
+		// reject this file too.
+		{name: "tab indentation", in: "username: u\n\tpassword: secret", wantErr: true},
+		{name: "null password", in: "username: u\npassword: ~", wantErr: true},
+		{name: "password not a string", in: "username: u\npassword: [secret, x]", wantErr: true},
+		{name: "alias named like the password", in: "username: u\npassword: *secret", wantErr: true},
+		{name: "duplicate key", in: "username: u\npassword: secret\npassword: secret2", wantErr: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
