@@ -87,7 +87,11 @@ const (
 	contended           // it vanished or was taken over meanwhile: retry now
 )
 
-// tryLock makes one attempt: claim a free key, or take over an expired one.
+// tryLock makes one attempt: claim a free key (none, or a delete marker
+// left by a release), or take over an expired one, each with a
+// compare-and-swap on the revision read, so that of several callers that
+// saw the same state one wins. While a live holder has it, an attempt is
+// one read and no write.
 func (s *Store) tryLock(ctx context.Context, key, owner string, ttl time.Duration) (uint64, lockState, error) {
 	b, err := s.bucket()
 	if err != nil {
@@ -95,47 +99,43 @@ func (s *Store) tryLock(ctx context.Context, key, owner string, ttl time.Duratio
 	}
 	ctx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
+
+	var expect uint64 // the revision to write over; 0: there is no message
+	m, err := s.last(ctx, b, key)
+	switch {
+	case errors.Is(err, errNoMessage):
+	case err != nil:
+		return 0, 0, unavailable(ctx, "read", err)
+	case m.deleted:
+		expect = m.seq
+	default:
+		var cur lockValue
+		if err := json.Unmarshal(m.data, &cur); err != nil {
+			// Nobody could ever release a value we cannot read; treating
+			// it as expired keeps the fingerprint from being blocked until
+			// the bucket TTL removes it.
+			s.log.Warn("unreadable lock value, taking it over", "key", key, "revision", m.seq, "err", err)
+		} else if time.Now().UnixNano() <= cur.Expires {
+			return 0, busy, nil
+		} else {
+			s.log.Warn("lock lapsed, taking it over: its holder ran past the ttl or died",
+				"key", key, "expired", time.Unix(0, cur.Expires), "revision", m.seq)
+		}
+		expect = m.seq
+	}
+
 	val, err := json.Marshal(lockValue{Owner: owner, Expires: time.Now().Add(ttl).UnixNano()})
 	if err != nil {
 		return 0, 0, err
 	}
-	rev, err := s.create(ctx, b, key, val)
-	if err == nil {
+	rev, err := b.kv.Update(ctx, key, val, expect)
+	switch {
+	case err == nil:
 		return rev, acquired, nil
-	}
-	if !isConflict(err) {
-		return 0, 0, unavailable(ctx, "claim", err)
-	}
-
-	m, err := s.last(ctx, b, key)
-	if errors.Is(err, errNoMessage) || err == nil && m.deleted {
-		return 0, contended, nil // released between our create and read
-	}
-	if err != nil {
-		return 0, 0, unavailable(ctx, "read", err)
-	}
-	var cur lockValue
-	if err := json.Unmarshal(m.data, &cur); err != nil {
-		// Nobody could ever release a value we cannot read; treating it as
-		// expired keeps the fingerprint from being blocked until the bucket
-		// TTL removes it.
-		s.log.Warn("unreadable lock value, taking it over", "key", key, "revision", m.seq, "err", err)
-	} else if time.Now().UnixNano() <= cur.Expires {
-		return 0, busy, nil
-	} else {
-		s.log.Warn("lock lapsed, taking it over: its holder ran past the ttl or died",
-			"key", key, "expired", time.Unix(0, cur.Expires), "revision", m.seq)
-	}
-	// The CAS on the revision we read makes the takeover atomic: of several
-	// waiters that saw the same expired value, one wins.
-	rev, err = b.kv.Update(ctx, key, val, m.seq)
-	if err == nil {
-		return rev, acquired, nil
-	}
-	if isConflict(err) {
+	case isConflict(err):
 		return 0, contended, nil
 	}
-	return 0, 0, unavailable(ctx, "take over", err)
+	return 0, 0, unavailable(ctx, "claim", err)
 }
 
 // unlocker returns the release for the lock we hold at revision rev. It

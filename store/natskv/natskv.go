@@ -42,12 +42,14 @@
 //
 // # Locks
 //
-// The lock is claimed with a create, which the server applies atomically
-// (through RAFT on a replicated bucket), so exactly one caller wins. It does
-// not rely on per-key TTL: that needs nats-server 2.11 and the EventBus runs
-// 2.10 or older. Instead the value carries its own expiry; a waiter that
-// finds it expired takes it over with a compare-and-swap on the revision,
-// and a holder releases only the revision it wrote. The bucket TTL (stream
+// The lock is claimed with a compare-and-swap on the state read from the
+// leader: no key, or the delete marker a release left, or an expired
+// value. The server applies it atomically (through RAFT on a replicated
+// bucket), so of the callers that saw one state exactly one wins; while a
+// live holder has the lock, waiting costs reads only. It does not rely on
+// per-key TTL: that needs nats-server 2.11 and the EventBus runs 2.10 or
+// older. Instead the value carries its own expiry, and a holder releases
+// only the revision it wrote. The bucket TTL (stream
 // MaxAge, counted from a key's last write) is what eventually removes old
 // records and stray lock keys.
 //
