@@ -57,6 +57,12 @@ func Run(t *testing.T, open func(t *testing.T) store.Store, opts ...Option) {
 	t.Run("LockIndependentFingerprints", func(t *testing.T) { testIndependent(t, open) })
 	t.Run("LockHonoursContext", func(t *testing.T) { testLockContext(t, open) })
 	t.Run("UnlockIdempotent", func(t *testing.T) { testUnlockIdempotent(t, open) })
+	t.Run("PutStaleRevisionConflicts", func(t *testing.T) { testStaleRevision(t, open) })
+	t.Run("PutCreateOverExistingConflicts", func(t *testing.T) { testCreateOverExisting(t, open) })
+	t.Run("GetReturnsPutRevision", func(t *testing.T) { testRevisions(t, open) })
+	t.Run("ConcurrentUpdatesAddEachEntryOnce", func(t *testing.T) { testConcurrentUpdates(t, open) })
+	t.Run("PendingListsPendingRecords", func(t *testing.T) { testPendingListed(t, open) })
+	t.Run("PendingNeverMissesOne", func(t *testing.T) { testPendingNeverMissed(t, open) })
 	t.Run("LockLapsesAfterTTL", func(t *testing.T) {
 		if c.skipLapse {
 			t.Skip("store opted out with SkipLapse: its locks cannot outlive their holder")
