@@ -39,6 +39,7 @@ type Function struct {
 	// credsReady is set once the credentials have been read: until then
 	// the function cannot call Atlassian, and says so on readiness.
 	credsReady atomic.Bool
+	storeReady func() bool // the idempotency store can be used
 	metrics    *metrics.Metrics
 	drainer    *opener.Drainer
 	stopBG     context.CancelFunc // ends the background work started by Start
@@ -69,10 +70,11 @@ func (f *Function) Start(ctx context.Context, _ map[string]string) error {
 	if err := f.firstCredentials(ctx, cfg, src, log); err != nil {
 		return err
 	}
-	st, closeStore, err := openStore(ctx, cfg, log)
+	st, closeStore, storeReady, err := openStore(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
+	f.storeReady = storeReady
 	f.closers = append(f.closers, closeStore)
 	h, d, err := Build(cfg, src, f.metrics.Store(st), f.metrics, log)
 	if err != nil {
@@ -154,25 +156,31 @@ func (f *Function) firstCredentials(ctx context.Context, cfg config.Config, src 
 }
 
 // openStore opens the shared NATS JetStream store when NATS_URL is set,
-// else the in-process one, and says in the log what that means.
-func openStore(ctx context.Context, cfg config.Config, log *slog.Logger) (store.Store, func() error, error) {
+// else the in-process one, and says in the log what that means. A NATS
+// server that cannot be reached yet is no error: the store connects in the
+// background and ready says when it can be used (a cold start during an
+// EventBus blip must not become a crash loop).
+func openStore(ctx context.Context, cfg config.Config, log *slog.Logger) (st store.Store, closeStore func() error, ready func() bool, err error) {
 	if cfg.NATSURL == "" {
-		log.Warn("no NATS_URL: idempotency records are kept in this process only, so with more than one replica concurrent deliveries of one rollback may open duplicates; keep one replica (Knative annotation autoscaling.knative.dev/max-scale: \"1\") or set NATS_URL to share records through NATS JetStream")
-		return memory.New(cfg.DedupWindow), func() error { return nil }, nil
+		log.Warn("no NATS_URL: idempotency records and custody of unfinished rollbacks are kept in this process only: with more than one replica concurrent deliveries of one rollback may open duplicates, and rollbacks still unfinished when the process stops are lost (each is logged); keep one replica (Knative annotation autoscaling.knative.dev/max-scale: \"1\") or set NATS_URL to share records through NATS JetStream")
+		return memory.New(cfg.DedupWindow), func() error { return nil }, func() bool { return true }, nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
 	host, _ := os.Hostname()
-	st, err := natskv.Open(ctx, natskv.Options{
+	ns, err := natskv.Open(ctx, natskv.Options{
 		URL: cfg.NATSURL, User: cfg.NATSUser, Password: cfg.NATSPassword.Reveal(), AuthFile: cfg.NATSAuthFile,
 		CAFile: cfg.NATSCAFile, TLSServerName: cfg.NATSTLSServerName, InsecureSkipVerify: cfg.NATSTLSInsecure,
 		Bucket: cfg.NATSBucket, Replicas: cfg.NATSReplicas, TTL: cfg.NATSTTL, Name: "rollback-incident " + host, Logger: log,
 	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("idempotency store (NATS_URL): %w", err)
+		return nil, nil, nil, fmt.Errorf("idempotency store (NATS_URL): %w", err)
+	}
+	if !ns.Ready() {
+		log.Warn("NATS not reachable yet: not ready, connecting in the background; deliveries get 503 until it answers", "bucket", cfg.NATSBucket)
 	}
 	log.Info("idempotency records are shared through NATS JetStream", "bucket", cfg.NATSBucket, "replicas", cfg.NATSReplicas, "ttl", cfg.NATSTTL.String())
-	return st, st.Close, nil
+	return ns, ns.Close, ns.Ready, nil
 }
 
 // Build wires a handler and the drainer of pending rollbacks from a
@@ -302,10 +310,10 @@ func (f *Function) Handle(w http.ResponseWriter, r *http.Request) {
 	h.ServeHTTP(w, r)
 }
 
-// Ready reports ready once the handler is built and the credentials have
-// been read.
+// Ready reports ready once the handler is built, the credentials have been
+// read and the idempotency store answers.
 func (f *Function) Ready(context.Context) (bool, error) {
-	return f.handler.Load() != nil && f.credsReady.Load(), nil
+	return f.handler.Load() != nil && f.credsReady.Load() && f.storeReady(), nil
 }
 
 // Alive reports the process alive; there is no state that could wedge it.

@@ -18,6 +18,7 @@ import (
 	"function/config"
 	"function/incident"
 	"function/jira"
+	"function/opener/openertest"
 	"function/render"
 	"function/store"
 	"function/store/memory"
@@ -38,11 +39,11 @@ func testConfig() config.Config {
 // rig is an opener over fakes and the in-process store, with a drainer.
 type rig struct {
 	t     *testing.T
-	jira  *fakeJira
-	conf  *fakeConfluence
-	note  *fakeNotifier
+	jira  *openertest.Jira
+	conf  *openertest.Confluence
+	note  *openertest.Notifier
 	store *memory.Store
-	obs   *fakeObserver
+	obs   *openertest.Observer
 	o     *Opener
 	d     *Drainer
 	logs  *syncBuffer
@@ -75,7 +76,7 @@ func newRig(t *testing.T, change ...func(*config.Config)) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := &rig{t: t, jira: newFakeJira(), conf: &fakeConfluence{}, note: &fakeNotifier{}, store: memory.New(cfg.DedupWindow), obs: &fakeObserver{}, logs: &syncBuffer{}}
+	g := &rig{t: t, jira: openertest.NewJira(), conf: &openertest.Confluence{}, note: &openertest.Notifier{}, store: memory.New(cfg.DedupWindow), obs: &openertest.Observer{}, logs: &syncBuffer{}}
 	log := slog.New(slog.NewJSONHandler(g.logs, nil))
 	g.o = New(cfg, g.jira, g.conf, g.store, r, Extras{Notifier: g.note}, log)
 	g.d = NewDrainer(g.o, DrainerOptions{MaxAge: cfg.PendingMaxAge, Interval: cfg.DrainInterval, Concurrency: cfg.DrainConcurrency, Observer: g.obs, Log: log})
@@ -118,10 +119,10 @@ func (g *rig) record(fp string) store.Record {
 // comments expected (news after the first event).
 func (g *rig) exactlyOnce(rollbacks, comments int) {
 	g.t.Helper()
-	issues, gotComments, links := g.jira.count()
-	if issues != rollbacks || len(g.conf.pages) != rollbacks || links != rollbacks || gotComments != comments {
+	issues, gotComments, links := g.jira.Count()
+	if issues != rollbacks || g.conf.Pages() != rollbacks || links != rollbacks || gotComments != comments {
 		g.t.Errorf("issues %d, pages %d, links %d, comments %d; want %d, %d, %d, %d",
-			issues, len(g.conf.pages), links, gotComments, rollbacks, rollbacks, rollbacks, comments)
+			issues, g.conf.Pages(), links, gotComments, rollbacks, rollbacks, rollbacks, comments)
 	}
 }
 
@@ -136,7 +137,7 @@ func TestAcceptThenWork(t *testing.T) {
 		if rec := g.record(acc.Fingerprint); rec.Pending == nil || rec.Incident == nil || len(rec.Timeline) != 1 {
 			t.Fatalf("record after Accept: %+v, want pending with the incident and one entry", rec)
 		}
-		if g.jira.calls["search"]+g.jira.calls["create"] != 0 {
+		if g.jira.Calls("search")+g.jira.Calls("create") != 0 {
 			t.Fatal("Accept called Jira")
 		}
 		out, err := g.o.Work(context.Background(), acc.Fingerprint)
@@ -153,8 +154,8 @@ func TestAcceptThenWork(t *testing.T) {
 			t.Errorf("repeat: %+v, revision %d → %d; want done, no write", again, before, g.record(acc.Fingerprint).Revision)
 		}
 		g.exactlyOnce(1, 0)
-		if g.note.scopes["rollback:"+acc.Fingerprint] != 1 {
-			t.Errorf("notifications %v, want one for the rollback", g.note.scopes)
+		if g.note.Sent("rollback:"+acc.Fingerprint) != 1 {
+			t.Errorf("%d notifications, want one for the rollback", g.note.Sent("rollback:"+acc.Fingerprint))
 		}
 	})
 }
@@ -176,7 +177,7 @@ func TestAcceptMergesNews(t *testing.T) {
 			t.Fatal(err)
 		}
 		g.exactlyOnce(1, 1)
-		if n := g.conf.rows("metric error-rate failed"); n != 1 {
+		if n := g.conf.Occurrences("metric error-rate failed"); n != 1 {
 			t.Errorf("the news is on the page %d times, want 1", n)
 		}
 	})
@@ -190,7 +191,7 @@ func TestNewsDuringWork(t *testing.T) {
 		fp := g.accept(first).Fingerprint
 		late := news(first, "AnalysisRunFailed", "arrived while the page was created")
 		once := sync.Once{}
-		g.conf.fail = func(op string) (error, bool) {
+		g.conf.Fail = func(op string) (error, bool) {
 			if op == "create" {
 				once.Do(func() { g.accept(late) })
 			}
@@ -239,9 +240,9 @@ func TestOutageDrains(t *testing.T) {
 		g := newRig(t)
 		start := time.Now()
 		outage := 10 * time.Minute
-		g.jira.fail = func(op string) (error, bool) {
+		g.jira.Fail = func(op string) (error, bool) {
 			if time.Since(start) < outage {
-				return unavailable(op), false
+				return openertest.Unavailable(op), false
 			}
 			return nil, false
 		}
@@ -258,19 +259,19 @@ func TestOutageDrains(t *testing.T) {
 		}
 		time.Sleep(outage - time.Second)
 		synctest.Wait()
-		duringOutage := g.obs.count("unavailable")
+		duringOutage := g.obs.Count("unavailable")
 		// One probe per closed gate (≤ 30 s) after the first pass's few
 		// concurrent failures, not 20 rollbacks' worth of retries.
 		if duringOutage == 0 || duringOutage > 4+int(outage/(30*time.Second))+8 {
 			t.Errorf("%d attempts during the outage, want a probe per gate", duringOutage)
 		}
-		if issues, _, _ := g.jira.count(); issues != 0 {
+		if issues, _, _ := g.jira.Count(); issues != 0 {
 			t.Fatalf("%d issues during the outage", issues)
 		}
 		time.Sleep(2 * time.Minute)
 		synctest.Wait()
 		g.exactlyOnce(20, 20)
-		if pending, _ := g.obs.backlog(); pending != 0 {
+		if pending, _ := g.obs.LastBacklog(); pending != 0 {
 			t.Errorf("pending gauge %d after the drain, want 0", pending)
 		}
 		fps, _ := g.store.Pending(context.Background())
@@ -285,12 +286,12 @@ func TestOutageDrains(t *testing.T) {
 func TestLostCreateWaitsForIndex(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		g := newRig(t)
-		g.jira.searchLag = 30 * time.Second
+		g.jira.SearchLag = 30 * time.Second
 		lostOnce := true
-		g.jira.fail = func(op string) (error, bool) {
+		g.jira.Fail = func(op string) (error, bool) {
 			if op == "create" && lostOnce {
 				lostOnce = false
-				return lost(op), true
+				return openertest.Lost(op), true
 			}
 			return nil, false
 		}
@@ -309,8 +310,8 @@ func TestLostCreateWaitsForIndex(t *testing.T) {
 		if rec := g.record(fp); rec.Pending != nil {
 			t.Errorf("still pending: %+v", rec.Pending)
 		}
-		if g.jira.calls["create"] != 1 {
-			t.Errorf("%d creates, want 1", g.jira.calls["create"])
+		if g.jira.Calls("create") != 1 {
+			t.Errorf("%d creates, want 1", g.jira.Calls("create"))
 		}
 	})
 }
@@ -321,7 +322,7 @@ func TestRefusedThenFixed(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		g := newRig(t)
 		var fixed atomic.Bool
-		g.jira.fail = func(op string) (error, bool) {
+		g.jira.Fail = func(op string) (error, bool) {
 			if !fixed.Load() {
 				return &atlassian.Error{Service: "jira", Op: op, Status: http.StatusUnauthorized}, false
 			}
@@ -339,7 +340,7 @@ func TestRefusedThenFixed(t *testing.T) {
 		}
 		time.Sleep(30 * time.Minute)
 		synctest.Wait()
-		refused := g.obs.count("refused")
+		refused := g.obs.Count("refused")
 		if refused < 2 || refused > 6 {
 			t.Errorf("%d refused attempts in 30 minutes, want a slow retry", refused)
 		}
@@ -356,7 +357,7 @@ func TestAbandonAfterMaxAge(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		g := newRig(t, func(c *config.Config) { c.PendingMaxAge = 2 * time.Hour })
 		g.d.opts.MaxAge = 2 * time.Hour
-		g.jira.fail = func(op string) (error, bool) {
+		g.jira.Fail = func(op string) (error, bool) {
 			return &atlassian.Error{Service: "jira", Op: op, Status: http.StatusForbidden}, false
 		}
 		ctx, cancel := context.WithCancel(context.Background())
@@ -365,7 +366,7 @@ func TestAbandonAfterMaxAge(t *testing.T) {
 		fp := g.accept(rollback("checkout", "7")).Fingerprint
 		time.Sleep(3 * time.Hour)
 		synctest.Wait()
-		if n := g.obs.count("abandoned"); n != 1 {
+		if n := g.obs.Count("abandoned"); n != 1 {
 			t.Fatalf("abandoned %d, want 1", n)
 		}
 		if rec := g.record(fp); rec.Pending != nil {
@@ -435,9 +436,9 @@ func TestClassify(t *testing.T) {
 		err  error
 		want Failure
 	}{
-		{unavailable("create"), FailUnavailable},
+		{openertest.Unavailable("create"), FailUnavailable},
 		{&atlassian.Error{Status: http.StatusTooManyRequests, Temporary: true}, FailUnavailable},
-		{lost("create"), FailUnavailable},
+		{openertest.Lost("create"), FailUnavailable},
 		{context.DeadlineExceeded, FailUnavailable},
 		{fmt.Errorf("x: %w", errIndexing), FailIndexing},
 		{&atlassian.Error{Status: http.StatusUnauthorized}, FailRefused},
@@ -510,7 +511,7 @@ func TestWindowsAskJiraAgain(t *testing.T) {
 		if _, err := g.o.Work(context.Background(), fp); err != nil {
 			t.Fatal(err)
 		}
-		if is := g.jira.find("OPS-1"); is.Done() {
+		if is, _ := g.jira.Issue("OPS-1"); is.Done() {
 			t.Error("the issue resolved 25 h ago, within REOPEN_WINDOW, was not reopened")
 		}
 		g.exactlyOnce(1, 1) // the reopen comment
@@ -528,19 +529,19 @@ func TestLostAnswers(t *testing.T) {
 		t.Run(tc.service+" "+tc.op, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				g := newRig(t)
-				g.jira.searchLag = 30 * time.Second
+				g.jira.SearchLag = 30 * time.Second
 				var once sync.Once
 				fail := func(op string) (error, bool) {
 					var err error
 					if op == tc.op {
-						once.Do(func() { err = lost(op) })
+						once.Do(func() { err = openertest.Lost(op) })
 					}
 					return err, err != nil
 				}
 				if tc.service == "jira" {
-					g.jira.fail = fail
+					g.jira.Fail = fail
 				} else {
-					g.conf.fail = fail
+					g.conf.Fail = fail
 				}
 				ctx, cancel := context.WithCancel(context.Background())
 				defer cancel()
@@ -551,7 +552,7 @@ func TestLostAnswers(t *testing.T) {
 				time.Sleep(5 * time.Minute)
 				synctest.Wait()
 				g.exactlyOnce(1, 1)
-				if n := g.conf.rows("metric error-rate failed"); n != 1 {
+				if n := g.conf.Occurrences("metric error-rate failed"); n != 1 {
 					t.Errorf("the news is on the page %d times, want 1", n)
 				}
 				if fps, _ := g.store.Pending(context.Background()); len(fps) != 0 {
@@ -566,7 +567,7 @@ func TestLostAnswers(t *testing.T) {
 // the credentials, and never their values.
 func TestCheckCredentials(t *testing.T) {
 	g := newRig(t)
-	g.jira.fail = func(op string) (error, bool) {
+	g.jira.Fail = func(op string) (error, bool) {
 		return &atlassian.Error{Service: "jira", Op: op, Status: http.StatusUnauthorized}, false
 	}
 	g.o.CheckCredentials(context.Background())

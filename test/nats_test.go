@@ -2,6 +2,7 @@ package test
 
 import (
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -130,5 +131,42 @@ func TestInterruptedCreateWaitsForIndex(t *testing.T) {
 	waitUntil(t, 30*time.Second, func() bool { return len(emu.Pages()) == 1 })
 	if n := len(emu.Issues()); n != 1 {
 		t.Errorf("%d issues, want 1", n)
+	}
+}
+
+// TestStartWithNATSDown: NATS unreachable at start (an EventBus blip during
+// a cold start) is no crash: the process serves, is not ready, refuses to
+// take custody (503: nothing kept), and becomes ready and opens incidents
+// once NATS answers.
+func TestStartWithNATSDown(t *testing.T) {
+	t.Parallel()
+	addr := freeAddr(t)
+	emu, ts := newEmulator(t)
+	e := startWithoutWaiting(t, emu, ts, "NATS_URL=nats://"+addr)
+	body := fixture(t, "rollout-notification-webhook.json")
+	if r := e.post(body, nil); r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") == "" {
+		t.Errorf("before NATS: %d %s, want 503 with Retry-After", r.status, r.body)
+	}
+	resp, err := http.Get(e.url + "/health/readiness")
+	if err != nil || resp.StatusCode == http.StatusOK {
+		t.Fatalf("ready without NATS: %v %v", err, resp)
+	}
+	resp.Body.Close()
+	host, port, _ := strings.Cut(addr, ":")
+	p, _ := strconv.Atoi(port)
+	ns, err := server.NewServer(&server.Options{Host: host, Port: p, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns.Start()
+	t.Cleanup(ns.Shutdown)
+	waitReady(t, e, 30*time.Second)
+	if r := e.post(body, nil); r.status != http.StatusOK || r.reply.Status != "created" {
+		t.Errorf("after NATS came up: %d %s", r.status, r.body)
+	}
+	select {
+	case <-e.exited:
+		t.Fatal("the function exited")
+	default:
 	}
 }

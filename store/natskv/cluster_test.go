@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"slices"
 	"strconv"
@@ -16,9 +17,15 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"function/config"
+	"function/incident"
+	"function/opener"
+	"function/opener/openertest"
+	"function/render"
 	"function/store"
 	"function/store/natskv"
 	"function/store/storetest"
+	"function/templates"
 )
 
 // cluster is n JetStream servers routed to each other, like the EventBus
@@ -361,6 +368,90 @@ func waitFor(t *testing.T, ctx context.Context, what string, cond func() bool) {
 		case <-ctx.Done():
 			t.Fatalf("waiting for %s: %v", what, ctx.Err())
 		case <-tick.C:
+		}
+	}
+}
+
+// TestOpenerOnStalledCluster is issue 12's scenario through the opening
+// steps themselves: one rollback, 39 pieces of news, each delivered to
+// three replicas on three nodes of the stalled cluster (each replica an
+// Opener on its own handle), against Jira and Confluence fakes that model
+// their state. Each piece of news ends as exactly one comment and one row
+// on the page, none lost. Loop it with
+//
+//	go test -run TestOpenerOnStalledCluster -count=20 ./store/natskv/
+func TestOpenerOnStalledCluster(t *testing.T) {
+	const news = 39
+	c, _, handles := stalledCluster(t, "opener")
+	cfg := config.Config{
+		JiraProject: "OPS", JiraIssueType: "Incident", JiraAllowedProjects: []string{"OPS"}, JiraAllowedTypes: []string{"Incident"},
+		ConfluenceSpace: "INCIDENTS", RequestDeadline: 25 * time.Second, DedupWindow: 24 * time.Hour,
+		ReopenWindow: 24 * time.Hour, JiraIndexGrace: 2 * time.Minute,
+	}
+	r, err := render.New(templates.FS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, conf := openertest.NewJira(), &openertest.Confluence{}
+	var openers []*opener.Opener
+	for _, h := range handles {
+		openers = append(openers, opener.New(cfg, j, conf, h, r, opener.Extras{}, slog.New(slog.DiscardHandler)))
+	}
+	ctx := ctxTimeout(t, 90*time.Second)
+	base := incident.Incident{Cluster: "prod", Kind: incident.KindRollout, Namespace: "payments", Name: "checkout", Revision: "7",
+		Phase: "Degraded", Reason: "RolloutAborted", Message: "Rollout aborted update to revision 7"}
+	deliver := func(o *opener.Opener, in incident.Incident) error {
+		acc, err := o.Accept(ctx, &in)
+		if err != nil || acc.Done {
+			return err
+		}
+		_, err = o.Work(ctx, acc.Fingerprint)
+		if errors.Is(err, opener.ErrBusy) {
+			return nil // another replica holds it and finishes it
+		}
+		return err
+	}
+	if err := deliver(openers[0], base); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	arrivals := time.NewTicker(stallPeriod / 10)
+	defer arrivals.Stop()
+	for n := range news {
+		<-arrivals.C
+		in := base
+		in.Reason, in.Message = "AnalysisRunFailed", fmt.Sprintf("news-%02d: metric failed", n)
+		for i := range 3 {
+			wg.Go(func() {
+				if err := deliver(openers[i], in); err != nil {
+					t.Errorf("news %d on node %d: %v", n, i+1, err)
+				}
+			})
+		}
+	}
+	wg.Wait()
+	// Whatever a busy replica left is finished by the next attempt.
+	fp := base.Fingerprint()
+	for range 10 {
+		rec, _, err := handles[0].Get(ctx, fp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rec.Pending == nil {
+			break
+		}
+		if _, err := openers[0].Work(ctx, fp); err != nil && !errors.Is(err, opener.ErrBusy) {
+			t.Fatal(err)
+		}
+	}
+	checkStalled(t, c)
+	issues, comments, links := j.Count()
+	if issues != 1 || conf.Pages() != 1 || links != 1 || comments != news {
+		t.Errorf("%d issues, %d pages, %d links, %d comments; want 1, 1, 1, %d", issues, conf.Pages(), links, comments, news)
+	}
+	for n := range news {
+		if got := conf.Occurrences(fmt.Sprintf("news-%02d: metric failed", n)); got != 1 {
+			t.Errorf("news %d is on the page %d times, want once", n, got)
 		}
 	}
 }

@@ -1,4 +1,9 @@
-package opener
+// Package openertest holds in-memory fakes of what the opener needs of
+// Jira, Confluence and Backstage, modelling their state (jiralert's
+// Jira): issues with labels, comments and links; pages with unique
+// titles and versions; notifications by scope. Tests of the opener and of
+// the stores it runs on use them.
+package openertest
 
 import (
 	"context"
@@ -15,37 +20,44 @@ import (
 	"function/jira"
 )
 
-// fakeJira models the issues of a Jira site (jiralert's fakeJira): what
+// Jira models the issues of a Jira site (jiralert's Jira): what
 // was created, labelled, commented and linked, and a search that may lag
 // behind creates as Jira's index does. fail, when set, decides per call
 // whether it fails, and whether the failure happened after the write took
 // effect (the answer lost).
-type fakeJira struct {
-	mu        sync.Mutex
-	issues    []*fakeIssue
-	searchLag time.Duration
-	fail      func(op string) (err error, tookEffect bool)
-	calls     map[string]int
+type Jira struct {
+	mu     sync.Mutex
+	issues []*Issue
+	// SearchLag hides issues from search for this long after their
+	// creation, as Jira's index does.
+	SearchLag time.Duration
+	// Fail, when set, decides per call (op: create, search, link,
+	// comment, comments, myself) whether it fails, and whether the
+	// failure came after the write took effect (the answer lost).
+	Fail  func(op string) (err error, tookEffect bool)
+	calls map[string]int
 }
 
-type fakeIssue struct {
+// Issue is one issue: what search shows, its comments and its links.
+type Issue struct {
 	jira.Found
 	comments   []string
 	commentIDs map[string]bool
 	links      map[string]jira.RemoteLink
 }
 
-func newFakeJira() *fakeJira { return &fakeJira{calls: map[string]int{}} }
+func NewJira() *Jira { return &Jira{calls: map[string]int{}} }
 
-func (f *fakeJira) call(op string) (error, bool) {
+func (f *Jira) call(op string) (error, bool) {
 	f.calls[op]++
-	if f.fail == nil {
+	if f.Fail == nil {
 		return nil, false
 	}
-	return f.fail(op)
+	return f.Fail(op)
 }
 
-func (f *fakeJira) CreateIssue(_ context.Context, n jira.NewIssue) (jira.Issue, error) {
+// CreateIssue creates an issue with the labels asked for.
+func (f *Jira) CreateIssue(_ context.Context, n jira.NewIssue) (jira.Issue, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	err, effect := f.call("create")
@@ -53,7 +65,7 @@ func (f *fakeJira) CreateIssue(_ context.Context, n jira.NewIssue) (jira.Issue, 
 		return jira.Issue{}, err
 	}
 	id := len(f.issues) + 1
-	is := &fakeIssue{Found: jira.Found{
+	is := &Issue{Found: jira.Found{
 		Issue:  jira.Issue{ID: fmt.Sprint(10000 + id), Key: fmt.Sprintf("%s-%d", n.Project, id)},
 		Labels: n.Labels, Created: time.Now(), StatusCategory: "new", Status: "Open",
 	}, links: map[string]jira.RemoteLink{}}
@@ -64,7 +76,8 @@ func (f *fakeJira) CreateIssue(_ context.Context, n jira.NewIssue) (jira.Issue, 
 	return is.Issue, nil
 }
 
-func (f *fakeJira) FindByLabels(_ context.Context, _, labels []string, reconcile []string) ([]jira.Found, error) {
+// FindByLabels finds the indexed issues with any of labels, newest first; reconcile ids are found whatever the index says.
+func (f *Jira) FindByLabels(_ context.Context, _, labels []string, reconcile []string) ([]jira.Found, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err, _ := f.call("search"); err != nil {
@@ -73,7 +86,7 @@ func (f *fakeJira) FindByLabels(_ context.Context, _, labels []string, reconcile
 	var out []jira.Found
 	for i := len(f.issues) - 1; i >= 0; i-- { // newest first
 		is := f.issues[i]
-		indexed := time.Since(is.Created) >= f.searchLag || slices.Contains(reconcile, is.ID)
+		indexed := time.Since(is.Created) >= f.SearchLag || slices.Contains(reconcile, is.ID)
 		if indexed && slices.ContainsFunc(labels, is.HasLabel) {
 			out = append(out, is.Found)
 		}
@@ -81,7 +94,7 @@ func (f *fakeJira) FindByLabels(_ context.Context, _, labels []string, reconcile
 	return out, nil
 }
 
-func (f *fakeJira) find(key string) *fakeIssue {
+func (f *Jira) find(key string) *Issue {
 	for _, is := range f.issues {
 		if is.Key == key {
 			return is
@@ -90,7 +103,8 @@ func (f *fakeJira) find(key string) *fakeIssue {
 	return nil
 }
 
-func (f *fakeJira) UpsertRemoteLink(_ context.Context, key string, l jira.RemoteLink) error {
+// UpsertRemoteLink keeps one link per globalId.
+func (f *Jira) UpsertRemoteLink(_ context.Context, key string, l jira.RemoteLink) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	err, effect := f.call("link")
@@ -105,7 +119,8 @@ func (f *fakeJira) UpsertRemoteLink(_ context.Context, key string, l jira.Remote
 	return err
 }
 
-func (f *fakeJira) AddComment(_ context.Context, key string, c jira.Comment) error {
+// AddComment adds a comment, with its identity when it has one.
+func (f *Jira) AddComment(_ context.Context, key string, c jira.Comment) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	err, effect := f.call("comment")
@@ -126,7 +141,8 @@ func (f *fakeJira) AddComment(_ context.Context, key string, c jira.Comment) err
 	return err
 }
 
-func (f *fakeJira) CommentIDs(_ context.Context, key string) (map[string]bool, error) {
+// CommentIDs returns the identities of the issue's comments.
+func (f *Jira) CommentIDs(_ context.Context, key string) (map[string]bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err, _ := f.call("comments"); err != nil {
@@ -139,18 +155,21 @@ func (f *fakeJira) CommentIDs(_ context.Context, key string) (map[string]bool, e
 	return ids, nil
 }
 
-func (f *fakeJira) Myself(context.Context) error {
+// Myself checks the credentials.
+func (f *Jira) Myself(context.Context) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	err, _ := f.call("myself")
 	return err
 }
 
-func (f *fakeJira) Transitions(context.Context, string) ([]jira.Transition, error) {
+// Transitions offers a way out of done and one into it.
+func (f *Jira) Transitions(context.Context, string) ([]jira.Transition, error) {
 	return []jira.Transition{{ID: "1", Name: "Reopen"}, {ID: "2", Name: "Done", ToCategoryDone: true}}, nil
 }
 
-func (f *fakeJira) DoTransition(_ context.Context, key, id string) error {
+// DoTransition moves the issue to done (id 2) or out of it.
+func (f *Jira) DoTransition(_ context.Context, key, id string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	is := f.find(key)
@@ -162,10 +181,28 @@ func (f *fakeJira) DoTransition(_ context.Context, key, id string) error {
 	return nil
 }
 
-func (f *fakeJira) BrowseURL(key string) string { return "https://jira.example/browse/" + key }
+// BrowseURL is the issue's web page.
+func (f *Jira) BrowseURL(key string) string { return "https://jira.example/browse/" + key }
 
-// count returns the number of issues, comments and remote links.
-func (f *fakeJira) count() (issues, comments, links int) {
+// Calls returns how many calls of op were made.
+func (f *Jira) Calls(op string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.calls[op]
+}
+
+// Issue returns the issue with key as search would show it.
+func (f *Jira) Issue(key string) (jira.Found, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if is := f.find(key); is != nil {
+		return is.Found, true
+	}
+	return jira.Found{}, false
+}
+
+// Count returns the number of issues, comments and remote links.
+func (f *Jira) Count() (issues, comments, links int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, is := range f.issues {
@@ -175,22 +212,24 @@ func (f *fakeJira) count() (issues, comments, links int) {
 	return len(f.issues), comments, links
 }
 
-// fakeConfluence models one space's pages, with titles unique as
+// Confluence models one space's pages, with titles unique as
 // Confluence keeps them and versions checked on update.
-type fakeConfluence struct {
+type Confluence struct {
 	mu    sync.Mutex
 	pages []*confluence.Stored
-	fail  func(op string) (err error, tookEffect bool)
+	// Fail, as Jira's (op: space, create, get, update).
+	Fail func(op string) (err error, tookEffect bool)
 }
 
-func (f *fakeConfluence) check(op string) (error, bool) {
-	if f.fail == nil {
+func (f *Confluence) check(op string) (error, bool) {
+	if f.Fail == nil {
 		return nil, false
 	}
-	return f.fail(op)
+	return f.Fail(op)
 }
 
-func (f *fakeConfluence) SpaceID(context.Context, string) (string, error) {
+// SpaceID resolves the one space.
+func (f *Confluence) SpaceID(context.Context, string) (string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err, _ := f.check("space"); err != nil {
@@ -199,7 +238,8 @@ func (f *fakeConfluence) SpaceID(context.Context, string) (string, error) {
 	return "65537", nil
 }
 
-func (f *fakeConfluence) CreatePage(_ context.Context, n confluence.NewPage) (confluence.Page, error) {
+// CreatePage refuses a title the space has, as Confluence does.
+func (f *Confluence) CreatePage(_ context.Context, n confluence.NewPage) (confluence.Page, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	err, effect := f.check("create")
@@ -220,7 +260,8 @@ func (f *fakeConfluence) CreatePage(_ context.Context, n confluence.NewPage) (co
 	return p.Page, nil
 }
 
-func (f *fakeConfluence) FindByTitle(_ context.Context, _, title string) (confluence.Page, bool, error) {
+// FindByTitle finds a page by its title.
+func (f *Confluence) FindByTitle(_ context.Context, _, title string) (confluence.Page, bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, p := range f.pages {
@@ -231,7 +272,8 @@ func (f *fakeConfluence) FindByTitle(_ context.Context, _, title string) (conflu
 	return confluence.Page{}, false, nil
 }
 
-func (f *fakeConfluence) GetPage(_ context.Context, id string) (confluence.Stored, error) {
+// GetPage returns the page with its body and version.
+func (f *Confluence) GetPage(_ context.Context, id string) (confluence.Stored, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err, _ := f.check("get"); err != nil {
@@ -245,7 +287,8 @@ func (f *fakeConfluence) GetPage(_ context.Context, id string) (confluence.Store
 	return confluence.Stored{}, &atlassian.Error{Service: "confluence", Op: "get page", Status: http.StatusNotFound}
 }
 
-func (f *fakeConfluence) UpdatePage(_ context.Context, old confluence.Stored, storage string, version int, _ string) error {
+// UpdatePage refuses a version that is not the next one.
+func (f *Confluence) UpdatePage(_ context.Context, old confluence.Stored, storage string, version int, _ string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	err, effect := f.check("update")
@@ -264,8 +307,15 @@ func (f *fakeConfluence) UpdatePage(_ context.Context, old confluence.Stored, st
 	return &atlassian.Error{Service: "confluence", Op: "update page", Status: http.StatusNotFound}
 }
 
-// rows counts the timeline rows on the page whose text contains s.
-func (f *fakeConfluence) rows(s string) int {
+// Pages returns the number of pages.
+func (f *Confluence) Pages() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.pages)
+}
+
+// Occurrences counts s in the pages' bodies.
+func (f *Confluence) Occurrences(s string) int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	n := 0
@@ -275,13 +325,21 @@ func (f *fakeConfluence) rows(s string) int {
 	return n
 }
 
-// fakeNotifier keeps the notifications by scope, as Backstage does.
-type fakeNotifier struct {
+// Notifier keeps the notifications by scope, as Backstage does.
+type Notifier struct {
 	mu     sync.Mutex
 	scopes map[string]int
 }
 
-func (f *fakeNotifier) Send(_ context.Context, n backstage.Notification) error {
+// Sent returns how many notifications were sent with scope.
+func (f *Notifier) Sent(scope string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.scopes[scope]
+}
+
+// Send keeps the notification by its scope.
+func (f *Notifier) Send(_ context.Context, n backstage.Notification) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.scopes == nil {
@@ -291,8 +349,8 @@ func (f *fakeNotifier) Send(_ context.Context, n backstage.Notification) error {
 	return nil
 }
 
-// fakeObserver counts what the drainer reports.
-type fakeObserver struct {
+// Observer counts what the drainer reports.
+type Observer struct {
 	mu        sync.Mutex
 	attempts  map[string]int
 	pending   int
@@ -300,7 +358,8 @@ type fakeObserver struct {
 	abandoned int
 }
 
-func (o *fakeObserver) Attempt(outcome string) {
+// Attempt counts an attempt.
+func (o *Observer) Attempt(outcome string) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.attempts == nil {
@@ -309,20 +368,22 @@ func (o *fakeObserver) Attempt(outcome string) {
 	o.attempts[outcome]++
 }
 
-func (o *fakeObserver) Backlog(pending int, oldest time.Duration) {
+// Backlog keeps the last backlog reported.
+func (o *Observer) Backlog(pending int, oldest time.Duration) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.pending, o.oldest = pending, oldest
 }
 
-func (o *fakeObserver) Abandoned() {
+// Abandoned counts an abandoned rollback.
+func (o *Observer) Abandoned() {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.abandoned++
 }
 
-// count returns the attempts with outcome, or the abandoned count.
-func (o *fakeObserver) count(outcome string) int {
+// Count returns the attempts with outcome, or the abandoned count.
+func (o *Observer) Count(outcome string) int {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if outcome == "abandoned" {
@@ -331,18 +392,19 @@ func (o *fakeObserver) count(outcome string) int {
 	return o.attempts[outcome]
 }
 
-func (o *fakeObserver) backlog() (int, time.Duration) {
+// Backlog returns the last pending count and oldest age reported.
+func (o *Observer) LastBacklog() (int, time.Duration) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	return o.pending, o.oldest
 }
 
-// unavailable is the error of a call Atlassian answered 503.
-func unavailable(op string) error {
+// Unavailable is the error of a call Atlassian answered 503.
+func Unavailable(op string) error {
 	return &atlassian.Error{Service: "jira", Op: op, Status: http.StatusServiceUnavailable, Temporary: true}
 }
 
-// lost is the error of a call whose answer never came.
-func lost(op string) error {
+// Lost is the error of a call whose answer never came.
+func Lost(op string) error {
 	return &atlassian.Error{Service: "jira", Op: op, Status: 0, Temporary: true}
 }
