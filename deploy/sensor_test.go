@@ -504,8 +504,8 @@ func TestSensorAtlassianOutageLongerThanRetries(t *testing.T) {
 	if n := len(clusterProxy.take(functionHost)); n != 1 {
 		t.Errorf("the function got %d deliveries, want the 1 that was answered 202", n)
 	}
-	useWakeup := loadWakeupSensor(t)
-	w := runSensorTrigger(t, useWakeup, useWakeup.Spec.Dependencies[0].Name, calendarEvent(t))
+	wakeup := loadWakeupSensor(t)
+	w := runSensorTrigger(t, wakeup, wakeup.Spec.Dependencies[0].Name, calendarEvent(t))
 	counts := reconcileCounts(t, w)
 	if counts.Pending == nil || *counts.Pending != 0 {
 		t.Errorf("reconcile after the outage: %s, want nothing pending", w.body)
