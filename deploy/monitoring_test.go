@@ -27,6 +27,9 @@ func promtoolPath(t *testing.T) string {
 		return p
 	}
 	p, err := exec.LookPath("promtool")
+	if err != nil && os.Getenv("CI") != "" {
+		t.Fatal("promtool not found: .ci/run installs it and sets PROMTOOL")
+	}
 	if err != nil {
 		t.Skip("promtool not on PATH (apt-get install prometheus, or PROMTOOL=<path>): the alert rules are decoded but not checked or exercised")
 	}
