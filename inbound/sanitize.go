@@ -24,12 +24,16 @@ func sanitize(in *incident.Incident) {
 		&in.StableRS, &in.Phase, &in.Reason, &in.Strategy, &in.Step, &in.Project, &in.RepoURL,
 		&in.TargetRevision, &in.DestinationServer, &in.DestinationNS, &in.RequestedProject,
 		&in.RequestedIssueType, &in.EventID, &in.Owner, &in.Application, &in.SyncRevision,
+		&in.RequestedPriority, &in.RevertedFrom, &in.RevertedTo, &in.InitiatedBy,
 	} {
 		*p = clip(cleanString(*p), maxShort)
 	}
 	in.Message = clip(cleanString(in.Message), maxMessage)
 	in.FailedNode = clip(cleanString(in.FailedNode), maxMessage)
-	for _, imgs := range [][]incident.Image{in.Images, in.StableImages} {
+	for i := range in.ReplicaSets {
+		in.ReplicaSets[i] = clip(cleanString(in.ReplicaSets[i]), maxShort)
+	}
+	for _, imgs := range [][]incident.Image{in.Images, in.StableImages, in.ImagesBefore} {
 		for i := range imgs {
 			imgs[i].Container = clip(cleanString(imgs[i].Container), maxShort)
 			imgs[i].Image = clip(cleanString(imgs[i].Image), maxShort)
@@ -37,7 +41,7 @@ func sanitize(in *incident.Incident) {
 	}
 	for i := range in.Analysis {
 		a := &in.Analysis[i]
-		for _, p := range []*string{&a.Run, &a.Metric, &a.Phase, &a.Provider, &a.FailureLimit} {
+		for _, p := range []*string{&a.Run, &a.Metric, &a.Phase, &a.Provider, &a.FailureLimit, &a.Assessment} {
 			*p = clip(cleanString(*p), maxShort)
 		}
 		a.Message = clip(cleanString(a.Message), maxMessage)
@@ -60,6 +64,12 @@ func sanitize(in *incident.Incident) {
 		}
 	}
 	in.Links = links
+}
+
+func sanitizeRecovery(r *incident.Recovery) {
+	for _, p := range []*string{&r.Cluster, &r.Kind, &r.Namespace, &r.Name, &r.Revision, &r.State, &r.Source} {
+		*p = clip(cleanString(*p), maxShort)
+	}
 }
 
 // cleanString drops control characters other than newline and tab, invalid
