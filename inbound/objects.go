@@ -113,15 +113,15 @@ type rollout struct {
 		Template podTemplate `json:"template"`
 	} `json:"spec"`
 	Status struct {
-		Abort            bool   `json:"abort"`
-		AbortedAt        string `json:"abortedAt"`
-		Phase            string `json:"phase"`
-		Message          string `json:"message"`
-		CurrentPodHash   string `json:"currentPodHash"`
-		StableRS         string `json:"stableRS"`
-		CurrentStepIndex *int   `json:"currentStepIndex"`
+		Abort            bool               `json:"abort"`
+		AbortedAt        string             `json:"abortedAt"`
+		Phase            string             `json:"phase"`
+		Message          string             `json:"message"`
+		CurrentPodHash   string             `json:"currentPodHash"`
+		StableRS         string             `json:"stableRS"`
+		CurrentStepIndex *int               `json:"currentStepIndex"`
 		Conditions       []rolloutCondition `json:"conditions"`
-		Canary struct {
+		Canary           struct {
 			CurrentStepAnalysisRunStatus       *analysisRunStatus `json:"currentStepAnalysisRunStatus"`
 			CurrentBackgroundAnalysisRunStatus *analysisRunStatus `json:"currentBackgroundAnalysisRunStatus"`
 		} `json:"canary"`
