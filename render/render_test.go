@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -759,5 +760,60 @@ func TestDescriptionHash(t *testing.T) {
 	}
 	if WikiHash(strings.Replace(wiki, "h3. Facts", "h3. Facts (reviewed)", 1)) == WikiHash(wiki) {
 		t.Error("an edited wiki description hashes as written")
+	}
+}
+
+// TestWikiHostile: event text cannot open a link, a macro, a table cell or
+// a heading in the wiki-markup description.
+func TestWikiHostile(t *testing.T) {
+	h := "[evil|javascript:alert(1)] {html}<b>x</b>{html} | cell *bold* \nh1. Heading\n{noformat}"
+	in := &incident.Incident{
+		Cluster: "c", Kind: incident.KindRollout, Namespace: "n", Name: "x", Revision: "1", Phase: h, Reason: h, Message: h,
+		Analysis:  []incident.Analysis{{Run: h, Metric: h, Provider: h, FailureLimit: h, Values: []string{h}}},
+		Resources: []incident.Resource{{Kind: h, Name: h, Message: h}},
+		Links:     []incident.Link{{Title: h, URL: "https://example.com/?q=]|["}},
+		Recovery:  &incident.Recovery{Kind: incident.KindRollout, Namespace: "n", Name: "x", Revision: h, Source: h},
+	}
+	wiki := WikiDescription(in, Context{Owner: h, Priority: h, PreviousKey: h, PreviousURL: "https://x.example/browse/OPS-0", Related: []incident.Link{{Title: h, URL: "https://x.example/a"}}})
+	// What stays once every escaped character is blanked out.
+	unescaped := regexp.MustCompile(`\\.`).ReplaceAllString(wiki, "_")
+	for _, bad := range []string{"[evil|", "{html}", "\nh1.", "*bold*", "| cell"} {
+		if strings.Contains(unescaped, bad) {
+			t.Errorf("wiki markup contains %q:\n%s", bad, wiki)
+		}
+	}
+	// The only {noformat} blocks are the commands', closed.
+	if n := strings.Count(wiki, "{noformat}"); n != 2 {
+		t.Errorf("%d {noformat} markers:\n%s", n, wiki)
+	}
+	// Analysis run names that are no Kubernetes names give no command.
+	if strings.Contains(wiki, "kubectl get analysisrun") {
+		t.Error("a command built from a name that is not a Kubernetes name")
+	}
+}
+
+// TestManualRollbackGolden renders the facts of a manual rollback (the
+// fields the manual-rollback detection fills) as the opener does.
+func TestManualRollbackGolden(t *testing.T) {
+	r := newRenderer(t)
+	in := &incident.Incident{
+		Source: "Argo Events resource event (UPDATE Rollout)", Cluster: "prod-eu-1", Kind: incident.KindRollout,
+		Namespace: "payments", Name: "checkout-api", Revision: "8", Phase: "Progressing", Reason: incident.ReasonManualRollback,
+		Message: "Rollback to stable ReplicaSets", Time: time.Date(2025, 6, 12, 15, 2, 11, 0, time.UTC), Strategy: "canary",
+		RevertedFrom: "7", RevertedTo: "6",
+		ImagesBefore: []incident.Image{{Container: "checkout-api", Image: "registry.example.com/payments/checkout-api:1.42.0"}},
+		Images:       []incident.Image{{Container: "checkout-api", Image: "registry.example.com/payments/checkout-api:1.41.3"}},
+		ReplicaSets:  []string{"checkout-api-6f9c7b8d5 (revision 7)", "checkout-api-5d8f9c6b7 (revision 8)"},
+		InitiatedBy:  "alice@example.com",
+	}
+	c := goldenContext(t, in)
+	got := renderAll(t, r, in, c)
+	golden(t, "manual-rollback.description.adf.json", got.adf)
+	golden(t, "manual-rollback.description.wiki", []byte(got.wiki))
+	golden(t, "manual-rollback.page.storage.xml", []byte(got.page))
+	golden(t, "manual-rollback.summary.txt", []byte(got.summary+"\n"+PageTitle(in, "OPS-1")+"\n"))
+	checkDocuments(t, in, c, got)
+	if got.summary != "[INCIDENT] Manual rollback: payments/checkout-api reverted from revision 7 to revision 6" {
+		t.Errorf("summary %q", got.summary)
 	}
 }
