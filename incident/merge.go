@@ -1,6 +1,8 @@
 package incident
 
 import (
+	"bytes"
+	"encoding/json"
 	"slices"
 	"strings"
 	"time"
@@ -22,11 +24,19 @@ import (
 //   - a recovery in later is taken; a failure observed after into's
 //     recovery means the object failed again, and the recovery is dropped.
 //
-// Merge never shares later's slices with into.
-func Merge(into, later *Incident) {
+// Merge never shares later's slices with into. It reports whether into
+// changed (the delivery id aside, which is for logs): a repeat that brings
+// nothing new needs no update in Jira or Confluence.
+func Merge(into, later *Incident) (changed bool) {
 	if into == nil || later == nil {
-		return
+		return false
 	}
+	before := into.facts()
+	merge(into, later)
+	return !bytes.Equal(before, into.facts())
+}
+
+func merge(into, later *Incident) {
 	intoState, laterState := into.stateTime(), later.stateTime()
 	if laterState.IsZero() || intoState.IsZero() || !laterState.Before(intoState) {
 		// later is the newer state, or one of the two does not say when.
@@ -86,6 +96,19 @@ func Merge(into, later *Incident) {
 		// Failed again after it had recovered.
 		into.Recovery = nil
 	}
+}
+
+// facts is the incident as JSON without the delivery id, to tell whether
+// a merge changed anything.
+func (in *Incident) facts() []byte {
+	c := *in
+	c.EventID = ""
+	b, err := json.Marshal(c)
+	if err != nil {
+		// Strings, numbers, times and slices of them always marshal.
+		panic("incident: marshal: " + err.Error())
+	}
+	return b
 }
 
 // stateTime is when the incident's phase, reason and message were seen.

@@ -233,11 +233,20 @@ func TestMergeIdempotent(t *testing.T) {
 	ev := &Incident{Phase: "Degraded", Time: at(3), Source: "s", Images: []Image{{Container: "a", Image: "x"}},
 		Analysis: []Analysis{{Run: "r", Metric: "m"}}, Resources: []Resource{{Kind: "Rollout", Name: "n"}}, Links: []Link{{URL: "https://x"}}}
 	into := &Incident{Cluster: "c", Kind: KindRollout, Name: "n"}
-	Merge(into, ev)
+	if !Merge(into, ev) {
+		t.Error("the first merge reports no change")
+	}
 	once := *into
 	once.Images = append([]Image(nil), into.Images...)
-	Merge(into, ev)
-	if !reflect.DeepEqual(*into, once) {
+	again := *ev
+	again.EventID = "another-delivery"
+	if Merge(into, &again) {
+		t.Error("a repeat (another delivery id) reports a change")
+	}
+	if into.EventID = ""; !reflect.DeepEqual(*into, once) {
 		t.Errorf("merging the same event twice changed the incident:\n%+v\n%+v", *into, once)
+	}
+	if !Merge(into, &Incident{Analysis: []Analysis{{Run: "r", Metric: "m", Provider: "prometheus"}}}) {
+		t.Error("a new fact reports no change")
 	}
 }

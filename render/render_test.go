@@ -817,3 +817,30 @@ func TestManualRollbackGolden(t *testing.T) {
 		t.Errorf("summary %q", got.summary)
 	}
 }
+
+// TestOwnSummaryTemplate: a summary template written for earlier versions
+// (the incident's fields and methods) still works, and .Title is there.
+func TestOwnSummaryTemplate(t *testing.T) {
+	page, err := templates.FS.Open(PageTemplate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(page)
+	r, err := New(fstest.MapFS{
+		SummaryTemplate: {Data: []byte("{{.Kind}} {{.Subject}} rev {{.Revision}} in {{.Cluster}}: {{.Title}}")},
+		PageTemplate:    {Data: body},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := r.Summary(decodeFixture(t, "workflow-failed.json"))
+	if want := "Workflow payments/db-migrate-x7k2p rev 0b6f3a2e-4d1c-4e8b-9a7f-6c5d4e3b2a10 in prod-eu-1: Workflow failed: payments/db-migrate-x7k2p"; err != nil || s != want {
+		t.Errorf("summary %q (%v), want %q", s, err, want)
+	}
+	if _, err := New(fstest.MapFS{
+		SummaryTemplate: {Data: []byte("x")},
+		PageTemplate:    {Data: []byte(`{{generated "Bad Name"}}`)},
+	}); err == nil {
+		t.Error("a generated section with an invalid name is accepted")
+	}
+}
