@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -193,4 +194,48 @@ func adfText(b *strings.Builder, n any) {
 		// Blocks, and a hardBreak, end a line.
 		b.WriteString("\n")
 	}
+}
+
+// FactsComment is the comment that carries what a later event added to an
+// incident whose description a person has edited (which the function then
+// leaves alone): the facts that are new or changed from before to after,
+// the failed metrics that are new or changed, and the recovery with its
+// durations when after has recovered and before had not. changed is false
+// when after says nothing before did not (post no comment then).
+func FactsComment(before, after *incident.Incident, c Context) (doc adf.Doc, wiki string, changed bool) {
+	old := map[string]string{}
+	for _, f := range Facts(before) {
+		old[f.Name] = f.Value
+	}
+	var facts []Fact
+	for _, f := range Facts(after) {
+		if old[f.Name] != f.Value {
+			facts = append(facts, f)
+		}
+	}
+	v := newView(after, c)
+	recovered := v.isRecovered() && before.Recovery == nil
+	if recovered {
+		facts = append(facts, v.timeFacts()...)
+		facts = append(facts, v.durationFacts()...)
+	}
+	var rows [][][]span
+	oldRows := AnalysisRows(before)
+	for _, r := range AnalysisRows(after) {
+		if !slices.Contains(oldRows, r) {
+			rows = append(rows, [][]span{{plain(r.Metric)}, {plain(r.Provider)}, {plain(r.Result)}, {mono(r.Values)}, {plain(r.Limit)}})
+		}
+	}
+	if len(facts) == 0 && len(rows) == 0 && !recovered {
+		return adf.Doc{}, "", false
+	}
+	blocks := []block{para(bold("New facts."), plain(" The description was edited, so rollback-incident adds what later events told here."))}
+	if recovered {
+		blocks = append(blocks, para(plain(v.recoverySentence())))
+	}
+	blocks = append(blocks, factsTable(facts))
+	if len(rows) > 0 {
+		blocks = append(blocks, heading("Failed analysis"), block{kind: bTable, header: analysisHeader, rows: rows})
+	}
+	return toADF(blocks), toWiki(blocks), true
 }

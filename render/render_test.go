@@ -844,3 +844,38 @@ func TestOwnSummaryTemplate(t *testing.T) {
 		t.Error("a generated section with an invalid name is accepted")
 	}
 }
+
+// TestFactsComment: when a person edited the description, what a later
+// event adds arrives as one comment, and a repeat adds none.
+func TestFactsComment(t *testing.T) {
+	before := decodeFixture(t, "rollout-notification-webhook.json")
+	after := *before
+	after.Analysis = slices.Clone(before.Analysis)
+	c := goldenContext(t, before)
+	if _, _, changed := FactsComment(before, &after, c); changed {
+		t.Error("nothing new, yet a comment")
+	}
+	incident.Merge(&after, decodeFixture(t, "analysisrun-failed.json"))
+	doc, wiki, changed := FactsComment(before, &after, c)
+	if !changed {
+		t.Fatal("no comment for new facts")
+	}
+	b, _ := json.Marshal(doc)
+	if err := adfschema.ValidateJSON(b); err != nil {
+		t.Errorf("comment is not valid ADF: %v", err)
+	}
+	for _, want := range []string{"AnalysisRun object", "prometheus", "[0.8512]", "step 2"} {
+		if !strings.Contains(string(b), jsonText(want)) || !strings.Contains(wiki, WikiText(want)) {
+			t.Errorf("comment lacks %q", want)
+		}
+	}
+	if strings.Contains(wiki, "||Cluster|") {
+		t.Error("the comment repeats a fact the description has")
+	}
+	recovered := after
+	recovered.Recovery = &incident.Recovery{Cluster: "prod-eu-1", Kind: "Rollout", Namespace: "payments", Name: "checkout-api", Revision: "8", At: c.Opened.Add(17 * time.Minute), State: "Healthy"}
+	_, wiki, changed = FactsComment(&after, &recovered, c)
+	if !changed || !strings.Contains(wiki, "Healthy again at revision 8") || !strings.Contains(wiki, "Time to recover") {
+		t.Errorf("recovery comment:\n%s", wiki)
+	}
+}
