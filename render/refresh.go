@@ -1,8 +1,10 @@
 package render
 
 import (
+	"encoding/xml"
 	"fmt"
 	htmltemplate "html/template"
+	"io"
 	"strings"
 )
 
@@ -25,12 +27,16 @@ import (
 // editors drop them, and html/template strips them from templates.
 //
 // RefreshPage replaces what lies between each pair with the fresh render
-// and keeps everything outside the pairs byte for byte. Decisions:
+// and keeps everything else byte for byte, the anchors included. Decisions:
 //   - text a person types inside a generated section is replaced on the next
 //     update (the page's intro says so);
 //   - a section a person deleted together with its anchors stays deleted: the
 //     function never re-adds a section the page does not have (the Jira issue
 //     still carries every fact); one whose anchors remain is regenerated;
+//   - text a person types beside an anchor (in its paragraph) stays, and so
+//     do the anchors, with whatever ids the editor gave them;
+//   - a section whose content is not balanced markup on its own (an anchor
+//     moved into a table cell, say) is left alone rather than broken;
 //   - a page without any anchors (opened by an earlier version) is left as it
 //     is: use AddTimelineRow for those.
 
@@ -72,21 +78,27 @@ func validSectionName(name string) bool {
 }
 
 // section is one generated section found in a page: s[start:end] spans
-// both markers.
+// both markers, s[innerStart:innerEnd] what lies between them.
 type section struct {
-	name       string
-	start, end int
+	name                 string
+	start, end           int
+	innerStart, innerEnd int
 }
 
-// findAnchor finds the anchor macro named id at or after from and returns
-// the span it takes, including the paragraph around it when it stands alone
-// in one.
-func findAnchor(s, id string, from int) (start, end int, ok bool) {
+// anchor is where an anchor macro sits: the macro itself, and the
+// paragraph around it if there is one.
+type anchor struct {
+	macroStart, macroEnd int
+	paraStart, paraEnd   int // -1 when the macro stands outside a paragraph
+}
+
+// findAnchor finds the anchor macro named id at or after from.
+func findAnchor(s, id string, from int) (anchor, bool) {
 	needle := ">" + id + "</ac:parameter>"
 	for from < len(s) {
 		i := strings.Index(s[from:], needle)
 		if i < 0 {
-			return 0, 0, false
+			return anchor{}, false
 		}
 		i += from
 		from = i + len(needle)
@@ -96,26 +108,41 @@ func findAnchor(s, id string, from int) (start, end int, ok bool) {
 		}
 		me := strings.Index(s[i:], "</ac:structured-macro>")
 		if me < 0 {
-			return 0, 0, false
+			return anchor{}, false
 		}
-		start, end = ms, i+me+len("</ac:structured-macro>")
-		// The paragraph around it, when it holds nothing else.
-		if p := strings.LastIndex(s[:start], "<p"); p >= 0 {
-			if gt := strings.Index(s[p:], ">"); gt >= 0 && p+gt < start &&
-				(s[p+2] == '>' || s[p+2] == ' ') && strings.TrimSpace(s[p+gt+1:start]) == "" {
-				rest := s[end:]
-				if trimmed := strings.TrimLeft(rest, " \t\r\n"); strings.HasPrefix(trimmed, "</p>") {
-					start, end = p, end+len(rest)-len(trimmed)+len("</p>")
-				}
+		a := anchor{macroStart: ms, macroEnd: i + me + len("</ac:structured-macro>"), paraStart: -1, paraEnd: -1}
+		// Inside a paragraph when the last paragraph tag before the macro
+		// opens one (paragraphs do not nest); the editor may put text of
+		// a person's beside the anchor in it.
+		open, closed := lastParagraphOpen(s[:ms]), strings.LastIndex(s[:ms], "</p>")
+		if open > closed {
+			if c := strings.Index(s[a.macroEnd:], "</p>"); c >= 0 {
+				a.paraStart, a.paraEnd = open, a.macroEnd+c+len("</p>")
 			}
 		}
-		return start, end, true
+		return a, true
 	}
-	return 0, 0, false
+	return anchor{}, false
+}
+
+// lastParagraphOpen is the index of the last "<p>" or "<p …>" tag in s, or -1.
+func lastParagraphOpen(s string) int {
+	for end := len(s); ; {
+		i := strings.LastIndex(s[:end], "<p")
+		if i < 0 || i+2 >= len(s) {
+			return -1
+		}
+		if c := s[i+2]; c == '>' || c == ' ' || c == '\t' || c == '\n' || c == '\r' {
+			return i
+		}
+		end = i
+	}
 }
 
 // sections lists the generated sections of a page in order. A begin marker
-// without its end marker after it is no section.
+// without its end marker after it is no section, nor is one whose content
+// is not balanced markup (a marker a person moved into a table, say): the
+// function does not touch what it cannot replace whole.
 func sections(s string) []section {
 	var out []section
 	for from := 0; ; {
@@ -134,16 +161,40 @@ func sections(s string) []section {
 		if strings.HasSuffix(name, ".end") || !validSectionName(name) {
 			continue
 		}
-		start, beginEnd, ok := findAnchor(s, id, i-1)
+		begin, ok := findAnchor(s, id, i-1)
 		if !ok {
 			continue
 		}
-		_, end, ok := findAnchor(s, id+".end", beginEnd)
+		end, ok := findAnchor(s, id+".end", begin.macroEnd)
 		if !ok {
 			continue
 		}
-		out = append(out, section{name, start, end})
-		from = end
+		sec := section{name: name, start: begin.macroStart, end: end.macroEnd, innerStart: begin.macroEnd, innerEnd: end.macroStart}
+		if begin.paraStart >= 0 {
+			sec.start, sec.innerStart = begin.paraStart, begin.paraEnd
+		}
+		if end.paraStart >= 0 {
+			sec.end, sec.innerEnd = end.paraEnd, end.paraStart
+		}
+		if sec.innerStart > sec.innerEnd || !balanced(s[sec.innerStart:sec.innerEnd]) {
+			from = end.macroEnd
+			continue
+		}
+		out = append(out, sec)
+		from = sec.end
+	}
+}
+
+// balanced reports whether a storage fragment is well-formed on its own:
+// every element it opens, it closes.
+func balanced(fragment string) bool {
+	d := xml.NewDecoder(strings.NewReader(`<r xmlns:ac="http://atlassian.com/content" xmlns:ri="http://atlassian.com/resource/identifier">` + fragment + `</r>`))
+	d.Strict = true
+	d.Entity = xml.HTMLEntity
+	for {
+		if _, err := d.Token(); err != nil {
+			return err == io.EOF
+		}
 	}
 }
 
@@ -157,28 +208,29 @@ func GeneratedSections(storage string) []string {
 	return names
 }
 
-// RefreshPage returns existing with every generated section replaced by the
-// same section of fresh (a page rendered now from the merged incident), and
-// everything else kept as it is: people's sections, their edits around the
-// generated ones, sections they deleted. Refreshing with the same fresh
-// page again changes nothing.
+// RefreshPage returns existing with the content of every generated section
+// replaced by the same section's content in fresh (a page rendered now from
+// the merged incident), and everything else kept as it is: people's
+// sections, their edits around the generated ones, sections they deleted,
+// the anchors themselves (with whatever ids the editor gave them).
+// Refreshing with the same fresh page again changes nothing.
 func RefreshPage(existing, fresh string) string {
-	freshSecs := map[string]string{}
+	freshInner := map[string]string{}
 	for _, sec := range sections(fresh) {
-		if _, dup := freshSecs[sec.name]; !dup {
-			freshSecs[sec.name] = fresh[sec.start:sec.end]
+		if _, dup := freshInner[sec.name]; !dup {
+			freshInner[sec.name] = fresh[sec.innerStart:sec.innerEnd]
 		}
 	}
 	var b strings.Builder
 	last := 0
 	for _, sec := range sections(existing) {
-		f, ok := freshSecs[sec.name]
+		f, ok := freshInner[sec.name]
 		if !ok {
 			continue // a section this template no longer renders: keep it
 		}
-		b.WriteString(existing[last:sec.start])
+		b.WriteString(existing[last:sec.innerStart])
 		b.WriteString(f)
-		last = sec.end
+		last = sec.innerEnd
 	}
 	b.WriteString(existing[last:])
 	return b.String()
