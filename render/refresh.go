@@ -85,104 +85,161 @@ type section struct {
 	innerStart, innerEnd int
 }
 
-// anchor is where an anchor macro sits: the macro itself, and the
-// paragraph around it if there is one.
+// anchor is a marker found in a page: the macro itself, and the paragraph
+// around it if there is one.
 type anchor struct {
+	id                   string // the anchor's name, e.g. rollback-incident.fault
 	macroStart, macroEnd int
 	paraStart, paraEnd   int // -1 when the macro stands outside a paragraph
 }
 
-// findAnchor finds the anchor macro named id at or after from.
-func findAnchor(s, id string, from int) (anchor, bool) {
-	needle := ">" + id + "</ac:parameter>"
-	for from < len(s) {
-		i := strings.Index(s[from:], needle)
-		if i < 0 {
-			return anchor{}, false
+// cursor finds the next occurrence of a string at or after a position that
+// only grows, scanning each part of the page at most once: the page is
+// whatever people and editors made of it, and must not cost quadratic time.
+type cursor struct {
+	s, sub string
+	at     int // the last answer: the occurrence at or after the last position asked, or -1
+	from   int // the position the last answer was searched from
+}
+
+func newCursor(s, sub string) *cursor { return &cursor{s: s, sub: sub, at: -2} }
+
+func (c *cursor) next(pos int) int {
+	if c.at == -1 && pos >= c.from || c.at >= pos && pos >= c.from {
+		return c.at
+	}
+	c.from = pos
+	if i := strings.Index(c.s[pos:], c.sub); i >= 0 {
+		c.at = pos + i
+	} else {
+		c.at = -1
+	}
+	return c.at
+}
+
+// anchors lists the markers of a page in order, in one pass.
+func anchors(s string) []anchor {
+	var out []anchor
+	closes := newCursor(s, "</ac:structured-macro>")
+	pCloses := newCursor(s, "</p>")
+	lastOpen, lastClose, scanned := -1, -1, 0 // paragraph tags before scanned
+	for i := 0; i < len(s); {
+		k := strings.Index(s[i:], "<ac:structured-macro")
+		if k < 0 {
+			break
 		}
-		i += from
-		from = i + len(needle)
-		ms := strings.LastIndex(s[:i], "<ac:structured-macro")
-		if ms < 0 || !strings.Contains(s[ms:i], `ac:name="anchor"`) || strings.Contains(s[ms:i], "</ac:structured-macro>") {
+		ms := i + k
+		gt := strings.IndexByte(s[ms:], '>')
+		if gt < 0 {
+			break
+		}
+		i = ms + gt + 1
+		if tag := s[ms:i]; !strings.Contains(tag, `ac:name="anchor"`) || strings.HasSuffix(tag, "/>") {
 			continue
 		}
-		me := strings.Index(s[i:], "</ac:structured-macro>")
-		if me < 0 {
-			return anchor{}, false
+		c := closes.next(i)
+		if c < 0 {
+			break
 		}
-		a := anchor{macroStart: ms, macroEnd: i + me + len("</ac:structured-macro>"), paraStart: -1, paraEnd: -1}
+		body := s[i:c]
+		if strings.Contains(body, "<ac:structured-macro") {
+			continue // not an anchor as this package writes them
+		}
+		p := strings.Index(body, ">"+markerPrefix)
+		if p < 0 {
+			continue
+		}
+		id, _, ok := strings.Cut(body[p+1:], "</ac:parameter>")
+		if !ok {
+			continue
+		}
+		a := anchor{id: id, macroStart: ms, macroEnd: c + len("</ac:structured-macro>"), paraStart: -1, paraEnd: -1}
+		i = a.macroEnd
 		// Inside a paragraph when the last paragraph tag before the macro
 		// opens one (paragraphs do not nest); the editor may put text of
 		// a person's beside the anchor in it.
-		open, closed := lastParagraphOpen(s[:ms]), strings.LastIndex(s[:ms], "</p>")
-		if open > closed {
-			if c := strings.Index(s[a.macroEnd:], "</p>"); c >= 0 {
-				a.paraStart, a.paraEnd = open, a.macroEnd+c+len("</p>")
+		lastOpen, lastClose = paragraphTags(s, scanned, ms, lastOpen, lastClose)
+		scanned = ms
+		if lastOpen > lastClose {
+			if e := pCloses.next(a.macroEnd); e >= 0 {
+				a.paraStart, a.paraEnd = lastOpen, e+len("</p>")
 			}
 		}
-		return a, true
+		out = append(out, a)
 	}
-	return anchor{}, false
+	return out
 }
 
-// lastParagraphOpen is the index of the last "<p>" or "<p …>" tag in s, or -1.
-func lastParagraphOpen(s string) int {
-	for end := len(s); ; {
-		i := strings.LastIndex(s[:end], "<p")
-		if i < 0 || i+2 >= len(s) {
-			return -1
+// paragraphTags advances the last "<p>"/"<p …>" and "</p>" positions over
+// s[from:to].
+func paragraphTags(s string, from, to, lastOpen, lastClose int) (int, int) {
+	for j := from; j < to; {
+		k := strings.Index(s[j:to], "<")
+		if k < 0 {
+			break
 		}
-		if c := s[i+2]; c == '>' || c == ' ' || c == '\t' || c == '\n' || c == '\r' {
-			return i
+		j += k
+		switch {
+		case strings.HasPrefix(s[j:], "</p>"):
+			lastClose = j
+		case strings.HasPrefix(s[j:], "<p>") || strings.HasPrefix(s[j:], "<p ") || strings.HasPrefix(s[j:], "<p\n") || strings.HasPrefix(s[j:], "<p\t"):
+			lastOpen = j
 		}
-		end = i
+		j++
 	}
+	return lastOpen, lastClose
 }
 
-// sections lists the generated sections of a page in order. A begin marker
-// without its end marker after it is no section, nor is one whose content
-// is not balanced markup (a marker a person moved into a table, say): the
-// function does not touch what it cannot replace whole.
+// maxOpenSections bounds the begin markers of distinct names awaiting
+// their end: a template has a handful of sections, and each pending one
+// may cost a pass over the page when its end comes.
+const maxOpenSections = 32
+
+// sections lists the generated sections of a page in order: each end
+// marker with the nearest begin marker of its name before it (so that a
+// begin marker a person copied elsewhere widens nothing). A begin marker
+// without its end is no section, nor is one whose content is not balanced
+// markup (a marker a person moved into a table, say): the function does not
+// touch what it cannot replace whole.
 func sections(s string) []section {
 	var out []section
-	for from := 0; ; {
-		i := strings.Index(s[from:], ">"+markerPrefix)
-		if i < 0 {
-			return out
-		}
-		i += from + 1
-		j := strings.Index(s[i:], "</ac:parameter>")
-		if j < 0 {
-			return out
-		}
-		id := s[i : i+j]
-		from = i + j
-		name := strings.TrimPrefix(id, markerPrefix)
-		if strings.HasSuffix(name, ".end") || !validSectionName(name) {
+	begins := map[string]anchor{} // the last begin marker seen, per name, since the last section
+	for _, a := range anchors(s) {
+		name := strings.TrimPrefix(a.id, markerPrefix)
+		base, isEnd := strings.CutSuffix(name, ".end")
+		if !validSectionName(base) {
 			continue
 		}
-		begin, ok := findAnchor(s, id, i-1)
+		if !isEnd {
+			if _, seen := begins[name]; seen || len(begins) < maxOpenSections {
+				begins[name] = a
+			}
+			continue
+		}
+		begin, ok := begins[base]
 		if !ok {
 			continue
 		}
-		end, ok := findAnchor(s, id+".end", begin.macroEnd)
-		if !ok {
-			continue
-		}
-		sec := section{name: name, start: begin.macroStart, end: end.macroEnd, innerStart: begin.macroEnd, innerEnd: end.macroStart}
+		sec := section{name: base, start: begin.macroStart, end: a.macroEnd, innerStart: begin.macroEnd, innerEnd: a.macroStart}
 		if begin.paraStart >= 0 {
 			sec.start, sec.innerStart = begin.paraStart, begin.paraEnd
 		}
-		if end.paraStart >= 0 {
-			sec.end, sec.innerEnd = end.paraEnd, end.paraStart
+		if a.paraStart >= 0 {
+			sec.end, sec.innerEnd = a.paraEnd, a.paraStart
 		}
 		if sec.innerStart > sec.innerEnd || !balanced(s[sec.innerStart:sec.innerEnd]) {
-			from = end.macroEnd
+			delete(begins, base)
+			continue
+		}
+		// Sections do not overlap: a begin marker before this one's end
+		// belongs to no later section.
+		clear(begins)
+		if n := len(out); n > 0 && out[n-1].end > sec.start {
 			continue
 		}
 		out = append(out, sec)
-		from = sec.end
 	}
+	return out
 }
 
 // balanced reports whether a storage fragment is well-formed on its own:
