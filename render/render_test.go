@@ -698,6 +698,16 @@ func TestRefreshPage(t *testing.T) {
 			t.Errorf("sections %v", GeneratedSections(got))
 		}
 	})
+	t.Run("a begin marker copied elsewhere widens nothing", func(t *testing.T) {
+		begin := `<p><ac:structured-macro ac:name="anchor" ac:schema-version="1"><ac:parameter ac:name="">rollback-incident.detection</ac:parameter></ac:structured-macro></p>`
+		page := strings.Replace(old, "<h2>Fault</h2>", begin+"<p>Our notes.</p><h2>Fault</h2>", 1)
+		got := RefreshPage(page, fresh)
+		wellFormed(t, got)
+		sameContent(t, got, fresh)
+		if !strings.Contains(got, "<p>Our notes.</p><h2>Fault</h2>") {
+			t.Error("text after a copied marker was replaced")
+		}
+	})
 	t.Run("a page without anchors is left as it is", func(t *testing.T) {
 		legacy := "<h2>Timeline</h2><table><tbody><tr><th>Time</th><th>Event</th></tr></tbody></table>"
 		if got := RefreshPage(legacy, fresh); got != legacy || len(GeneratedSections(legacy)) != 0 {
