@@ -177,7 +177,7 @@ func TestAcceptMergesNews(t *testing.T) {
 			t.Fatal(err)
 		}
 		g.exactlyOnce(1, 1)
-		if n := g.conf.Occurrences("metric error-rate failed"); n != 1 {
+		if n := g.conf.TimelineRows("metric error-rate failed"); n != 1 {
 			t.Errorf("the news is on the page %d times, want 1", n)
 		}
 	})
@@ -552,7 +552,7 @@ func TestLostAnswers(t *testing.T) {
 				time.Sleep(5 * time.Minute)
 				synctest.Wait()
 				g.exactlyOnce(1, 1)
-				if n := g.conf.Occurrences("metric error-rate failed"); n != 1 {
+				if n := g.conf.TimelineRows("metric error-rate failed"); n != 1 {
 					t.Errorf("the news is on the page %d times, want 1", n)
 				}
 				if fps, _ := g.store.Pending(context.Background()); len(fps) != 0 {

@@ -600,7 +600,7 @@ func TimelineEntry(in *incident.Incident) string {
 	s := ""
 	switch {
 	case in.Reason == incident.ReasonManualRollback:
-		s = "Rollout " + in.Subject() + " rolled back by hand"
+		s = cmp.Or(in.Kind, incident.KindRollout) + " " + in.Subject() + " rolled back by hand"
 		if in.RevertedFrom != "" {
 			s += " from revision " + in.RevertedFrom
 		}
@@ -609,6 +609,15 @@ func TimelineEntry(in *incident.Incident) string {
 		}
 		if in.InitiatedBy != "" {
 			s += " by " + in.InitiatedBy
+		}
+		// The restored images: the news a joined incident would otherwise
+		// not show, since its facts keep the failed ones.
+		var imgs []string
+		for _, im := range in.Images {
+			imgs = append(imgs, im.Image)
+		}
+		if len(imgs) > 0 {
+			s += "; restored " + strings.Join(imgs, ", ")
 		}
 		return s
 	case in.Kind == incident.KindWorkflow:
