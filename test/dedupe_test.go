@@ -67,7 +67,7 @@ func TestRepeatsBecomeTimeline(t *testing.T) {
 	if len(comments) != 1 {
 		t.Fatalf("%d comments, want 1", len(comments))
 	}
-	if b, _ := json.Marshal(comments[0]); !strings.Contains(string(b), `AnalysisRun`) || !strings.Contains(string(b), `success-rate`) {
+	if b, _ := json.Marshal(comments[0]); !strings.Contains(string(b), `AnalysisRun`) || !strings.Contains(string(b), `failureLimit`) {
 		t.Errorf("comment does not carry the news: %s", b)
 	}
 	pages := e.postmortems()
@@ -76,7 +76,7 @@ func TestRepeatsBecomeTimeline(t *testing.T) {
 	}
 	body := pages[0].Body
 	timeline := body[strings.Index(body, "rollback-incident.timeline<"):strings.Index(body, "rollback-incident.timeline.end")]
-	if strings.Count(timeline, "success-rate") != 1 || strings.Count(timeline, "Incident OPS-1 opened") != 1 {
+	if strings.Count(timeline, "<tr><td>") != 3 || strings.Count(timeline, "AnalysisRun checkout-api") != 1 || strings.Count(timeline, "Incident OPS-1 opened") != 1 {
 		t.Errorf("page timeline should have the failure, the opening and the news once each:\n%s", timeline)
 	}
 }
