@@ -82,6 +82,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	var faults faultFlags
 	groups := groupFlags{}
+	owners := ownerFlags{}
+	fs.Var(&owners, "backstage-owner", `a Backstage catalog entity and its owner (repeatable): "ENTITY=OWNER", e.g. "component:default/checkout-api=group:default/payments-team"; a notification to the entity goes to the owner`)
 	fs.Var(&groups, "backstage-group", `a Backstage catalog group and its members (repeatable): "GROUP=MEMBER,MEMBER", e.g. "group:default/payments-team=user:default/alice,group:default/payments-oncall"`)
 	fs.Var(&faults, "fault", `inject a fault at start-up (repeatable): "ROUTE=STATUS[xCOUNT][,delay=2s][,delay-after=2s][,applied][,retry-after=N][,reason=R][,reset][,no-retry-after][,only-reset-header]"; ROUTE is a route pattern such as "POST /rest/api/3/issue" or *; "ROUTE=0,applied,reset" and "ROUTE=0,applied" make a write take effect and lose its answer (reset, or none until the client gives up)`)
 	var (
@@ -156,6 +158,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		BackstageToken:   *bsToken,
 		BackstageSubject: *bsSubject,
 		BackstageGroups:  groups,
+		BackstageOwners:  owners,
 	})
 	// Only the emulator knows its routes, so a misspelt route is caught
 	// here rather than becoming a fault that never fires.
@@ -187,7 +190,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	logger.Info("atlassian emulator listening", "url", base, "addr", ln.Addr().String(),
 		"email", *email, "projects", *projects, "spaces", spaceKeys, "searchLag", searchLag.String(),
 		"faults", faults.String(), "outage", *outage, "rateLimit", em.RateLimits(),
-		"bearerToken", *pat != "", "backstageSubject", *bsSubject, "backstageGroups", groups.String())
+		"bearerToken", *pat != "", "backstageSubject", *bsSubject, "backstageGroups", groups.String(), "backstageOwners", owners.String())
 	fmt.Fprintln(stdout, base)
 
 	select {
@@ -204,6 +207,28 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("serve: %w", err)
 	}
+	return nil
+}
+
+// ownerFlags collects the repeatable -backstage-owner flag.
+type ownerFlags map[string]string
+
+func (o ownerFlags) String() string {
+	var out []string
+	for k, v := range o {
+		out = append(out, k+"="+v)
+	}
+	slices.Sort(out)
+	return strings.Join(out, "; ")
+}
+
+func (o ownerFlags) Set(s string) error {
+	entity, owner, _ := strings.Cut(s, "=")
+	entity, owner = strings.TrimSpace(entity), strings.TrimSpace(owner)
+	if entity == "" || owner == "" {
+		return fmt.Errorf("backstage owner %q: want ENTITY=OWNER", s)
+	}
+	o[entity] = owner
 	return nil
 }
 
