@@ -38,6 +38,28 @@ const (
 	trickyHealth = "Rollout \"checkout-api\" aborted update to revision 8:\nMetric \"success-rate\" assessed Failed \\ limit 1"
 )
 
+// guideSyncFailed is the sync-failed template of the source guide
+// (shared/reference/seeds/argocd-notifications-to-backstage.md), which
+// pastes values into JSON strings.
+const guideSyncFailed = `webhook:
+  backstage:
+    method: POST
+    body: |
+      {
+        "recipients": {
+          "type": "entity",
+          "entityRef": "{{index .app.metadata.annotations "backstage.io/entity-ref"}}"
+        },
+        "payload": {
+          "title": "{{.app.metadata.name}} - Sync Failed",
+          "description": "Application **{{.app.metadata.name}}** sync has failed.\n\n**Phase:** {{.app.status.operationState.phase}}\n**Message:** {{.app.status.operationState.message}}",
+          "link": "{{.context.argocdUrl}}/applications/{{.app.metadata.name}}",
+          "severity": "high",
+          "topic": "argocd.sync.failed"
+        }
+      }
+`
+
 // ---- the shipped configuration, as each flavour applies it ------------------
 
 // argocdBackstageConfigMap is argocd-notifications-cm after the two merge
@@ -500,4 +522,28 @@ func runBackstage(t *testing.T, argocdNS string, cm *corev1.ConfigMap) {
 		}
 	}
 	s.requireOneIncident()
+
+	// The guide's template against the same backend: a message with quotes
+	// breaks its JSON, and without the annotation it names no entity
+	// ("<no value>": the Application is unstructured); Backstage refuses
+	// both with a 400, which notifications-engine does not retry: the
+	// notification is lost.
+	guide := cm.DeepCopy()
+	guide.Data["template.app-sync-failed-backstage"] = guideSyncFailed
+	ng := newAPI(t, guide, secret, argocdGetVars(t, guide, secret))
+	plain := backstageApp(t, "orders", "", false)
+	setAppState(plain, "Failed", "Missing", rev1, "one or more objects failed to apply", "")
+	for _, c := range []struct {
+		app  map[string]any
+		want string
+	}{
+		{a, `"name":"InputError"`}, // the JSON parser's message
+		{plain, `Failed to send user notifications; caused by Error: Entity reference \"<no value>\" had missing or empty kind`},
+	} {
+		fired, errs := argocdSendTo(t, ng, c.app, "on-sync-failed-backstage", "backstage")
+		ex := clusterProxy.take(backstageHost)
+		if !fired || len(errs) != 1 || len(ex) != 1 || ex[0].Status != http.StatusBadRequest || !strings.Contains(string(ex[0].RBody), c.want) {
+			t.Errorf("the guide's template: fired %v, errors %v, %d requests %+v; want one 400 %q", fired, errs, len(ex), ex, c.want)
+		}
+	}
 }
