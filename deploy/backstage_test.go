@@ -547,3 +547,64 @@ func runBackstage(t *testing.T, argocdNS string, cm *corev1.ConfigMap) {
 		}
 	}
 }
+
+// The function's Argo CD templates tell it the Backstage owner as the
+// Backstage templates find it (the annotation, else the project's owner in
+// the context), so the one notification of an incident reaches the same
+// people. The rendered body for the real degraded Application is the
+// fixture the function's end-to-end tests send
+// (test/backstage_once_test.go; -update rewrites it).
+func TestArgoCDBodyCarriesTheBackstageOwner(t *testing.T) {
+	startStack(t)
+	cm := argocdBackstageConfigMap(t)
+	secret := &corev1.Secret{Data: map[string][]byte{"rollback-incident-token": []byte(testToken)}}
+	n := newAPI(t, cm, secret, argocdGetVars(t, cm, secret))
+	app := backstageApp(t, "checkout-api-prod", "component:default/checkout-api", true)
+	if fired, errs := argocdSendTo(t, n, app, "on-health-degraded-backstage", "backstage"); fired || len(errs) > 0 {
+		t.Fatalf("the Backstage trigger fired for an application whose failures open an incident (errors %v)", errs)
+	}
+	if fired, errs := argocdSend(t, n, app, "on-health-degraded-rollback-incident"); !fired || len(errs) > 0 {
+		t.Fatalf("triggered %v, errors %v", fired, errs)
+	}
+	ex := clusterProxy.take(functionHost)
+	var body map[string]any
+	if len(ex) != 1 || ex[0].Status != http.StatusOK || json.Unmarshal(ex[0].Body, &body) != nil || body["owner"] != "component:default/checkout-api" {
+		t.Fatalf("the function got %+v", ex)
+	}
+	fixture := filepath.Join(repoRoot, "testdata", "fixtures", "argocd-app-health-degraded-rendered.json")
+	if *updateFixtures {
+		if err := os.WriteFile(fixture, ex[0].Body, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if want, err := os.ReadFile(fixture); err != nil || string(want) != string(ex[0].Body) {
+		t.Errorf("the template renders a body other than %s (%v; go test -run %s -update rewrites it):\n%s", fixture, err, t.Name(), ex[0].Body)
+	}
+
+	// Without the annotation: the owner of the application's project.
+	withOwner := cm.DeepCopy()
+	withOwner.Data["context"] += "backstageOwner.payments: group:default/payments-team\n"
+	n = newAPI(t, withOwner, secret, argocdGetVars(t, withOwner, secret))
+	other := backstageApp(t, "checkout-api-canary", "", true)
+	if fired, errs := argocdSend(t, n, other, "on-health-degraded-rollback-incident"); !fired || len(errs) > 0 {
+		t.Fatalf("triggered %v, errors %v", fired, errs)
+	}
+	ex = clusterProxy.take(functionHost)
+	if len(ex) != 1 || json.Unmarshal(ex[0].Body, &body) != nil || body["owner"] != "group:default/payments-team" {
+		t.Fatalf("the function got %+v", ex)
+	}
+}
+
+// Backstage outside the cluster: the function's Secret is written, and
+// the tokens for Backstage's configuration stay in the two Secrets the
+// script names (never printed).
+func TestCreateSecretsBackstageElsewhere(t *testing.T) {
+	secrets, calls := runCreateSecrets(t, []string{"AUTH_TOKEN=" + testToken, "BACKSTAGE_URL=https://backstage.example.com"}, "--backstage")
+	fn := secrets["rollback-incident/rollback-incident-backstage"]
+	if fn["url"] != "https://backstage.example.com" || len(fn["token"]) < 32 {
+		t.Fatalf("the function's Backstage Secret: %v", fn)
+	}
+	if _, ok := secrets["backstage/backstage-notifications-tokens"]; ok || strings.Contains(calls, "argocd-notifications-secret") {
+		t.Fatalf("wrote Backstage's or Argo CD's Secret without their namespace / --argocd:\n%s", calls)
+	}
+}
