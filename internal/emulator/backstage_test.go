@@ -448,6 +448,26 @@ func TestBackstageFaultsAndState(t *testing.T) {
 	}
 }
 
+// Each externalAccess entry is its own origin: the same scope from two
+// senders makes two notifications.
+func TestBackstageExtraTokens(t *testing.T) {
+	env := newEnv(t, Options{BackstageExtraTokens: map[string]string{"argocd-token-1": "argocd-notifications"}})
+	body := entityNote("user:default/alice", map[string]any{"title": "t", "scope": "s"})
+	if resp, data := env.do("POST", bsPath, body, withBearer("argocd-token-1")); resp.StatusCode != 200 ||
+		!strings.Contains(string(data), `"origin":"argocd-notifications"`) {
+		t.Fatalf("extra token: %d %s", resp.StatusCode, data)
+	}
+	if out := env.notifyOK(body); len(out) != 1 || out[0].Origin != DefaultBackstageSubject {
+		t.Fatalf("default token: %+v", out)
+	}
+	if resp, _ := env.do("POST", bsPath, body, withBearer("argocd-token-2")); resp.StatusCode != 401 {
+		t.Errorf("unknown token: %d", resp.StatusCode)
+	}
+	if n := len(env.em.Notifications()); n != 2 {
+		t.Errorf("%d notifications, want 2 (one per origin)", n)
+	}
+}
+
 func TestValidateBackstageToken(t *testing.T) {
 	for _, tt := range []struct {
 		token, subject string

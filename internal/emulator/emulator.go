@@ -17,6 +17,7 @@ import (
 	"html/template"
 	"io"
 	"log/slog"
+	"maps"
 	"mime"
 	"net/http"
 	"net/http/httptest"
@@ -61,6 +62,11 @@ type Options struct {
 	// BackstageSubject is the static token's subject, which Backstage uses
 	// verbatim as the notifications' origin. Default: "rollback-bot".
 	BackstageSubject string
+	// BackstageExtraTokens are further static external-access tokens,
+	// mapped to their subjects, as Backstage's backend.auth.externalAccess
+	// lists one entry per caller (e.g. Argo CD's notifications next to
+	// the function): each sender is its own origin.
+	BackstageExtraTokens map[string]string
 	// BackstageGroups is the emulated Backstage catalog: group entity refs
 	// (e.g. "group:default/payments-team") mapped to their members, user
 	// refs ("user:default/jdoe") or child group refs. Group refs match
@@ -104,6 +110,7 @@ type Emulator struct {
 	patterns []string // API route patterns, in registration order
 	bsGroups map[string][]string
 	bsOwners map[string]string
+	bsExtra  map[string]string // token -> subject
 
 	mu        sync.Mutex
 	bearer    string // Data Center PAT; "" rejects Bearer
@@ -133,6 +140,7 @@ func New(opts Options) *Emulator {
 		bsSubject: opts.BackstageSubject,
 		bsGroups:  normalizeGroups(opts.BackstageGroups),
 		bsOwners:  normalizeOwners(opts.BackstageOwners),
+		bsExtra:   maps.Clone(opts.BackstageExtraTokens),
 		now:       opts.Now,
 		logger:    opts.Logger,
 		baseURL:   strings.TrimRight(opts.BaseURL, "/"),
