@@ -750,7 +750,7 @@ func (e *Emulator) createNotifications(w http.ResponseWriter, r *http.Request) {
 		} else {
 			e.st.notifications = append(e.st.notifications, fresh)
 		}
-		// 0.6.9 answers with the notification it built, also when it
+		// 0.6.11 answers with the notification it built, also when it
 		// restored an existing broadcast instead: the id in the answer
 		// is then not the stored one.
 		out = append(out, inMemory(fresh))

@@ -3,8 +3,14 @@
 // @backstage/backend-openapi-utils 0.7.4, i.e. express.json(), then
 // express-openapi-validator 5 with these options, then every error turned
 // into an InputError (400). For each case of validation.json (name, path,
-// contentType, body) it records status and message; see ../README.md.
-// Usage: node capture.js spec.json validation.json > validation.new.json
+// contentType, body) it records status and message; see ../../README.md
+// ("Backstage notifications").
+//   npm install express@4.22 express-openapi-validator@5 express-promise-router@4 @backstage/errors@1
+//   node capture.js spec.json validation.json > validation.new.json
+// spec.json is the `spec` exported by dist/schema/openapi/generated/router.cjs.js
+// of the npm package @backstage/plugin-notifications-backend@0.6.11 (npm pack;
+// load that file with its require of @backstage/backend-openapi-utils stubbed
+// and write JSON.stringify(spec)).
 const http = require('http');
 const express = require('express');
 const Router = require('express-promise-router');
