@@ -17,7 +17,11 @@
 #   $ATLASSIAN_API_TOKEN into rollback-incident (for
 #   components/atlassian-from-kubernetes-secret; not needed with Secrets Manager)
 # --nats: copies the Argo Events EventBus client credentials and CA into
-#   rollback-incident/rollback-incident-nats (for components/eventbus-nats)
+#   rollback-incident/rollback-incident-nats (components/eventbus-nats, which
+#   `kubectl apply -k deploy/` applies: the function keeps its idempotency
+#   records and its custody of rollbacks there). The EventBus must run first:
+#   kubectl apply -k deploy/argo-events
+#   kubectl -n argo-events wait --for=condition=Deployed eventbus/default
 # --backstage [NS=backstage]: the Backstage notifications; needs $BACKSTAGE_URL,
 #   the Backstage backend's base URL as the function reaches it:
 #   rollback-incident/rollback-incident-backstage  url = $BACKSTAGE_URL, token = B
@@ -53,7 +57,7 @@ while [ $# -gt 0 ]; do
   --backstage)
     backstage_ns=backstage
     if [ $# -gt 1 ] && [ "${2#--}" = "$2" ]; then backstage_ns=$2; shift; fi ;;
-  -h | --help) sed -n '2,35p' "$0"; exit 0 ;;
+  -h | --help) sed -n '2,39p' "$0"; exit 0 ;;
   *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -159,7 +163,11 @@ if $nats; then
   existing "$EVENTS_NS" eventbus-default-js-client-auth client-auth >"$dir/client-auth"
   existing "$EVENTS_NS" eventbus-default-js-server ca-cert >"$dir/ca-cert"
   for f in client-auth ca-cert; do
-    [ -s "$dir/$f" ] || { echo "EventBus secret key $f not found in $EVENTS_NS (is the JetStream EventBus 'default' running?)" >&2; exit 1; }
+    [ -s "$dir/$f" ] || {
+      echo "EventBus secret key $f not found in $EVENTS_NS: is the JetStream EventBus 'default' running?" >&2
+      echo "  kubectl apply -k deploy/argo-events && kubectl -n $EVENTS_NS wait --for=condition=Deployed eventbus/default" >&2
+      exit 1
+    }
   done
   "$KUBECTL" -n "$FN_NS" create secret generic rollback-incident-nats \
     --from-file=client-auth="$dir/client-auth" --from-file=ca-cert="$dir/ca-cert" --dry-run=client -o yaml |
