@@ -222,10 +222,22 @@ type stack struct {
 // it through the test proxy.
 func startStack(t *testing.T) *stack {
 	t.Helper()
+	return startStackWith(t, stackOptions{})
+}
+
+// stackOptions adds emulator flags (e.g. its Backstage catalog) and
+// function environment variables (e.g. BACKSTAGE_URL) to a stack.
+type stackOptions struct {
+	emulatorArgs []string
+	functionEnv  []string
+}
+
+func startStackWith(t *testing.T, o stackOptions) *stack {
+	t.Helper()
 	fnBin, emuBin := binaries(t)
 	s := &stack{t: t, fnLogs: &syncBuffer{}, emuLogs: &syncBuffer{}}
 
-	emu := exec.Command(emuBin, "-listen", "127.0.0.1:0")
+	emu := exec.Command(emuBin, append([]string{"-listen", "127.0.0.1:0"}, o.emulatorArgs...)...)
 	emu.Env = []string{"PATH=" + os.Getenv("PATH")}
 	stdout, err := emu.StdoutPipe()
 	if err != nil {
@@ -271,6 +283,7 @@ func startStack(t *testing.T) *stack {
 		"REQUEST_DEADLINE=4s",
 		"LOG_LEVEL=debug",
 	}
+	fn.Env = append(fn.Env, o.functionEnv...)
 	fn.Dir = t.TempDir()
 	fn.Stdout, fn.Stderr = s.fnLogs, s.fnLogs
 	if err := fn.Start(); err != nil {

@@ -199,6 +199,8 @@ type configMapDataPatch struct {
 var patchFiles = map[string]func() any{
 	"argo-rollouts/rollout-subscription.yaml":                func() any { return &metadataPatch{} },
 	"argocd/application-subscription.yaml":                   func() any { return &metadataPatch{} },
+	"argocd/backstage/application-subscription.yaml":         func() any { return &metadataPatch{} },
+	"components/backstage/patch.yaml":                        func() any { return &[]jsonPatchOp{} },
 	"argo-rollouts/catalog-merge.patch.yaml":                 func() any { return &configMapDataPatch{} },
 	"components/atlassian-from-kubernetes-secret/patch.yaml": func() any { return &[]jsonPatchOp{} },
 	"components/eventbus-nats/patch.yaml":                    func() any { return &[]jsonPatchOp{} },

@@ -144,10 +144,13 @@ func mustJSON(t *testing.T, doc []byte) []byte {
 	return b
 }
 
-// create-secrets.sh, run against a fake kubectl that records what it is
-// asked to apply: one token everywhere, "Bearer " only where a whole header
-// value is expected, and the key names the manifests reference.
-func TestCreateSecretsScript(t *testing.T) {
+// runCreateSecrets runs create-secrets.sh against a fake kubectl that
+// records what it is asked to do: it returns the Secrets applied
+// ("namespace/name" -> stringData) and the kubectl calls, one "ARGS …" line
+// each. The fake knows no Secret, and only the namespaces of
+// $FAKE_NAMESPACES (space-separated, in env).
+func runCreateSecrets(t *testing.T, env []string, args ...string) (map[string]map[string]string, string) {
+	t.Helper()
 	if _, err := exec.LookPath("bash"); err != nil {
 		t.Skip("no bash")
 	}
@@ -158,7 +161,7 @@ func TestCreateSecretsScript(t *testing.T) {
 echo "ARGS $*" >> "` + log + `"
 case "$*" in
   *"get secret"*) exit 1 ;;
-  *"get namespace"*) exit 1 ;;
+  "get namespace "*) for n in $FAKE_NAMESPACES; do [ "$*" = "get namespace $n" ] && exit 0; done; exit 1 ;;
   *"--dry-run=client -o yaml"*)
     # kubectl create secret generic NAME --from-literal=k=v... -> a manifest
     ns=$2; name=$6; echo "apiVersion: v1"; echo "kind: Secret"; echo "metadata: {name: $name, namespace: $ns}"; echo "stringData:"
@@ -170,13 +173,12 @@ exit 0
 	if err := os.WriteFile(fake, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("bash", "secrets/create-secrets.sh", "--rollouts", "--argocd", "openshift-gitops")
-	cmd.Env = append(os.Environ(), "KUBECTL="+fake, "AUTH_TOKEN=tok-123", "WEBHOOK_TOKEN=wh-456")
+	cmd := exec.Command("bash", append([]string{"secrets/create-secrets.sh"}, args...)...)
+	cmd.Env = append(append(os.Environ(), "KUBECTL="+fake), env...)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("create-secrets.sh: %v\n%s", err, out)
 	}
 	b, _ := os.ReadFile(log)
-	calls := string(b)
 	secrets := map[string]map[string]string{}
 	applied, _ := filepath.Glob(filepath.Join(dir, "applied.*"))
 	for _, f := range applied {
@@ -187,6 +189,14 @@ exit 0
 		}
 		secrets[s.Namespace+"/"+s.Name] = s.StringData
 	}
+	return secrets, string(b)
+}
+
+// create-secrets.sh: one token everywhere, "Bearer " only where a whole
+// header value is expected, and the key names the manifests reference.
+func TestCreateSecretsScript(t *testing.T) {
+	secrets, calls := runCreateSecrets(t, []string{"AUTH_TOKEN=tok-123", "WEBHOOK_TOKEN=wh-456"},
+		"--rollouts", "--argocd", "openshift-gitops")
 	want := map[string]map[string]string{
 		"rollback-incident/rollback-incident":  {"auth-token": "tok-123"},
 		"argo-events/rollback-incident-caller": {"authorization": "Bearer tok-123"},
