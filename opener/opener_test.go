@@ -576,3 +576,14 @@ func TestCheckCredentials(t *testing.T) {
 		t.Errorf("log does not name the variables:\n%s", logs)
 	}
 }
+
+func TestIsEntityRef(t *testing.T) {
+	for ref, want := range map[string]bool{
+		"group:default/payments-team": true, "user:alice": true, "component:payments/checkout": true,
+		"payments-team": false, "": false, "group:": false, ":x": false, "group:a/": false, "group:a b": false, "group:a/b/c": false,
+	} {
+		if got := isEntityRef(ref); got != want {
+			t.Errorf("isEntityRef(%q) = %v, want %v", ref, got, want)
+		}
+	}
+}

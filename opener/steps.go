@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"function/atlassian"
@@ -27,7 +28,16 @@ func comment(at time.Time, text string) jira.Comment {
 // notify sends, or updates, the one Backstage notification of the rollback
 // (its scope is the fingerprint).
 func (o *Opener) notify(ctx context.Context, in *incident.Incident, rec store.Record) error {
-	owner := cmp.Or(in.Owner, o.cfg.BackstageOwner(in.Namespace, in.Name))
+	// The owner annotation may name a team in words (it is shown in the
+	// incident); Backstage takes only an entity reference, and refuses the
+	// whole notification otherwise.
+	owner := ""
+	for _, ref := range []string{in.Owner, o.cfg.BackstageOwner(in.Namespace, in.Name)} {
+		if isEntityRef(ref) {
+			owner = ref
+			break
+		}
+	}
 	n := backstage.Notification{
 		Title:       fmt.Sprintf("Rollback: %s %s", in.Kind, in.Subject()),
 		Description: fmt.Sprintf("%s opened: %s. Postmortem draft: %s", rec.JiraKey, rec.Timeline[len(rec.Timeline)-1].Text, rec.PageURL),
@@ -434,4 +444,18 @@ func (o *Opener) resolve(ctx context.Context, key string) error {
 		}
 	}
 	return nil
+}
+
+// isEntityRef reports whether s has the form of a Backstage entity
+// reference, kind:[namespace/]name.
+func isEntityRef(s string) bool {
+	kind, rest, ok := strings.Cut(s, ":")
+	if !ok || kind == "" || rest == "" || strings.ContainsAny(s, " \t\n") {
+		return false
+	}
+	ns, name, hasNS := strings.Cut(rest, "/")
+	if hasNS {
+		return ns != "" && name != "" && !strings.Contains(name, "/")
+	}
+	return true
 }
