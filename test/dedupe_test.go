@@ -13,10 +13,15 @@ import (
 )
 
 // atlassianCalls counts the emulator's API calls (not the HTML views).
+// atlassianCalls counts the calls about incidents: the start-up credential
+// check (GET …/myself, once per process, at a moment of its own) is left
+// out, so that counts compare.
 func atlassianCalls(emu *emulator.Emulator) int {
 	n := 0
-	for _, c := range emu.Calls() {
-		n += c
+	for route, c := range emu.Calls() {
+		if !strings.HasSuffix(route, "/myself") {
+			n += c
+		}
 	}
 	return n
 }
