@@ -91,6 +91,18 @@ type Config struct {
 	// template" entries separated by newlines or ";".
 	LinkTemplates string `envconfig:"LINK_TEMPLATES"`
 
+	// Web UIs the next steps link to when the event carried no link.
+	ArgoCDURL            string `envconfig:"ARGOCD_URL"`
+	RolloutsDashboardURL string `envconfig:"ROLLOUTS_DASHBOARD_URL"`
+	WorkflowsURL         string `envconfig:"ARGO_WORKFLOWS_URL"`
+	// Priority: DefaultPriority unless the object's
+	// rollback-incident/priority annotation names one of AllowedPriorities.
+	DefaultPriority   string   `envconfig:"DEFAULT_PRIORITY"`
+	AllowedPriorities []string `envconfig:"ALLOWED_PRIORITIES"`
+	// ResolveOnRecovery moves the issue to a done status when the object is
+	// healthy again (off: people close incidents).
+	ResolveOnRecovery bool `envconfig:"RESOLVE_ON_RECOVERY" default:"false"`
+
 	// Backstage notifications; off when BackstageURL is empty.
 	BackstageURL       string   `envconfig:"BACKSTAGE_URL"`
 	BackstageToken     Secret   `envconfig:"BACKSTAGE_TOKEN"`
@@ -293,6 +305,18 @@ func (c *Config) normalize() error {
 	if c.JiraIndexGrace < 0 {
 		bad("JIRA_INDEX_GRACE", "must not be negative")
 	}
+	for name, v := range map[string]*string{"ARGOCD_URL": &c.ArgoCDURL, "ROLLOUTS_DASHBOARD_URL": &c.RolloutsDashboardURL, "ARGO_WORKFLOWS_URL": &c.WorkflowsURL} {
+		if *v == "" {
+			continue
+		}
+		if u, err := baseURL(*v); err != nil {
+			bad(name, "%v", err)
+		} else {
+			*v = u
+		}
+	}
+	c.AllowedPriorities = cleanList(c.AllowedPriorities, strings.TrimSpace)
+	c.DefaultPriority = strings.TrimSpace(c.DefaultPriority)
 	if c.BackstageURL != "" {
 		if u, err := baseURL(c.BackstageURL); err != nil {
 			bad("BACKSTAGE_URL", "%v", err)
@@ -387,6 +411,18 @@ func (c *Config) AllowedIssueType(requested string) string {
 		}
 	}
 	return c.JiraIssueType
+}
+
+// Priority returns the Jira priority for an incident whose object asked
+// for requested: requested when it is allowed (spelled as configured),
+// else DEFAULT_PRIORITY ("" leaves Jira's default).
+func (c *Config) Priority(requested string) string {
+	for _, p := range c.AllowedPriorities {
+		if strings.EqualFold(p, strings.TrimSpace(requested)) {
+			return p
+		}
+	}
+	return c.DefaultPriority
 }
 
 // BackstageOwner returns the entity to notify for an object: the mapping of

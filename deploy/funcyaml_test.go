@@ -15,6 +15,7 @@ import (
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	servingv1 "knative.dev/serving/pkg/apis/serving/v1"
 	"sigs.k8s.io/yaml"
@@ -49,6 +50,17 @@ type funcFile struct {
 			Readiness string `json:"readiness"`
 		} `json:"healthEndpoints"`
 		Options struct {
+			Resources *struct {
+				Requests *struct {
+					CPU    string `json:"cpu"`
+					Memory string `json:"memory"`
+				} `json:"requests"`
+				Limits *struct {
+					CPU         string `json:"cpu"`
+					Memory      string `json:"memory"`
+					Concurrency *int64 `json:"concurrency"`
+				} `json:"limits"`
+			} `json:"resources"`
 			Scale *struct {
 				Min *int64 `json:"min"`
 				Max *int64 `json:"max"`
@@ -208,6 +220,30 @@ func funcDeployService(t *testing.T, f funcFile, localEnv map[string]string) *se
 			SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
 		},
 	}}
+	// func's deployer: requests and limits onto the container,
+	// limits.concurrency as the revision's containerConcurrency.
+	if r := f.Deploy.Options.Resources; r != nil {
+		rr := corev1.ResourceRequirements{}
+		set := func(l *corev1.ResourceList, name corev1.ResourceName, v string) {
+			if v == "" {
+				return
+			}
+			if *l == nil {
+				*l = corev1.ResourceList{}
+			}
+			(*l)[name] = resource.MustParse(v)
+		}
+		if r.Requests != nil {
+			set(&rr.Requests, corev1.ResourceCPU, r.Requests.CPU)
+			set(&rr.Requests, corev1.ResourceMemory, r.Requests.Memory)
+		}
+		if r.Limits != nil {
+			set(&rr.Limits, corev1.ResourceCPU, r.Limits.CPU)
+			set(&rr.Limits, corev1.ResourceMemory, r.Limits.Memory)
+			svc.Spec.Template.Spec.ContainerConcurrency = r.Limits.Concurrency
+		}
+		svc.Spec.Template.Spec.Containers[0].Resources = rr
+	}
 	return svc
 }
 
@@ -253,6 +289,8 @@ func TestFuncYAMLAndTheKnativeServiceAgree(t *testing.T) {
 	check("liveness probe", c.LivenessProbe, wc.LivenessProbe)
 	check("readiness probe", c.ReadinessProbe, wc.ReadinessProbe)
 	check("securityContext", c.SecurityContext, wc.SecurityContext)
+	check("resources", c.Resources, wc.Resources)
+	check("containerConcurrency", got.Spec.Template.Spec.ContainerConcurrency, want.Spec.Template.Spec.ContainerConcurrency)
 
 	// The deployment decisions themselves.
 	if got.Labels["networking.knative.dev/visibility"] != "cluster-local" {
@@ -263,6 +301,9 @@ func TestFuncYAMLAndTheKnativeServiceAgree(t *testing.T) {
 	}
 	if got.Spec.Template.Annotations["autoscaling.knative.dev/max-scale"] != "1" {
 		t.Error("max-scale must stay 1 while the idempotency record is in process (no NATS_URL)")
+	}
+	if mem := c.Resources.Limits.Memory(); mem.IsZero() || got.Spec.Template.Spec.ContainerConcurrency == nil {
+		t.Error("no memory limit or container concurrency: memory is unbounded under a burst")
 	}
 	if got.Spec.Template.Spec.ServiceAccountName != "rollback-incident" {
 		t.Error("serviceAccountName is not the IRSA ServiceAccount")

@@ -21,6 +21,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -221,10 +222,22 @@ type stack struct {
 // it through the test proxy.
 func startStack(t *testing.T) *stack {
 	t.Helper()
+	return startStackWith(t, stackOptions{})
+}
+
+// stackOptions adds emulator flags (e.g. its Backstage catalog) and
+// function environment variables (e.g. BACKSTAGE_URL) to a stack.
+type stackOptions struct {
+	emulatorArgs []string
+	functionEnv  []string
+}
+
+func startStackWith(t *testing.T, o stackOptions) *stack {
+	t.Helper()
 	fnBin, emuBin := binaries(t)
 	s := &stack{t: t, fnLogs: &syncBuffer{}, emuLogs: &syncBuffer{}}
 
-	emu := exec.Command(emuBin, "-listen", "127.0.0.1:0")
+	emu := exec.Command(emuBin, append([]string{"-listen", "127.0.0.1:0"}, o.emulatorArgs...)...)
 	emu.Env = []string{"PATH=" + os.Getenv("PATH")}
 	stdout, err := emu.StdoutPipe()
 	if err != nil {
@@ -270,6 +283,7 @@ func startStack(t *testing.T) *stack {
 		"REQUEST_DEADLINE=4s",
 		"LOG_LEVEL=debug",
 	}
+	fn.Env = append(fn.Env, o.functionEnv...)
 	fn.Dir = t.TempDir()
 	fn.Stdout, fn.Stderr = s.fnLogs, s.fnLogs
 	if err := fn.Start(); err != nil {
@@ -388,11 +402,39 @@ func (s *stack) admin(method, path, body string) {
 	}
 }
 
+// metric reads one series of the function's GET /metrics (Prometheus text
+// format), named with its labels as exposed, e.g.
+// `rollback_incident_attempts_total{outcome="done"}`; absent is 0.
+func (s *stack) metric(series string) float64 {
+	s.t.Helper()
+	resp, err := http.Get(s.fnURL + "/metrics")
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		name, value, ok := strings.Cut(sc.Text(), " ")
+		if ok && name == series {
+			v, err := strconv.ParseFloat(value, 64)
+			if err != nil {
+				s.t.Fatalf("metric %s: %v", series, err)
+			}
+			return v
+		}
+	}
+	if err := sc.Err(); err != nil {
+		s.t.Fatal(err)
+	}
+	return 0
+}
+
 // functionReply is the function's JSON reply.
 type functionReply struct {
-	Status  string `json:"status"`
-	Reason  string `json:"reason"`
-	JiraKey string `json:"jiraKey"`
+	Status      string `json:"status"`
+	Reason      string `json:"reason"`
+	Fingerprint string `json:"fingerprint"`
+	JiraKey     string `json:"jiraKey"`
 }
 
 // ---- the cluster proxy ------------------------------------------------------
@@ -412,6 +454,14 @@ type proxy struct {
 	// onResponse, when set, sees every response before it is returned.
 	onResponse func(exchange)
 	unknown    []string
+	// failing answers the next requests to a host with a status of its own,
+	// without forwarding them: what Knative's activator answers while no
+	// pod of the revision becomes ready.
+	failing map[string]failure
+}
+
+type failure struct {
+	status, left int
 }
 
 // exchange is one proxied request and its response.
@@ -442,8 +492,34 @@ func (p *proxy) route(t *testing.T, host, target string) {
 		p.mu.Lock()
 		delete(p.routes, host)
 		p.onResponse = nil
+		delete(p.failing, host)
 		p.mu.Unlock()
 	})
+}
+
+// takeFailure returns the status to answer this request to host with
+// instead of forwarding it, or 0.
+func (p *proxy) takeFailure(host string) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	host = strings.TrimSuffix(host, ":80")
+	f := p.failing[host]
+	if f.left <= 0 {
+		return 0
+	}
+	f.left--
+	p.failing[host] = f
+	return f.status
+}
+
+// fail answers the next n requests to host with status.
+func (p *proxy) fail(host string, status, n int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.failing == nil {
+		p.failing = map[string]failure{}
+	}
+	p.failing[host] = failure{status: status, left: n}
 }
 
 // take returns and forgets the exchanges seen so far for host.
@@ -484,14 +560,18 @@ func (p *proxy) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	body, _ := io.ReadAll(r.Body)
-	u, _ := url.Parse(target)
 	rec := httptest.NewRecorder()
-	rp := &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) {
-		pr.SetURL(u)
-		pr.Out.Host = host
-	}}
-	r.Body = io.NopCloser(bytes.NewReader(body))
-	rp.ServeHTTP(rec, r)
+	if status := p.takeFailure(host); status != 0 {
+		http.Error(rec, http.StatusText(status), status)
+	} else {
+		u, _ := url.Parse(target)
+		rp := &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(u)
+			pr.Out.Host = host
+		}}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		rp.ServeHTTP(rec, r)
+	}
 	ex := exchange{Host: host, Method: r.Method, Path: r.URL.RequestURI(), Header: r.Header.Clone(), Body: body,
 		Status: rec.Code, RHeader: rec.Header().Clone(), RBody: rec.Body.Bytes()}
 	p.mu.Lock()

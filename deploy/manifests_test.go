@@ -14,10 +14,13 @@ import (
 	"testing"
 
 	aev1 "github.com/argoproj/argo-events/pkg/apis/events/v1alpha1"
+	"github.com/argoproj/argo-events/pkg/eventsources/sources/calendar"
 	sensorreconciler "github.com/argoproj/argo-events/pkg/reconciler/sensor"
 	sharedutil "github.com/argoproj/argo-events/pkg/shared/util"
 	"github.com/argoproj/notifications-engine/pkg/services"
 	"github.com/argoproj/notifications-engine/pkg/triggers"
+	"github.com/robfig/cron/v3"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -99,6 +102,47 @@ type esoExternalSecret struct {
 	} `json:"spec"`
 }
 
+// prometheusRule and podMonitor mirror the fields used here of
+// monitoring.coreos.com/v1 (prometheus-operator pkg/apis/monitoring/v1:
+// prometheusrule_types.go PrometheusRuleSpec, RuleGroup, Rule;
+// podmonitor_types.go PodMonitorSpec, PodMetricsEndpoint; checked against
+// v0.92.1). That module needs Kubernetes 0.36 libraries, newer than the 0.32
+// ones Argo Events v1.9.6 compiles with. The rules themselves are checked by
+// promtool (TestPrometheusRule).
+type prometheusRule struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+	Spec              struct {
+		Groups []ruleGroup `json:"groups"`
+	} `json:"spec"`
+}
+
+type ruleGroup struct {
+	Name     string `json:"name"`
+	Interval string `json:"interval,omitempty"`
+	Rules    []struct {
+		Record      string            `json:"record,omitempty"`
+		Alert       string            `json:"alert,omitempty"`
+		Expr        string            `json:"expr"`
+		For         string            `json:"for,omitempty"`
+		Labels      map[string]string `json:"labels,omitempty"`
+		Annotations map[string]string `json:"annotations,omitempty"`
+	} `json:"rules"`
+}
+
+type podMonitor struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+	Spec              struct {
+		Selector            metav1.LabelSelector `json:"selector"`
+		PodMetricsEndpoints []struct {
+			Port     string `json:"port,omitempty"`
+			Path     string `json:"path,omitempty"`
+			Interval string `json:"interval,omitempty"`
+		} `json:"podMetricsEndpoints"`
+	} `json:"spec"`
+}
+
 // kustomization mirrors the fields of kustomize.config.k8s.io/v1beta1
 // Kustomization and v1alpha1 Component (sigs.k8s.io/kustomize/api/types)
 // that deploy/ uses; unknown fields fail.
@@ -108,7 +152,11 @@ type kustomization struct {
 	Namespace  string   `json:"namespace,omitempty"`
 	Resources  []string `json:"resources,omitempty"`
 	Components []string `json:"components,omitempty"`
-	Patches    []struct {
+	Labels     []struct {
+		Pairs            map[string]string `json:"pairs,omitempty"`
+		IncludeSelectors bool              `json:"includeSelectors,omitempty"`
+	} `json:"labels,omitempty"`
+	Patches []struct {
 		Path   string `json:"path,omitempty"`
 		Patch  string `json:"patch,omitempty"`
 		Target *struct {
@@ -151,6 +199,8 @@ type configMapDataPatch struct {
 var patchFiles = map[string]func() any{
 	"argo-rollouts/rollout-subscription.yaml":                func() any { return &metadataPatch{} },
 	"argocd/application-subscription.yaml":                   func() any { return &metadataPatch{} },
+	"argocd/backstage/application-subscription.yaml":         func() any { return &metadataPatch{} },
+	"components/backstage/patch.yaml":                        func() any { return &[]jsonPatchOp{} },
 	"argo-rollouts/catalog-merge.patch.yaml":                 func() any { return &configMapDataPatch{} },
 	"components/atlassian-from-kubernetes-secret/patch.yaml": func() any { return &[]jsonPatchOp{} },
 	"components/eventbus-nats/patch.yaml":                    func() any { return &[]jsonPatchOp{} },
@@ -179,6 +229,12 @@ func decodeObject(t *testing.T, name string, doc []byte) any {
 		v = &rbacv1.ClusterRole{}
 	case "rbac.authorization.k8s.io/v1 ClusterRoleBinding":
 		v = &rbacv1.ClusterRoleBinding{}
+	case "batch/v1 CronJob":
+		v = &batchv1.CronJob{}
+	case "monitoring.coreos.com/v1 PrometheusRule":
+		v = &prometheusRule{}
+	case "monitoring.coreos.com/v1 PodMonitor":
+		v = &podMonitor{}
 	case "argoproj.io/v1alpha1 EventBus":
 		v = &aev1.EventBus{}
 	case "argoproj.io/v1alpha1 EventSource":
@@ -219,6 +275,22 @@ func decodeObject(t *testing.T, name string, doc []byte) any {
 					t.Errorf("%s: trigger %s retryStrategy: %v", name, tr.Template.Name, err)
 				}
 			}
+		}
+	case *aev1.EventSource:
+		// The calendar EventSource's own validation (the controller runs
+		// every event source's ValidateEventSource; the package that
+		// collects them all pulls every event source's SDK in).
+		for ev, cal := range o.Spec.Calendar {
+			el := &calendar.EventListener{EventSourceName: o.Name, EventName: ev, CalendarEventSource: cal}
+			if err := el.ValidateEventSource(context.Background()); err != nil {
+				t.Errorf("%s: calendar %s: %v", name, ev, err)
+			}
+		}
+	case *batchv1.CronJob:
+		// The CronJob controller parses the schedule with robfig/cron's
+		// standard parser.
+		if _, err := cron.ParseStandard(o.Spec.Schedule); err != nil {
+			t.Errorf("%s: schedule %q: %v", name, o.Spec.Schedule, err)
 		}
 	case *corev1.ConfigMap:
 		checkNotificationKeys(t, name, o.Data)
@@ -298,7 +370,8 @@ func TestEveryManifestDecodesStrictly(t *testing.T) {
 		}
 	}
 	for _, k := range []string{"EventBus", "EventSource", "Sensor", "Service", "ServiceAccount", "ConfigMap",
-		"NotificationsConfiguration", "ExternalSecret", "SecretStore", "Kustomization", "Component"} {
+		"NotificationsConfiguration", "ExternalSecret", "SecretStore", "Kustomization", "Component",
+		"CronJob", "PrometheusRule", "PodMonitor"} {
 		if kinds[k] == 0 {
 			t.Errorf("no %s found in deploy/ (kinds seen: %v)", k, kinds)
 		}
@@ -317,6 +390,8 @@ func TestStrictDecodingRejectsUnknownFields(t *testing.T) {
 		{"webhooks:\n  x:\n    body: '{}'\n", &services.Notification{}},
 		{"url: http://x\nretryWaitMax: 5s\n", &services.WebhookOptions{}},
 		{"a: 1\na: 2\n", &map[string]int{}},
+		{"spec:\n  groups:\n  - name: x\n    rules:\n    - alert: A\n      expr: up\n      for_: 5m\n", &prometheusRule{}},
+		{"spec:\n  selector: {}\n  podMetricsEndpoints:\n  - portName: user-port\n", &podMonitor{}},
 	} {
 		if err := strictDecode([]byte(c.doc), c.v); err == nil {
 			t.Errorf("strict decode of %q into %T succeeded, want an error", c.doc, c.v)
@@ -405,6 +480,41 @@ func findService(t *testing.T, objs []any) *servingv1.Service {
 	return nil
 }
 
+// checkEventBusStore asserts the Service keeps its idempotency records in
+// the EventBus NATS (components/eventbus-nats) and may run 3 replicas.
+func checkEventBusStore(t *testing.T, svc *servingv1.Service) {
+	t.Helper()
+	if got := svc.Spec.Template.Annotations["autoscaling.knative.dev/max-scale"]; got != "3" {
+		t.Errorf("max-scale %q, want 3", got)
+	}
+	env := map[string]string{}
+	c := svc.Spec.Template.Spec.Containers[0]
+	for _, e := range c.Env {
+		env[e.Name] = e.Value
+	}
+	for k, want := range map[string]string{
+		"NATS_URL":             "nats://eventbus-default-js-svc.argo-events.svc:4222",
+		"NATS_REPLICAS":        "3",
+		"NATS_TLS_SERVER_NAME": "eventbus-default-js-svc.argo-events.svc",
+	} {
+		if env[k] != want {
+			t.Errorf("%s=%q, want %q", k, env[k], want)
+		}
+	}
+	if len(c.VolumeMounts) != 1 || len(svc.Spec.Template.Spec.Volumes) != 1 {
+		t.Fatalf("volumes %+v, mounts %+v", svc.Spec.Template.Spec.Volumes, c.VolumeMounts)
+	}
+	m, v := c.VolumeMounts[0], svc.Spec.Template.Spec.Volumes[0]
+	if m.Name != v.Name || v.Secret == nil || v.Secret.SecretName != "rollback-incident-nats" || !m.ReadOnly {
+		t.Errorf("volume %+v mounted as %+v", v, m)
+	}
+	for k, key := range map[string]string{"NATS_AUTH_FILE": "client-auth", "NATS_CA_FILE": "ca-cert"} {
+		if env[k] != m.MountPath+"/"+key {
+			t.Errorf("%s=%s, want key %s of the mounted Secret at %s", k, env[k], key, m.MountPath)
+		}
+	}
+}
+
 func envNames(c corev1.Container) []string {
 	var names []string
 	for _, e := range c.Env {
@@ -443,6 +553,8 @@ func TestKustomizeBuilds(t *testing.T) {
 			"*v1alpha1.EventSource/rollouts-resource":          "argo-events",
 			"*v1alpha1.Sensor/rollback-incident":               "argo-events",
 			"*v1.ServiceAccount/rollouts-resource-eventsource": "argo-events",
+			"*v1alpha1.EventSource/rollback-incident-wakeup":   "argo-events",
+			"*v1alpha1.Sensor/rollback-incident-wakeup":        "argo-events",
 		}
 		for k, v := range want {
 			if got, ok := ns[k]; !ok || got != v {
@@ -477,30 +589,62 @@ func TestKustomizeBuilds(t *testing.T) {
 		}
 	})
 
-	t.Run("overlay eventbus-nats shares the store and allows 3 replicas", func(t *testing.T) {
-		svc := findService(t, builtObjects(t, "overlays/eventbus-nats"))
-		if got := svc.Spec.Template.Annotations["autoscaling.knative.dev/max-scale"]; got != "3" {
-			t.Errorf("max-scale %q, want 3", got)
+	// The default: the idempotency store (and with it the custody of
+	// accepted rollbacks) on the Argo Events JetStream EventBus.
+	for _, dir := range []string{".", "overlays/kubernetes-secret"} {
+		t.Run(dir+" keeps custody in the EventBus NATS and allows 3 replicas", func(t *testing.T) {
+			checkEventBusStore(t, findService(t, builtObjects(t, dir)))
+		})
+	}
+
+	t.Run("overlay without-argo-events: in-process store, one replica, the CronJob wake-up", func(t *testing.T) {
+		objs := builtObjects(t, "overlays/without-argo-events")
+		svc := findService(t, objs)
+		if got := svc.Spec.Template.Annotations["autoscaling.knative.dev/max-scale"]; got != "1" {
+			t.Errorf("max-scale %q, want 1 with the in-process store", got)
 		}
-		env := map[string]string{}
-		c := svc.Spec.Template.Spec.Containers[0]
-		for _, e := range c.Env {
-			env[e.Name] = e.Value
-		}
-		if env["NATS_URL"] != "nats://eventbus-default-js-svc.argo-events.svc:4222" || env["NATS_REPLICAS"] != "3" {
-			t.Errorf("NATS env: %v", env)
-		}
-		mounted := ""
-		for _, m := range c.VolumeMounts {
-			mounted = m.MountPath
-		}
-		for _, k := range []string{"NATS_AUTH_FILE", "NATS_CA_FILE"} {
-			if filepath.Dir(env[k]) != mounted {
-				t.Errorf("%s=%s is not under the mounted secret %s", k, env[k], mounted)
+		for _, e := range svc.Spec.Template.Spec.Containers[0].Env {
+			if strings.HasPrefix(e.Name, "NATS_") {
+				t.Errorf("%s set without Argo Events", e.Name)
 			}
 		}
-		if len(svc.Spec.Template.Spec.Volumes) != 1 || svc.Spec.Template.Spec.Volumes[0].Secret.SecretName != "rollback-incident-nats" {
-			t.Errorf("volumes: %+v", svc.Spec.Template.Spec.Volumes)
+		if len(svc.Spec.Template.Spec.Volumes) != 0 {
+			t.Errorf("volumes %+v: the NATS Secret is not there without Argo Events", svc.Spec.Template.Spec.Volumes)
+		}
+		var cronJobs int
+		for _, o := range objs {
+			switch o := o.(type) {
+			case *batchv1.CronJob:
+				cronJobs++
+				if o.Namespace != "rollback-incident" {
+					t.Errorf("CronJob in namespace %q", o.Namespace)
+				}
+			case *aev1.EventBus, *aev1.EventSource, *aev1.Sensor:
+				t.Errorf("%T in a build for clusters without Argo Events", o)
+			}
+		}
+		if cronJobs != 1 {
+			t.Errorf("%d CronJobs, want the wake-up", cronJobs)
+		}
+	})
+
+	t.Run("opt-in directories land in the function's namespace", func(t *testing.T) {
+		for dir, want := range map[string][]string{
+			"wakeup-cronjob": {"*v1.CronJob/rollback-incident-wakeup"},
+			"monitoring":     {"*deploy.podMonitor/rollback-incident", "*deploy.prometheusRule/rollback-incident"},
+		} {
+			var got []string
+			for _, o := range builtObjects(t, dir) {
+				m := o.(metav1.Object)
+				if m.GetNamespace() != "rollback-incident" {
+					t.Errorf("%s: %T %s in namespace %q", dir, o, m.GetName(), m.GetNamespace())
+				}
+				got = append(got, fmt.Sprintf("%T/%s", o, m.GetName()))
+			}
+			sort.Strings(got)
+			if !slices.Equal(got, want) {
+				t.Errorf("%s builds %v, want %v", dir, got, want)
+			}
 		}
 	})
 

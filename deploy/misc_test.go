@@ -1,7 +1,9 @@
 package deploy
 
 import (
+	"encoding/base64"
 	"encoding/json"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -142,10 +144,13 @@ func mustJSON(t *testing.T, doc []byte) []byte {
 	return b
 }
 
-// create-secrets.sh, run against a fake kubectl that records what it is
-// asked to apply: one token everywhere, "Bearer " only where a whole header
-// value is expected, and the key names the manifests reference.
-func TestCreateSecretsScript(t *testing.T) {
+// runCreateSecrets runs create-secrets.sh against a fake kubectl that
+// records what it is asked to do: it returns the Secrets applied
+// ("namespace/name" -> stringData) and the kubectl calls, one "ARGS …" line
+// each. The fake knows no Secret, and only the namespaces of
+// $FAKE_NAMESPACES (space-separated, in env).
+func runCreateSecrets(t *testing.T, env []string, args ...string) (map[string]map[string]string, string) {
+	t.Helper()
 	if _, err := exec.LookPath("bash"); err != nil {
 		t.Skip("no bash")
 	}
@@ -156,7 +161,7 @@ func TestCreateSecretsScript(t *testing.T) {
 echo "ARGS $*" >> "` + log + `"
 case "$*" in
   *"get secret"*) exit 1 ;;
-  *"get namespace"*) exit 1 ;;
+  "get namespace "*) for n in $FAKE_NAMESPACES; do [ "$*" = "get namespace $n" ] && exit 0; done; exit 1 ;;
   *"--dry-run=client -o yaml"*)
     # kubectl create secret generic NAME --from-literal=k=v... -> a manifest
     ns=$2; name=$6; echo "apiVersion: v1"; echo "kind: Secret"; echo "metadata: {name: $name, namespace: $ns}"; echo "stringData:"
@@ -168,13 +173,12 @@ exit 0
 	if err := os.WriteFile(fake, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("bash", "secrets/create-secrets.sh", "--rollouts", "--argocd", "openshift-gitops")
-	cmd.Env = append(os.Environ(), "KUBECTL="+fake, "AUTH_TOKEN=tok-123", "WEBHOOK_TOKEN=wh-456")
+	cmd := exec.Command("bash", append([]string{"secrets/create-secrets.sh"}, args...)...)
+	cmd.Env = append(append(os.Environ(), "KUBECTL="+fake), env...)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("create-secrets.sh: %v\n%s", err, out)
 	}
 	b, _ := os.ReadFile(log)
-	calls := string(b)
 	secrets := map[string]map[string]string{}
 	applied, _ := filepath.Glob(filepath.Join(dir, "applied.*"))
 	for _, f := range applied {
@@ -185,6 +189,14 @@ exit 0
 		}
 		secrets[s.Namespace+"/"+s.Name] = s.StringData
 	}
+	return secrets, string(b)
+}
+
+// create-secrets.sh: one token everywhere, "Bearer " only where a whole
+// header value is expected, and the key names the manifests reference.
+func TestCreateSecretsScript(t *testing.T) {
+	secrets, calls := runCreateSecrets(t, []string{"AUTH_TOKEN=tok-123", "WEBHOOK_TOKEN=wh-456"},
+		"--rollouts", "--argocd", "openshift-gitops")
 	want := map[string]map[string]string{
 		"rollback-incident/rollback-incident":  {"auth-token": "tok-123"},
 		"argo-events/rollback-incident-caller": {"authorization": "Bearer tok-123"},
@@ -224,5 +236,99 @@ exit 0
 				t.Errorf("%s references %s, the script does not write it", f, ref)
 			}
 		}
+	}
+}
+
+// create-secrets.sh --nats copies the EventBus client credentials and CA
+// into the Secret the default deployment mounts (components/eventbus-nats),
+// under the keys NATS_AUTH_FILE and NATS_CA_FILE name; without a running
+// EventBus it stops and says what to do.
+func TestCreateSecretsScriptCopiesTheEventBusSecrets(t *testing.T) {
+	if _, err := exec.LookPath("bash"); err != nil {
+		t.Skip("no bash")
+	}
+	const clientAuth, caCert = "username: argo\npassword: pw-1", "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+	run := func(busRunning bool) (map[string]map[string]string, string, error) {
+		dir := t.TempDir()
+		b64 := func(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+		bus := ""
+		if busRunning {
+			bus = `  *"get secret eventbus-default-js-client-auth -o jsonpath={.data.client-auth}") printf '%s' '` + b64(clientAuth) + `' ;;
+  *"get secret eventbus-default-js-server -o jsonpath={.data.ca-cert}") printf '%s' '` + b64(caCert) + `' ;;
+`
+		}
+		// kubectl create secret generic NAME --from-literal=k=v --from-file=k=path
+		// --dry-run=client -o yaml: a manifest with base64 data, as kubectl writes it.
+		script := `#!/usr/bin/env bash
+case "$*" in
+` + bus + `  *"get secret"* | *"get namespace"*) exit 1 ;;
+  *"--dry-run=client -o yaml"*)
+    ns=$2; name=$6; echo "apiVersion: v1"; echo "kind: Secret"; echo "metadata: {name: $name, namespace: $ns}"; echo "data:"
+    for a in "$@"; do case "$a" in
+      --from-literal=*) kv=${a#--from-literal=}; printf '  %s: %s\n' "${kv%%=*}" "$(printf '%s' "${kv#*=}" | base64 -w0)" ;;
+      --from-file=*) kv=${a#--from-file=}; printf '  %s: %s\n' "${kv%%=*}" "$(base64 -w0 < "${kv#*=}")" ;;
+    esac; done ;;
+  "apply -f -") cat > "$(mktemp "` + dir + `/applied.XXXXXX")" ;;
+esac
+exit 0
+`
+		fake := filepath.Join(dir, "kubectl")
+		if err := os.WriteFile(fake, []byte(script), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command("bash", "secrets/create-secrets.sh", "--nats")
+		cmd.Env = append(os.Environ(), "KUBECTL="+fake, "AUTH_TOKEN=tok-123", "WEBHOOK_TOKEN=wh-456")
+		out, err := cmd.CombinedOutput()
+		secrets := map[string]map[string]string{}
+		applied, _ := filepath.Glob(filepath.Join(dir, "applied.*"))
+		for _, f := range applied {
+			var s corev1.Secret
+			doc, _ := os.ReadFile(f)
+			if err := strictDecode(doc, &s); err != nil {
+				t.Fatalf("applied manifest is not a Secret: %v\n%s", err, doc)
+			}
+			data := map[string]string{}
+			for k, v := range s.Data {
+				data[k] = string(v)
+			}
+			secrets[s.Namespace+"/"+s.Name] = data
+		}
+		return secrets, string(out), err
+	}
+
+	secrets, out, err := run(true)
+	if err != nil {
+		t.Fatalf("create-secrets.sh --nats: %v\n%s", err, out)
+	}
+	// What the default deployment mounts and where it reads it.
+	svc := findService(t, builtObjects(t, "."))
+	var secretName, mount string
+	for _, v := range svc.Spec.Template.Spec.Volumes {
+		if v.Secret != nil {
+			secretName = v.Secret.SecretName
+		}
+	}
+	c := svc.Spec.Template.Spec.Containers[0]
+	for _, m := range c.VolumeMounts {
+		mount = m.MountPath
+	}
+	got := secrets[svc.Namespace+"/"+secretName]
+	for _, e := range c.Env {
+		want := map[string]string{"NATS_AUTH_FILE": clientAuth, "NATS_CA_FILE": caCert}[e.Name]
+		if want == "" {
+			continue
+		}
+		key, ok := strings.CutPrefix(e.Value, mount+"/")
+		if !ok || got[key] != want {
+			t.Errorf("%s=%s: key %q of %s/%s holds %q, want the EventBus's %q", e.Name, e.Value, key, svc.Namespace, secretName, got[key], want)
+		}
+	}
+	if len(got) != 2 {
+		t.Errorf("%s/%s has keys %v: only client-auth and ca-cert (never the server key)", svc.Namespace, secretName, slices.Collect(maps.Keys(got)))
+	}
+
+	_, out, err = run(false)
+	if err == nil || !strings.Contains(out, "kubectl apply -k deploy/argo-events") {
+		t.Errorf("without the EventBus: err %v, output %q; want a failure that says to apply the EventBus first", err, out)
 	}
 }

@@ -387,9 +387,15 @@ func applicationFixture(t *testing.T) map[string]any {
 }
 
 // argocdSend evaluates the trigger like the Argo CD notifications
-// controller (RunTrigger, then Send for every triggered condition) for every
-// destination the Application subscribes to.
+// controller (RunTrigger, then Send for every triggered condition) for the
+// function, the one destination the Application must subscribe it to.
 func argocdSend(t *testing.T, n api.API, obj map[string]any, trigger string) (triggered bool, errs []error) {
+	t.Helper()
+	return argocdSendTo(t, n, obj, trigger, "rollback-incident")
+}
+
+// argocdSendTo is argocdSend for the destination of another service.
+func argocdSendTo(t *testing.T, n api.API, obj map[string]any, trigger, service string) (triggered bool, errs []error) {
 	t.Helper()
 	ann := map[string]string{}
 	for k, v := range obj["metadata"].(map[string]any)["annotations"].(map[string]any) {
@@ -397,8 +403,8 @@ func argocdSend(t *testing.T, n api.API, obj map[string]any, trigger string) (tr
 	}
 	cfg := n.GetConfig()
 	dests := subscriptions.NewAnnotations(ann).GetDestinations(cfg.DefaultTriggers, cfg.ServiceDefaultTriggers)[trigger]
-	if len(dests) != 1 || dests[0].Service != "rollback-incident" {
-		t.Fatalf("%s: destinations %v", trigger, dests)
+	if len(dests) != 1 || dests[0].Service != service {
+		t.Fatalf("%s: destinations %v, want one of service %s", trigger, dests, service)
 	}
 	res, err := n.RunTrigger(trigger, obj)
 	if err != nil {

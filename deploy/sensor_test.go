@@ -10,8 +10,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -119,22 +119,29 @@ func useSensorSecret(t *testing.T) {
 // triggerResult is the outcome of one run of a trigger with its retries.
 type triggerResult struct {
 	event    cloudevents.Event
-	err      error
+	err      error // what the listener's retry loop saw (nil: the message is acked as done)
+	failed   error // the last attempt's error, also when the listener does not wait for it
 	attempts int
 	status   int
 	header   http.Header
 	body     []byte
+	// deadLetters counts runs of the dlqTrigger (the Sensor's log line for
+	// a manual replay).
+	deadLetters int
 }
 
 var httpClients = sharedutil.NewStringKeyedMap[*http.Client]()
 
-// runSensorTrigger delivers one event to the Sensor of deploy/argo-events
-// the way pkg/sensors/listener.go does: the dependency's filters
-// (dependencies.Filter), then actionFunc: DoWithRetry(retryStrategy,
-// triggerActions) where atLeastOnce makes triggerActions synchronous, and
-// triggerOne: ApplyTemplateParameters, the HTTP trigger's FetchResource,
-// ApplyResourceParameters, Execute and ApplyPolicy; after the retries, the
-// dlqTrigger. Everything but this sequencing is the Argo Events v1.9.6 code.
+// runSensorTrigger delivers one event to a Sensor the way
+// pkg/sensors/listener.go does: the dependency's filters
+// (dependencies.Filter), then actionFunc: DoWithRetry(retryStrategy, or one
+// step without it, triggerActions); triggerActions waits for the trigger
+// only with atLeastOnce (without it the trigger runs in a goroutine, its
+// error is only logged, and the retry loop sees success); triggerOne:
+// ApplyTemplateParameters, the HTTP trigger's FetchResource,
+// ApplyResourceParameters, Execute and ApplyPolicy; after failed retries,
+// the dlqTrigger. Everything but this sequencing is the Argo Events v1.9.6
+// code.
 func runSensorTrigger(t *testing.T, sensor *aev1.Sensor, depName string, ce cloudevents.Event) triggerResult {
 	t.Helper()
 	res := triggerResult{event: ce}
@@ -162,9 +169,6 @@ func runSensorTrigger(t *testing.T, sensor *aev1.Sensor, depName string, ce clou
 	if trigger == nil {
 		t.Fatalf("no trigger with conditions %q: a trigger without conditions waits for every dependency", depName)
 	}
-	if !trigger.AtLeastOnce {
-		t.Fatalf("trigger %s: without atLeastOnce the listener runs it in a goroutine and retryStrategy never retries", trigger.Template.Name)
-	}
 	events := map[string]*aev1.Event{depName: event}
 	logger := zap.NewNop().Sugar()
 	retry := trigger.RetryStrategy
@@ -173,33 +177,14 @@ func runSensorTrigger(t *testing.T, sensor *aev1.Sensor, depName string, ce clou
 	}
 	res.err = sharedutil.DoWithRetry(retry, func() error {
 		res.attempts++
-		tr := trigger.DeepCopy()
-		if err := triggers.ApplyTemplateParameters(events, tr); err != nil {
-			return err
+		res.failed = triggerOne(sensor, trigger, events, logger, &res)
+		if !trigger.AtLeastOnce {
+			return nil // listener.go: go func() { … logger.Errorw("Failed to execute a trigger") }()
 		}
-		ht, err := aehttp.NewHTTPTrigger(httpClients, sensor, tr, logger)
-		if err != nil {
-			return err
-		}
-		obj, err := ht.FetchResource(context.Background())
-		if err != nil {
-			return err
-		}
-		upd, err := ht.ApplyResourceParameters(events, obj)
-		if err != nil {
-			return err
-		}
-		out, err := ht.Execute(context.Background(), events, upd)
-		if err != nil {
-			return fmt.Errorf("failed to execute trigger, %w", err)
-		}
-		resp := out.(*http.Response)
-		res.status, res.header = resp.StatusCode, resp.Header
-		res.body, _ = io.ReadAll(resp.Body)
-		resp.Body.Close()
-		return ht.ApplyPolicy(context.Background(), resp)
+		return res.failed
 	})
 	if res.err != nil && trigger.DlqTrigger != nil {
+		res.deadLetters++
 		core, logs := observer.New(zap.InfoLevel)
 		lt, err := aelog.NewLogTrigger(sensor, trigger.DlqTrigger, zap.New(core).Sugar())
 		if err != nil {
@@ -214,6 +199,35 @@ func runSensorTrigger(t *testing.T, sensor *aev1.Sensor, depName string, ce clou
 		}
 	}
 	return res
+}
+
+// triggerOne is pkg/sensors/listener.go triggerOne for an HTTP trigger.
+func triggerOne(sensor *aev1.Sensor, trigger *aev1.Trigger, events map[string]*aev1.Event, logger *zap.SugaredLogger, res *triggerResult) error {
+	tr := trigger.DeepCopy()
+	if err := triggers.ApplyTemplateParameters(events, tr); err != nil {
+		return err
+	}
+	ht, err := aehttp.NewHTTPTrigger(httpClients, sensor, tr, logger)
+	if err != nil {
+		return err
+	}
+	obj, err := ht.FetchResource(context.Background())
+	if err != nil {
+		return err
+	}
+	upd, err := ht.ApplyResourceParameters(events, obj)
+	if err != nil {
+		return err
+	}
+	out, err := ht.Execute(context.Background(), events, upd)
+	if err != nil {
+		return fmt.Errorf("failed to execute trigger, %w", err)
+	}
+	resp := out.(*http.Response)
+	res.status, res.header = resp.StatusCode, resp.Header
+	res.body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return ht.ApplyPolicy(context.Background(), resp)
 }
 
 var errFiltered = errors.New("filtered")
@@ -329,34 +343,37 @@ func TestSensorTriggersBothEventShapes(t *testing.T) {
 	}
 }
 
-// A 5xx from the function fails the trigger (policy.status.allow) and the
-// retryStrategy delivers it again once the function recovers; without the
-// policy the same 5xx would count as success.
+// A 5xx fails the trigger (policy.status.allow) and the retryStrategy
+// delivers the event again; without the policy the same 5xx would count as
+// success; a 5xx that lasts ends in the dead-letter trigger. The 503s come
+// from the cluster side here: the test proxy answers as Knative's activator
+// does when no pod of the revision becomes ready in time. (The function
+// itself answers 503 only when it could not record the rollback, with
+// nothing kept; an Atlassian outage is a 202, see
+// TestSensorAtlassianOutageLongerThanRetries.)
 func TestSensorRetriesWhenTheFunctionFails(t *testing.T) {
 	s := startStack(t)
 	useSensorSecret(t)
 	sensor := loadSensor(t)
+	for _, tr := range sensor.Spec.Triggers {
+		if !tr.AtLeastOnce || tr.RetryStrategy == nil || tr.DlqTrigger == nil {
+			t.Errorf("trigger %s: without atLeastOnce the listener runs it in a goroutine and retryStrategy never retries; want atLeastOnce, retryStrategy and dlqTrigger", tr.Template.Name)
+		}
+	}
 	event := func() cloudevents.Event {
 		return esEvent(t, "rollouts-resource", "rollouts", "resource", readFixture(t, "argo-events-resource-rollout-degraded.json"))
 	}
 
-	// Jira down until the function has answered one 5xx.
-	s.admin(http.MethodPost, "/_emulator/outage", `{"status":503}`)
-	var once sync.Once
-	clusterProxy.setOnResponse(func(e exchange) {
-		if e.Host == functionHost && e.Status >= 500 {
-			once.Do(func() { s.admin(http.MethodDelete, "/_emulator/outage", "") })
-		}
-	})
+	// Two 503s, then the function.
+	clusterProxy.fail(functionHost, http.StatusServiceUnavailable, 2)
 	r := runSensorTrigger(t, sensor, "rollout-degraded", event())
-	clusterProxy.setOnResponse(nil)
 	ex := clusterProxy.take(functionHost)
-	if r.err != nil || r.attempts < 2 || len(ex) != r.attempts || ex[0].Status < 500 || ex[len(ex)-1].Status != 200 {
-		var st []int
-		for _, e := range ex {
-			st = append(st, e.Status)
-		}
-		t.Fatalf("err %v after %d attempts, statuses %v\n%s", r.err, r.attempts, st, s.fnLogs.String())
+	var st []int
+	for _, e := range ex {
+		st = append(st, e.Status)
+	}
+	if r.err != nil || r.attempts != 3 || len(ex) != 3 || st[0] != 503 || st[1] != 503 || st[2] != 200 || r.deadLetters != 0 {
+		t.Fatalf("err %v after %d attempts, statuses %v, %d dead letters\n%s", r.err, r.attempts, st, r.deadLetters, s.fnLogs.String())
 	}
 	for _, e := range ex[1:] {
 		if e.Header.Get("Ce-Id") != ex[0].Header.Get("Ce-Id") {
@@ -367,31 +384,137 @@ func TestSensorRetriesWhenTheFunctionFails(t *testing.T) {
 
 	// The trap: the same trigger without policy.status.allow counts a 503 as
 	// success (no retry, no error, the event is gone).
-	s.admin(http.MethodPost, "/_emulator/outage", `{"status":503}`)
-	defer s.admin(http.MethodDelete, "/_emulator/outage", "")
 	noPolicy := sensor.DeepCopy()
 	for i := range noPolicy.Spec.Triggers {
 		noPolicy.Spec.Triggers[i].Policy = nil
 	}
 	ev := event()
 	ev.SetData(cloudevents.ApplicationJSON, bytes.Replace(ev.Data(), []byte(`"rollout.argoproj.io/revision":"7"`), []byte(`"rollout.argoproj.io/revision":"8"`), 1))
+	clusterProxy.fail(functionHost, http.StatusServiceUnavailable, 1)
 	r = runSensorTrigger(t, noPolicy, "rollout-degraded", ev)
-	if r.err != nil || r.attempts != 1 || r.status < 500 {
-		t.Fatalf("without policy: err %v, %d attempts, status %d; want success after one 5xx", r.err, r.attempts, r.status)
+	if r.err != nil || r.attempts != 1 || r.status != http.StatusServiceUnavailable {
+		t.Fatalf("without policy: err %v, %d attempts, status %d; want success after one 503", r.err, r.attempts, r.status)
 	}
 	clusterProxy.take(functionHost)
 
-	// And with the policy, a function that keeps failing ends in the
-	// dead-letter trigger after the retries (shortened here).
+	// With the policy, a 503 that lasts ends in the dead-letter trigger
+	// after the retries (shortened here).
 	fast := sensor.DeepCopy()
 	for i := range fast.Spec.Triggers {
 		fast.Spec.Triggers[i].RetryStrategy = &aev1.Backoff{Steps: 2, Duration: ptrTo(aev1.FromString("10ms"))}
 	}
+	clusterProxy.fail(functionHost, http.StatusServiceUnavailable, 2)
 	r = runSensorTrigger(t, fast, "rollout-degraded", ev)
-	if r.err == nil || r.attempts != 2 || !strings.Contains(r.err.Error(), "is not allowed") {
-		t.Fatalf("permanent 5xx: err %v after %d attempts", r.err, r.attempts)
+	if r.err == nil || r.attempts != 2 || r.deadLetters != 1 || !strings.Contains(r.err.Error(), "is not allowed") {
+		t.Fatalf("lasting 503: err %v after %d attempts, %d dead letters", r.err, r.attempts, r.deadLetters)
 	}
 	clusterProxy.take(functionHost)
+}
+
+// retryWindow is the longest a trigger's retryStrategy waits between its
+// first and its last attempt (every wait with its full jitter), computed
+// as k8s.io/apimachinery wait.ExponentialBackoff steps it.
+func retryWindow(t *testing.T, rs *aev1.Backoff) time.Duration {
+	t.Helper()
+	b, err := sharedutil.Convert2WaitBackoff(rs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var total time.Duration
+	d := b.Duration
+	for range b.Steps - 1 {
+		total += time.Duration(float64(d) * (1 + b.Jitter))
+		d = time.Duration(float64(d) * b.Factor)
+		if b.Cap > 0 && d > b.Cap {
+			d = b.Cap
+		}
+	}
+	return total
+}
+
+// Issue 11's acceptance line: an Atlassian outage longer than the shipped
+// Sensor's whole retry window. The function takes the rollback into custody
+// and answers 202 accepted at once, so the real trigger code sees success
+// at its first attempt: no retry, no dead letter. The function keeps
+// trying by itself and opens the incident exactly once when Atlassian
+// returns; nothing is left in custody afterwards.
+func TestSensorAtlassianOutageLongerThanRetries(t *testing.T) {
+	s := startStack(t)
+	useSensorSecret(t)
+	sensor := loadSensor(t)
+	var trigger *aev1.Trigger
+	for i := range sensor.Spec.Triggers {
+		if sensor.Spec.Triggers[i].Template.Conditions == "rollout-degraded" {
+			trigger = &sensor.Spec.Triggers[i]
+		}
+	}
+	if trigger == nil || trigger.RetryStrategy == nil || trigger.DlqTrigger == nil {
+		t.Fatal("the resource trigger has no retryStrategy or dlqTrigger: the scenario needs both")
+	}
+	window := retryWindow(t, trigger.RetryStrategy)
+	if window < 30*time.Second {
+		t.Fatalf("retry window %s: the shipped retryStrategy changed, check this test's premise", window)
+	}
+	outage := window + 5*time.Second
+
+	s.admin(http.MethodPost, "/_emulator/outage", `{"status":503}`)
+	start := time.Now()
+	r := runSensorTrigger(t, sensor, "rollout-degraded",
+		esEvent(t, "rollouts-resource", "rollouts", "resource", readFixture(t, "argo-events-resource-rollout-degraded.json")))
+	var rep functionReply
+	_ = json.Unmarshal(r.body, &rep)
+	if r.err != nil || r.failed != nil || r.attempts != 1 || r.status != http.StatusAccepted || rep.Status != "accepted" || r.deadLetters != 0 {
+		t.Fatalf("during the outage: err %v (last attempt %v), %d attempts, %d dead letters, answer %d %s; want one attempt answered 202 accepted\n%s",
+			r.err, r.failed, r.attempts, r.deadLetters, r.status, r.body, s.fnLogs.String())
+	}
+	if time.Since(start) > window {
+		t.Fatalf("the delivery took %s, longer than the retry window %s", time.Since(start), window)
+	}
+
+	// The outage outlasts the Sensor's retry window, and the function
+	// really works the rollback meanwhile (and fails).
+	unavailable := `rollback_incident_attempts_total{outcome="unavailable"}`
+	for time.Since(start) < outage || s.metric(unavailable) < 2 {
+		if time.Since(start) > outage+time.Minute {
+			t.Fatalf("after %s the function made %v failed attempts, want 2 or more\n%s", time.Since(start), s.metric(unavailable), s.fnLogs.String())
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	if issues, _ := s.state(); len(issues) != 0 {
+		t.Fatalf("issues during the outage: %+v", issues)
+	}
+	if n := s.metric("rollback_incident_pending_rollbacks"); n != 1 {
+		t.Errorf("pending rollbacks during the outage: %v, want 1", n)
+	}
+	s.admin(http.MethodDelete, "/_emulator/outage", "")
+	ended := time.Now()
+
+	// Atlassian is back: the function's own retry (at most 1 min apart,
+	// plus its 30 s probe wait) opens the incident.
+	for s.metric(`rollback_incident_attempts_total{outcome="done"}`) < 1 {
+		if time.Since(ended) > 2*time.Minute {
+			t.Fatalf("no incident %s after the outage ended\n%s", time.Since(ended), s.fnLogs.String())
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	t.Logf("outage %s; the incident opened %s after it ended", ended.Sub(start).Round(time.Second), time.Since(ended).Round(time.Second))
+
+	// Exactly once, and nothing left in custody: the wake-up's reconcile
+	// finds no pending rollback.
+	if n := len(clusterProxy.take(functionHost)); n != 1 {
+		t.Errorf("the function got %d deliveries, want the 1 that was answered 202", n)
+	}
+	wakeup := loadWakeupSensor(t)
+	w := runSensorTrigger(t, wakeup, wakeup.Spec.Dependencies[0].Name, calendarEvent(t))
+	counts := reconcileCounts(t, w)
+	if counts.Pending == nil || *counts.Pending != 0 {
+		t.Errorf("reconcile after the outage: %s, want nothing pending", w.body)
+	}
+	clusterProxy.take(functionHost)
+	issue := s.requireOneIncident()
+	if !slices.Contains(issue.Labels, "rbk-"+rep.Fingerprint) {
+		t.Errorf("issue %s labels %v: not the incident of the accepted rollback %s", issue.Key, issue.Labels, rep.Fingerprint)
+	}
 }
 
 func ptrTo[T any](v T) *T { return &v }

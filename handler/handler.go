@@ -159,6 +159,35 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	source = sourceOf(dec.Shape)
 	log = log.With("shape", dec.Shape)
+	if dec.Incident == nil && dec.Recovery != nil {
+		// Healthy again: news for the object's open incident, if any;
+		// otherwise ignored, at no Atlassian call.
+		ctx = opener.WithLogger(ctx, log)
+		acc, found, err := h.opener.Recover(ctx, dec.Recovery)
+		if err != nil {
+			outcome = string(StatusFailed)
+			log.Error("recovery not recorded", "error", err.Error())
+			w.Header().Set("Retry-After", "5")
+			h.reply(w, req, http.StatusServiceUnavailable, Reply{Status: StatusFailed, Reason: "could not record the recovery (idempotency store unavailable); nothing was kept: retry"})
+			return
+		}
+		if found {
+			outcome = string(StatusRecovered)
+			out, werr := acc, error(nil)
+			if !acc.Done {
+				out, werr = h.finish(ctx, acc)
+			}
+			rep := Reply{Status: StatusRecovered, Fingerprint: out.Fingerprint, JiraKey: out.JiraKey, JiraURL: out.JiraURL, ConfluencePageID: out.PageID, ConfluenceURL: out.PageURL,
+				Reason: "recovery recorded on the incident of " + dec.Recovery.Kind + " " + dec.Recovery.Subject()}
+			status := http.StatusOK
+			if !out.Done {
+				status, rep.Reason = http.StatusAccepted, rep.Reason+"; "+opener.Reason(h.cfg, werr)
+			}
+			log.Info("recovery recorded", "fingerprint", out.Fingerprint, "jira_key", out.JiraKey, "done", out.Done)
+			h.reply(w, req, status, rep)
+			return
+		}
+	}
 	if dec.Incident == nil {
 		outcome = string(StatusIgnored)
 		log.Info("event ignored", "reason", dec.Ignored, "duration", h.now().Sub(start))

@@ -17,12 +17,13 @@ type Status string
 
 // Outcomes.
 const (
-	StatusCreated  Status = "created"  // this delivery opened the incident
-	StatusExisting Status = "existing" // the incident was already open
-	StatusAccepted Status = "accepted" // in custody, not finished yet (202): the function will finish it
-	StatusIgnored  Status = "ignored"  // the event is not a failure
-	StatusRejected Status = "rejected" // bad input (4xx)
-	StatusFailed   Status = "failed"   // nothing kept (5xx): retry
+	StatusCreated   Status = "created"   // this delivery opened the incident
+	StatusExisting  Status = "existing"  // the incident was already open
+	StatusAccepted  Status = "accepted"  // in custody, not finished yet (202): the function will finish it
+	StatusRecovered Status = "recovered" // the object is healthy again: recorded on its incident
+	StatusIgnored   Status = "ignored"   // the event is not a failure
+	StatusRejected  Status = "rejected"  // bad input (4xx)
+	StatusFailed    Status = "failed"    // nothing kept (5xx): retry
 )
 
 // Reply is the JSON the caller receives, as the body of a plain reply or as

@@ -35,6 +35,12 @@ type Decision struct {
 	// Ignored says why the event is not a failure (a healthy Rollout, a
 	// DELETE, a successful sync).
 	Ignored string
+	// Recovery accompanies Ignored when the event says the object is
+	// healthy again (a Rollout Healthy, an Argo CD Application Healthy and
+	// Synced, a Workflow Succeeded). It ends the object's open incident, if
+	// there is one (see incident.Recovery.Ends); without one, the event
+	// stays ignored.
+	Recovery *incident.Recovery
 	// Shape names the envelopes and the source recognised, outermost first,
 	// e.g. "sensor-context/argo-events-webhook/rollouts-notification".
 	Shape string
@@ -126,6 +132,9 @@ func (d *Decoder) Decode(data []byte, meta Meta) (Decision, error) {
 						dec.Incident.Joins = j.Fingerprint()
 					}
 				}
+				if dec.Recovery != nil {
+					d.finishRecovery(dec.Recovery, meta)
+				}
 				return dec, nil
 			}
 			// A Sensor payload may copy a few fields next to the full body
@@ -163,6 +172,15 @@ func (d *Decoder) finish(in *incident.Incident, meta Meta) {
 		in.Time = meta.Time.UTC()
 	}
 	sanitize(in)
+}
+
+// finishRecovery does for a recovery what finish does for an incident.
+func (d *Decoder) finishRecovery(r *incident.Recovery, meta Meta) {
+	r.Cluster = d.cluster
+	if r.At.IsZero() && !meta.Time.IsZero() {
+		r.At = meta.Time.UTC()
+	}
+	sanitizeRecovery(r)
 }
 
 // envelope content after one unwrap.

@@ -447,3 +447,227 @@ func TestOwnerFromAnnotation(t *testing.T) {
 		t.Fatalf("%v %+v", err, dec)
 	}
 }
+
+// TestDecodeRecovery: the events that say a failed object is healthy again
+// stay ignored (no incident of their own) and carry the recovery the
+// opener uses to end the object's incident.
+func TestDecodeRecovery(t *testing.T) {
+	d := NewDecoder("prod-eu-1", DefaultLimits)
+	appObject := func(t *testing.T, edit func(st map[string]any)) []byte {
+		var app map[string]any
+		if err := json.Unmarshal(readFixture(t, "argocd-app-resource.json"), &app); err != nil {
+			t.Fatal(err)
+		}
+		edit(app["status"].(map[string]any))
+		b, _ := json.Marshal(app)
+		return b
+	}
+	healthyApp := func(st map[string]any) {
+		st["health"] = map[string]any{"status": "Healthy", "lastTransitionTime": "2025-06-12T14:21:09Z"}
+		st["sync"].(map[string]any)["revision"] = "4b7e9d2c1a0f8e6d5c4b3a29180f7e6d5c4b3a21"
+		st["operationState"].(map[string]any)["syncResult"].(map[string]any)["revision"] = "4b7e9d2c1a0f8e6d5c4b3a29180f7e6d5c4b3a21"
+		for _, r := range st["resources"].([]any) {
+			if h, ok := r.(map[string]any)["health"].(map[string]any); ok {
+				h["status"], h["message"] = "Healthy", ""
+			}
+		}
+	}
+	tests := []struct {
+		name    string
+		body    []byte
+		meta    Meta
+		want    *incident.Recovery // nil: ignored without a recovery
+		ignored string
+	}{{
+		name: "Rollout Healthy at the next revision (resource UPDATE)",
+		body: readFixture(t, "argo-events-resource-rollout-healthy.json"),
+		want: &incident.Recovery{Cluster: "prod-eu-1", Kind: "Rollout", Namespace: "payments", Name: "checkout-api", Revision: "8", State: "Healthy",
+			At: time.Date(2025, 6, 12, 14, 21, 4, 0, time.UTC), Source: "Argo Events resource event (UPDATE Rollout)"},
+		ignored: "is Healthy",
+	}, {
+		name: "Argo CD application Healthy and Synced (on-deployed notification)",
+		body: readFixture(t, "argocd-app-healthy-synced.json"),
+		meta: Meta{Time: time.Date(2025, 6, 12, 14, 21, 10, 0, time.UTC)},
+		want: &incident.Recovery{Cluster: "prod-eu-1", Kind: "Application", Namespace: "argocd", Name: "checkout-api-prod",
+			Revision: "4b7e9d2c1a0f8e6d5c4b3a29180f7e6d5c4b3a21", State: "Healthy and Synced",
+			// The template carries no health time: the delivery's time stands in.
+			At: time.Date(2025, 6, 12, 14, 21, 10, 0, time.UTC), Source: "Argo CD notification"},
+		ignored: "Healthy and Synced",
+	}, {
+		name: "Argo CD Application object Healthy and Synced",
+		body: appObject(t, healthyApp),
+		want: &incident.Recovery{Cluster: "prod-eu-1", Kind: "Application", Namespace: "argocd", Name: "checkout-api-prod",
+			Revision: "4b7e9d2c1a0f8e6d5c4b3a29180f7e6d5c4b3a21", State: "Healthy and Synced",
+			At: time.Date(2025, 6, 12, 14, 21, 9, 0, time.UTC), Source: "Application object"},
+		ignored: "Healthy",
+	}, {
+		name: "Argo CD Application Healthy but OutOfSync is no recovery",
+		body: appObject(t, func(st map[string]any) { healthyApp(st); st["sync"].(map[string]any)["status"] = "OutOfSync" }),
+	}, {
+		name: "Workflow Succeeded on retry (same uid)",
+		body: readFixture(t, "workflow-succeeded-retry.json"),
+		want: &incident.Recovery{Cluster: "prod-eu-1", Kind: "Workflow", Namespace: "payments", Name: "db-migrate-x7k2p",
+			Revision: "0b6f3a2e-4d1c-4e8b-9a7f-6c5d4e3b2a10", State: "Succeeded",
+			At: time.Date(2025, 6, 12, 14, 12, 40, 0, time.UTC), Source: "Workflow object"},
+		ignored: "Succeeded",
+	}, {
+		name: "Rollouts notification Healthy (on-rollout-completed)",
+		body: []byte(`{"rolloutName":"checkout-api","namespace":"payments","phase":"Healthy","message":"","timestamp":"2025-06-12T14:21:05Z"}`),
+		want: &incident.Recovery{Cluster: "prod-eu-1", Kind: "Rollout", Namespace: "payments", Name: "checkout-api", State: "Healthy",
+			At: time.Date(2025, 6, 12, 14, 21, 5, 0, time.UTC), Source: "Argo Rollouts notification"},
+		ignored: "Healthy",
+	}, {
+		name: "Progressing rollout is no recovery",
+		body: []byte(`{"type":"UPDATE","body":` + string(mustField(t, readFixture(t, "argo-events-resource-rollout-healthy.json"), "oldBody")) + `}`),
+	}, {
+		name: "DELETE of a healthy rollout is no recovery",
+		body: []byte(`{"type":"DELETE","body":` + string(mustField(t, readFixture(t, "argo-events-resource-rollout-healthy.json"), "body")) + `}`),
+	}, {
+		name: "successful analysis is no recovery (the rollout may still fail)",
+		body: []byte(`{"apiVersion":"argoproj.io/v1alpha1","kind":"AnalysisRun","metadata":{"name":"r","namespace":"n"},"status":{"phase":"Successful"}}`),
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dec, err := d.Decode(tt.body, tt.meta)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if dec.Incident != nil || dec.Ignored == "" {
+				t.Fatalf("want ignored, got %+v", dec)
+			}
+			if !strings.Contains(dec.Ignored, tt.ignored) {
+				t.Errorf("ignored %q, want it to contain %q", dec.Ignored, tt.ignored)
+			}
+			switch {
+			case tt.want == nil && dec.Recovery != nil:
+				t.Errorf("unexpected recovery %+v", dec.Recovery)
+			case tt.want != nil && dec.Recovery == nil:
+				t.Fatal("no recovery")
+			case tt.want != nil && *dec.Recovery != *tt.want:
+				t.Errorf("recovery\n got %+v\nwant %+v", *dec.Recovery, *tt.want)
+			}
+		})
+	}
+
+	// The healthy Rollout ends the incident of revision 7 that the failure
+	// fixtures open, and the Argo CD recovery ends it through its
+	// application; the Workflow's retry ends the Workflow's.
+	failed := func(name string) *incident.Incident {
+		dec, err := d.Decode(readFixture(t, name), Meta{})
+		if err != nil || dec.Incident == nil {
+			t.Fatalf("%s: %v %+v", name, err, dec)
+		}
+		return dec.Incident
+	}
+	for _, c := range []struct{ failure, recovery string }{
+		{"argo-events-resource-rollout-degraded.json", "argo-events-resource-rollout-healthy.json"},
+		{"argocd-app-health-degraded.json", "argocd-app-healthy-synced.json"},
+		{"workflow-failed.json", "workflow-succeeded-retry.json"},
+	} {
+		in := failed(c.failure)
+		dec, err := d.Decode(readFixture(t, c.recovery), Meta{Time: time.Date(2025, 6, 12, 14, 21, 10, 0, time.UTC)})
+		if err != nil || dec.Recovery == nil {
+			t.Fatalf("%s: %v %+v", c.recovery, err, dec)
+		}
+		if !dec.Recovery.Ends(in) {
+			t.Errorf("%s does not end the incident of %s", c.recovery, c.failure)
+		}
+	}
+}
+
+func mustField(t *testing.T, doc []byte, key string) json.RawMessage {
+	t.Helper()
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(doc, &m); err != nil || m[key] == nil {
+		t.Fatalf("field %s: %v", key, err)
+	}
+	return m[key]
+}
+
+// TestDecodeFacts: the facts the later events of a rollback carry.
+func TestDecodeFacts(t *testing.T) {
+	d := NewDecoder("c", DefaultLimits)
+	decode := func(t *testing.T, body []byte) *incident.Incident {
+		t.Helper()
+		dec, err := d.Decode(body, Meta{})
+		if err != nil || dec.Incident == nil {
+			t.Fatalf("%v %+v", err, dec)
+		}
+		return dec.Incident
+	}
+	t.Run("the thin notification's message names the failed metric", func(t *testing.T) {
+		in := decode(t, readFixture(t, "rollout-notification-webhook.json"))
+		want := incident.Analysis{Metric: "success-rate", Phase: "Failed", Failed: 3, FailureLimit: "2", Assessment: "failed (3) > failureLimit (2)"}
+		if len(in.Analysis) != 1 || !equalAnalysis(in.Analysis[0], want) {
+			t.Errorf("analysis %+v", in.Analysis)
+		}
+	})
+	t.Run("the Rollout's analysis status names the run and, in its message, the metric", func(t *testing.T) {
+		in := decode(t, readFixture(t, "rollout-aborted-object.json"))
+		want := incident.Analysis{Run: "checkout-api-6f9c7b8d5-7-2", Metric: "success-rate", Phase: "Failed", Failed: 3, FailureLimit: "2",
+			Assessment: "failed (3) > failureLimit (2)", Message: `Metric "success-rate" assessed Failed due to failed (3) > failureLimit (2)`}
+		if len(in.Analysis) != 1 || !equalAnalysis(in.Analysis[0], want) {
+			t.Errorf("analysis %+v", in.Analysis)
+		}
+	})
+	t.Run("an error metric: its limit, no failure limit, the provider's error", func(t *testing.T) {
+		in := decode(t, []byte(`{"apiVersion":"argoproj.io/v1alpha1","kind":"AnalysisRun",
+			"metadata":{"name":"r","namespace":"n","ownerReferences":[{"kind":"Rollout","name":"x"}]},
+			"spec":{"metrics":[{"name":"latency","provider":{"datadog":{"query":"q"}}}]},
+			"status":{"phase":"Error","message":"Metric \"latency\" assessed Error due to consecutiveErrors (5) > consecutiveErrorLimit (4): \"Error Message: 403 Forbidden\"",
+			"metricResults":[{"name":"latency","phase":"Error","count":5,"error":5,"measurements":[{"phase":"Error","message":"403 Forbidden"}]}]}}`))
+		a := in.Analysis[0]
+		if a.Provider != "datadog" || a.FailureLimit != "0" || a.Assessment != "consecutiveErrors (5) > consecutiveErrorLimit (4)" || a.Message != "403 Forbidden" {
+			t.Errorf("%+v", a)
+		}
+	})
+	t.Run("owner and priority annotations; the rollback-incident one wins", func(t *testing.T) {
+		in := decode(t, []byte(`{"apiVersion":"argoproj.io/v1alpha1","kind":"Rollout","metadata":{"name":"a","namespace":"b","annotations":{
+			"rollback-incident/owner":"group:default/payments","backstage.io/entity-ref":"component:default/a","rollback-incident/priority":" High ","rollout.argoproj.io/revision":"2"}},
+			"status":{"phase":"Degraded","message":"RolloutAborted: x"}}`))
+		if in.Owner != "group:default/payments" || in.RequestedPriority != "High" {
+			t.Errorf("owner %q priority %q", in.Owner, in.RequestedPriority)
+		}
+	})
+	t.Run("notification owner and priority", func(t *testing.T) {
+		in := decode(t, []byte(`{"rolloutName":"a","namespace":"b","phase":"Degraded","owner":"group:default/x","priority":"Highest"}`))
+		if in.Owner != "group:default/x" || in.RequestedPriority != "Highest" {
+			t.Errorf("owner %q priority %q", in.Owner, in.RequestedPriority)
+		}
+	})
+	t.Run("Argo CD: the sync's end is the lead-up, not the failure", func(t *testing.T) {
+		in := decode(t, readFixture(t, "argocd-app-health-degraded.json"))
+		if !in.Time.IsZero() || !in.SyncedAt.Equal(time.Date(2025, 6, 12, 13, 55, 42, 0, time.UTC)) {
+			t.Errorf("time %v synced at %v", in.Time, in.SyncedAt)
+		}
+		if len(in.Analysis) != 1 || in.Analysis[0].Metric != "success-rate" {
+			t.Errorf("analysis from the Rollout's health message: %+v", in.Analysis)
+		}
+		in = decode(t, readFixture(t, "argocd-app-resource.json"))
+		if !in.Time.Equal(time.Date(2025, 6, 12, 14, 3, 29, 0, time.UTC)) || !in.SyncedAt.Equal(time.Date(2025, 6, 12, 13, 55, 42, 0, time.UTC)) {
+			t.Errorf("object: time %v synced at %v", in.Time, in.SyncedAt)
+		}
+	})
+	t.Run("Argo CD: a sync failure happened when the operation ended", func(t *testing.T) {
+		in := decode(t, []byte(`{"source":"argocd","app":"shop","appNamespace":"argocd","healthStatus":"Healthy","operationPhase":"Failed","operationMessage":"one or more objects failed to apply","operationRevision":"abc","finishedAt":"2025-06-12T10:00:00Z"}`))
+		if !in.Time.Equal(time.Date(2025, 6, 12, 10, 0, 0, 0, time.UTC)) || !in.SyncedAt.IsZero() {
+			t.Errorf("time %v synced at %v", in.Time, in.SyncedAt)
+		}
+	})
+	t.Run("Application object external URLs are links", func(t *testing.T) {
+		var app map[string]any
+		_ = json.Unmarshal(readFixture(t, "argocd-app-resource.json"), &app)
+		app["status"].(map[string]any)["summary"] = map[string]any{"externalURLs": []string{"https://shop.example.com/", "javascript:alert(1)"}}
+		b, _ := json.Marshal(app)
+		in := decode(t, b)
+		if len(in.Links) != 1 || in.Links[0].URL != "https://shop.example.com/" {
+			t.Errorf("links %+v", in.Links)
+		}
+	})
+}
+
+func equalAnalysis(a, b incident.Analysis) bool {
+	return a.Run == b.Run && a.Metric == b.Metric && a.Phase == b.Phase && a.Failed == b.Failed && a.Count == b.Count &&
+		a.FailureLimit == b.FailureLimit && a.Assessment == b.Assessment && a.Provider == b.Provider && a.Message == b.Message &&
+		strings.Join(a.Values, ",") == strings.Join(b.Values, ",")
+}

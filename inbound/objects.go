@@ -3,8 +3,10 @@ package inbound
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
+	"time"
 
 	"function/incident"
 )
@@ -32,9 +34,24 @@ type objectMeta struct {
 
 const (
 	revisionAnnotation = "rollout.argoproj.io/revision"
-	// ownerAnnotation names the Backstage entity that owns the object.
-	ownerAnnotation = "backstage.io/entity-ref"
+	// ownerAnnotation names who owns the object, for this function;
+	// entityRefAnnotation names the Backstage entity that owns it.
+	ownerAnnotation     = "rollback-incident/owner"
+	entityRefAnnotation = "backstage.io/entity-ref"
+	// priorityAnnotation asks for a Jira priority (honoured when allowed).
+	priorityAnnotation = "rollback-incident/priority"
 )
+
+// owner is who the object's annotations say owns it.
+func (m objectMeta) owner() string {
+	return firstNonEmpty(strings.TrimSpace(m.Annotations[ownerAnnotation]), strings.TrimSpace(m.Annotations[entityRefAnnotation]))
+}
+
+// annotate sets what every object's annotations tell.
+func (m objectMeta) annotate(in *incident.Incident) {
+	in.Owner = m.owner()
+	in.RequestedPriority = strings.TrimSpace(m.Annotations[priorityAnnotation])
+}
 
 func (objectSource) decide(raw []byte, obj map[string]json.RawMessage, res resource) (Decision, error) {
 	kind, _ := str(obj, "kind")
@@ -62,14 +79,19 @@ func (objectSource) decide(raw []byte, obj map[string]json.RawMessage, res resou
 	}
 	dec.Shape = "object." + kind
 	if event == "DELETE" {
-		// A deleted object is no new failure, whatever its last status said.
+		// A deleted object is no new failure, whatever its last status
+		// said, and no recovery either.
 		return Decision{Ignored: fmt.Sprintf("%s was deleted", kind), Shape: dec.Shape}, nil
 	}
+	source := kind + " object"
+	if event != "" {
+		source = "Argo Events resource event (" + event + " " + kind + ")"
+	}
 	if dec.Incident != nil {
-		dec.Incident.Source = kind + " object"
-		if event != "" {
-			dec.Incident.Source = "Argo Events resource event (" + event + " " + kind + ")"
-		}
+		dec.Incident.Source = source
+	}
+	if dec.Recovery != nil {
+		dec.Recovery.Source = source
 	}
 	return dec, nil
 }
@@ -94,21 +116,15 @@ type rollout struct {
 		Template podTemplate `json:"template"`
 	} `json:"spec"`
 	Status struct {
-		Abort            bool   `json:"abort"`
-		AbortedAt        string `json:"abortedAt"`
-		Phase            string `json:"phase"`
-		Message          string `json:"message"`
-		CurrentPodHash   string `json:"currentPodHash"`
-		StableRS         string `json:"stableRS"`
-		CurrentStepIndex *int   `json:"currentStepIndex"`
-		Conditions       []struct {
-			Type               string `json:"type"`
-			Status             string `json:"status"`
-			Reason             string `json:"reason"`
-			Message            string `json:"message"`
-			LastTransitionTime string `json:"lastTransitionTime"`
-		} `json:"conditions"`
-		Canary struct {
+		Abort            bool               `json:"abort"`
+		AbortedAt        string             `json:"abortedAt"`
+		Phase            string             `json:"phase"`
+		Message          string             `json:"message"`
+		CurrentPodHash   string             `json:"currentPodHash"`
+		StableRS         string             `json:"stableRS"`
+		CurrentStepIndex *int               `json:"currentStepIndex"`
+		Conditions       []rolloutCondition `json:"conditions"`
+		Canary           struct {
 			CurrentStepAnalysisRunStatus       *analysisRunStatus `json:"currentStepAnalysisRunStatus"`
 			CurrentBackgroundAnalysisRunStatus *analysisRunStatus `json:"currentBackgroundAnalysisRunStatus"`
 		} `json:"canary"`
@@ -117,6 +133,30 @@ type rollout struct {
 			PostPromotionAnalysisRunStatus *analysisRunStatus `json:"postPromotionAnalysisRunStatus"`
 		} `json:"blueGreen"`
 	} `json:"status"`
+}
+
+type rolloutCondition struct {
+	Type               string `json:"type"`
+	Status             string `json:"status"`
+	Reason             string `json:"reason"`
+	Message            string `json:"message"`
+	LastTransitionTime string `json:"lastTransitionTime"`
+}
+
+// healthyAt is when a Healthy rollout became so: the Healthy condition's
+// transition (utils/conditions: RolloutHealthy "Rollout is healthy"), else
+// the Completed one's.
+func healthyAt(cs []rolloutCondition) time.Time {
+	for _, typ := range []string{"Healthy", "Completed"} {
+		for _, c := range cs {
+			if c.Type == typ && c.Status == "True" {
+				if t := parseTime(c.LastTransitionTime); !t.IsZero() {
+					return t
+				}
+			}
+		}
+	}
+	return time.Time{}
 }
 
 type podTemplate struct {
@@ -151,7 +191,17 @@ func decideRollout(raw []byte) (Decision, error) {
 	// status.abort covers the short window before the phase is recomputed.
 	if st.Phase != "Degraded" && !st.Abort {
 		phase := firstNonEmpty(st.Phase, "without a phase")
-		return Decision{Ignored: fmt.Sprintf("rollout %s/%s is %s, not a failure", m.Namespace, m.Name, phase)}, nil
+		dec := Decision{Ignored: fmt.Sprintf("rollout %s/%s is %s, not a failure", m.Namespace, m.Name, phase)}
+		if st.Phase == "Healthy" {
+			// CalculateRolloutPhase says Healthy only once the update is
+			// complete and not aborted: at a new revision, or the same
+			// one retried.
+			dec.Recovery = &incident.Recovery{
+				Kind: incident.KindRollout, Namespace: m.Namespace, Name: m.Name,
+				Revision: m.Annotations[revisionAnnotation], State: "Healthy", At: healthyAt(st.Conditions),
+			}
+		}
+		return dec, nil
 	}
 	in := &incident.Incident{
 		Kind:      incident.KindRollout,
@@ -165,7 +215,7 @@ func decideRollout(raw []byte) (Decision, error) {
 		Time:      parseTime(st.AbortedAt),
 		Images:    r.Spec.Template.images(),
 	}
-	in.Owner = m.Annotations[ownerAnnotation]
+	m.annotate(in)
 	for _, c := range st.Conditions {
 		if c.Reason == "RolloutAborted" || c.Reason == "ProgressDeadlineExceeded" || c.Type == "InvalidSpec" {
 			in.Reason = c.Reason
@@ -206,7 +256,12 @@ func decideRollout(raw []byte) (Decision, error) {
 		st.BlueGreen.PrePromotionAnalysisRunStatus, st.BlueGreen.PostPromotionAnalysisRunStatus,
 	} {
 		if ar != nil && (ar.Status == "Failed" || ar.Status == "Error" || ar.Status == "Inconclusive") {
-			in.Analysis = append(in.Analysis, incident.Analysis{Run: ar.Name, Phase: ar.Status, Message: ar.Message})
+			a, ok := analysisInMessage(ar.Name, ar.Message)
+			if !ok {
+				a = incident.Analysis{Run: ar.Name}
+			}
+			a.Phase, a.Message = ar.Status, ar.Message
+			in.Analysis = append(in.Analysis, a)
 		}
 	}
 	return Decision{Incident: in}, nil
@@ -235,8 +290,9 @@ type analysisRun struct {
 			Count        int    `json:"count"`
 			Failed       int    `json:"failed"`
 			Measurements []struct {
-				Phase string `json:"phase"`
-				Value string `json:"value"`
+				Phase   string `json:"phase"`
+				Value   string `json:"value"`
+				Message string `json:"message"`
 			} `json:"measurements"`
 		} `json:"metricResults"`
 	} `json:"status"`
@@ -277,7 +333,7 @@ func decideAnalysisRun(raw []byte) (Decision, error) {
 		Message:   st.Message,
 		Time:      parseTime(firstNonEmpty(st.CompletedAt, st.StartedAt)),
 	}
-	in.Owner = m.Annotations[ownerAnnotation]
+	m.annotate(in)
 	if idx, ok := m.Labels["step-index"]; ok {
 		in.Step = "step " + idx
 	}
@@ -286,22 +342,40 @@ func decideAnalysisRun(raw []byte) (Decision, error) {
 			continue
 		}
 		a := incident.Analysis{Run: m.Name, Metric: mr.Name, Phase: mr.Phase, Message: mr.Message, Count: mr.Count, Failed: mr.Failed}
+		lastError := ""
 		for _, ms := range mr.Measurements {
 			if ms.Value != "" {
 				a.Values = append(a.Values, ms.Value)
 			}
+			if ms.Phase == "Error" && ms.Message != "" {
+				lastError = ms.Message
+			}
+		}
+		if a.Message == "" {
+			// An Error metric often measured nothing: the provider's error
+			// is what there is to see.
+			a.Message = lastError
 		}
 		for _, spec := range ar.Spec.Metrics {
 			if spec.Name != mr.Name {
 				continue
 			}
-			a.FailureLimit = scalarText(spec.FailureLimit)
-			for p := range spec.Provider {
-				a.Provider = p
+			// failureLimit defaults to 0 (analysis_types.go).
+			a.FailureLimit = firstNonEmpty(scalarText(spec.FailureLimit), "0")
+			// A metric has exactly one provider; sorted for a stable
+			// answer should a hand-written one carry more.
+			providers := slices.Sorted(maps.Keys(spec.Provider))
+			if len(providers) > 0 {
+				a.Provider = providers[0]
 			}
 		}
-		if a.Message == "" && st.Message != "" && strings.Contains(st.Message, `"`+mr.Name+`"`) {
-			a.Message = st.Message
+		if st.Message != "" && strings.Contains(st.Message, `"`+mr.Name+`"`) {
+			if a.Message == "" {
+				a.Message = st.Message
+			}
+			if parsed, ok := analysisInMessage(m.Name, st.Message); ok && parsed.Metric == mr.Name {
+				a.Assessment = parsed.Assessment
+			}
 		}
 		in.Analysis = append(in.Analysis, a)
 	}
@@ -398,7 +472,7 @@ func decideApplication(raw []byte, res resource) (Decision, error) {
 		DestinationServer: app.Spec.Destination.Server,
 		DestinationNS:     app.Spec.Destination.Namespace,
 	}
-	in.Owner = m.Annotations[ownerAnnotation]
+	m.annotate(in)
 	for _, r := range st.Resources {
 		if r.Health != nil && (r.Health.Status == "Degraded" || r.Health.Status == "Missing") {
 			in.Resources = append(in.Resources, incident.Resource{Kind: r.Kind, Namespace: r.Namespace, Name: r.Name, Health: r.Health.Status, Message: r.Health.Message})
@@ -406,6 +480,9 @@ func decideApplication(raw []byte, res resource) (Decision, error) {
 	}
 	for _, img := range st.Summary.Images {
 		in.Images = append(in.Images, incident.Image{Image: img})
+	}
+	for _, u := range st.Summary.ExternalURLs {
+		in.Links = append(in.Links, incident.Link{Title: "Application URL", URL: u})
 	}
 	op := st.OperationState
 	if op != nil && op.SyncResult.Revision != "" {
@@ -420,9 +497,19 @@ func decideApplication(raw []byte, res resource) (Decision, error) {
 		in.Phase, in.Reason = "Degraded", "HealthDegraded"
 		in.Message = firstNonEmpty(st.Health.Message, firstResourceMessage(in.Resources))
 		in.Time = parseTime(st.Health.LastTransitionTime)
+		if op != nil && op.Phase == "Succeeded" {
+			in.SyncedAt = parseTime(op.FinishedAt)
+		}
 	default:
 		what := firstNonEmpty(st.Health.Status, "without a health status")
-		return Decision{Ignored: fmt.Sprintf("Argo CD application %s/%s is %s, not a failure", m.Namespace, m.Name, what)}, nil
+		dec := Decision{Ignored: fmt.Sprintf("Argo CD application %s/%s is %s, not a failure", m.Namespace, m.Name, what)}
+		if st.Health.Status == "Healthy" && st.Sync.Status == "Synced" && (op == nil || op.Phase == "Succeeded") {
+			dec.Recovery = &incident.Recovery{
+				Kind: incident.KindApplication, Namespace: m.Namespace, Name: m.Name,
+				Revision: in.Revision, State: "Healthy and Synced", At: parseTime(st.Health.LastTransitionTime),
+			}
+		}
+		return dec, nil
 	}
 	attributeToRollout(in)
 	return Decision{Incident: in}, nil
@@ -466,7 +553,16 @@ func decideWorkflow(raw []byte) (Decision, error) {
 	}
 	if st.Phase != "Failed" && st.Phase != "Error" {
 		phase := firstNonEmpty(st.Phase, "without a phase")
-		return Decision{Ignored: fmt.Sprintf("workflow %s/%s is %s, not a failure", m.Namespace, m.Name, phase)}, nil
+		dec := Decision{Ignored: fmt.Sprintf("workflow %s/%s is %s, not a failure", m.Namespace, m.Name, phase)}
+		if st.Phase == "Succeeded" {
+			// `argo retry` runs the failed Workflow again under the same
+			// uid: its success ends the failure's incident.
+			dec.Recovery = &incident.Recovery{
+				Kind: incident.KindWorkflow, Namespace: m.Namespace, Name: m.Name,
+				Revision: m.UID, State: "Succeeded", At: parseTime(st.FinishedAt),
+			}
+		}
+		return dec, nil
 	}
 	in := &incident.Incident{
 		Kind:      incident.KindWorkflow,
@@ -478,7 +574,7 @@ func decideWorkflow(raw []byte) (Decision, error) {
 		Message:   st.Message,
 		Time:      parseTime(st.FinishedAt),
 	}
-	in.Owner = m.Annotations[ownerAnnotation]
+	m.annotate(in)
 	// The failed leaf (a Pod node) says what broke; the parents only repeat
 	// "child '…' failed". Pick the earliest-finished one, by name for ties,
 	// so the choice does not depend on map order.

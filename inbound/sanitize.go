@@ -24,7 +24,7 @@ func sanitize(in *incident.Incident) {
 		&in.StableRS, &in.Phase, &in.Reason, &in.Strategy, &in.Step, &in.Project, &in.RepoURL,
 		&in.TargetRevision, &in.DestinationServer, &in.DestinationNS, &in.RequestedProject,
 		&in.RequestedIssueType, &in.EventID, &in.Owner, &in.Application, &in.SyncRevision,
-		&in.RevertedFrom, &in.RevertedTo, &in.InitiatedBy,
+		&in.RequestedPriority, &in.RevertedFrom, &in.RevertedTo, &in.InitiatedBy,
 	} {
 		*p = clip(cleanString(*p), maxShort)
 	}
@@ -41,7 +41,7 @@ func sanitize(in *incident.Incident) {
 	}
 	for i := range in.Analysis {
 		a := &in.Analysis[i]
-		for _, p := range []*string{&a.Run, &a.Metric, &a.Phase, &a.Provider, &a.FailureLimit} {
+		for _, p := range []*string{&a.Run, &a.Metric, &a.Phase, &a.Provider, &a.FailureLimit, &a.Assessment} {
 			*p = clip(cleanString(*p), maxShort)
 		}
 		a.Message = clip(cleanString(a.Message), maxMessage)
@@ -64,6 +64,12 @@ func sanitize(in *incident.Incident) {
 		}
 	}
 	in.Links = links
+}
+
+func sanitizeRecovery(r *incident.Recovery) {
+	for _, p := range []*string{&r.Cluster, &r.Kind, &r.Namespace, &r.Name, &r.Revision, &r.State, &r.Source} {
+		*p = clip(cleanString(*p), maxShort)
+	}
 }
 
 // cleanString drops control characters other than newline and tab, invalid

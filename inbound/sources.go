@@ -47,6 +47,31 @@ func detectSource(obj map[string]json.RawMessage) (source, bool) {
 // not share a fingerprint.
 var revisionInMessage = regexp.MustCompile(`aborted update to revision (\d+)`)
 
+// metricAssessed finds the failed metric in the AnalysisRun's message,
+// which the controller also puts into the Rollout's abort message:
+// `Metric "success-rate" assessed Failed due to failed (3) > failureLimit (2)`
+// (argo-rollouts analysis/analysis.go; "metric" in older versions). The
+// reasons are failed/failureLimit, inconclusive/inconclusiveLimit and
+// consecutiveErrors/consecutiveErrorLimit.
+var metricAssessed = regexp.MustCompile(`[Mm]etric "([^"]+)" assessed ([A-Za-z]+) due to (([a-zA-Z]+) \((\d+)\) > ([a-zA-Z]+) \((-?\d+)\))`)
+
+// analysisInMessage reads the failed metric a controller message names,
+// with the run it belongs to when the caller knows it.
+func analysisInMessage(run, msg string) (incident.Analysis, bool) {
+	m := metricAssessed.FindStringSubmatch(msg)
+	if m == nil {
+		return incident.Analysis{}, false
+	}
+	a := incident.Analysis{Run: run, Metric: m[1], Phase: m[2], Assessment: m[3]}
+	if m[4] == "failed" {
+		a.Failed, _ = strconv.Atoi(m[5])
+	}
+	if m[6] == "failureLimit" {
+		a.FailureLimit = m[7]
+	}
+	return a, true
+}
+
 // reasonPrefix is the "<Reason>: " that CalculateRolloutPhase puts in front
 // of the condition message in status.message.
 var reasonPrefix = regexp.MustCompile(`^([A-Z][A-Za-z]+): `)
@@ -141,6 +166,7 @@ func (rolloutsNotification) decide(_ []byte, obj map[string]json.RawMessage, _ r
 		Time:               parseTime(firstNonEmpty(get("abortedAt"), get("timestamp"))),
 		RequestedProject:   get("jiraProject"),
 		RequestedIssueType: get("jiraIssueType"),
+		RequestedPriority:  get("priority"),
 		Owner:              firstNonEmpty(get("owner"), get("entityRef")),
 	}
 	if in.Revision == "" {
@@ -150,6 +176,9 @@ func (rolloutsNotification) decide(_ []byte, obj map[string]json.RawMessage, _ r
 	}
 	if m := reasonPrefix.FindStringSubmatch(in.Message); m != nil && (in.Reason == "" || strings.HasPrefix(in.Reason, "on-")) {
 		in.Reason = m[1]
+	}
+	if a, ok := analysisInMessage(get("analysisRun"), in.Message); ok {
+		in.Analysis = append(in.Analysis, a)
 	}
 	in.Images = notificationImages(obj, "images", "image")
 	in.StableImages = notificationImages(obj, "stableImages", "stableImage")
@@ -170,7 +199,15 @@ func (rolloutsNotification) decide(_ []byte, obj map[string]json.RawMessage, _ r
 	case in.Phase == "":
 		return Decision{}, inputErrorf("notification for rollout %s has no phase: cannot tell whether it failed", quoteShort(name, 64))
 	default:
-		return Decision{Ignored: fmt.Sprintf("rollout %s/%s is %s, not a failure", ns, name, in.Phase)}, nil
+		dec := Decision{Ignored: fmt.Sprintf("rollout %s/%s is %s, not a failure", ns, name, in.Phase)}
+		if in.Phase == "Healthy" {
+			// e.g. on-rollout-completed: healthy again, if it had failed.
+			dec.Recovery = &incident.Recovery{
+				Kind: incident.KindRollout, Namespace: ns, Name: name, Revision: in.Revision,
+				State: "Healthy", At: in.Time, Source: in.Source,
+			}
+		}
+		return dec, nil
 	}
 	return Decision{Incident: in}, nil
 }
@@ -266,6 +303,9 @@ func (argocdNotification) decide(raw []byte, obj map[string]json.RawMessage, _ r
 		OperationMessage     string `json:"operationMessage"`
 		OperationRevision    string `json:"operationRevision"`
 		FinishedAt           string `json:"finishedAt"`
+		// HealthTransitionTime is optional: the template may add
+		// status.health.lastTransitionTime (Argo CD 2.x and later).
+		HealthTransitionTime string `json:"healthLastTransitionTime"`
 		Trigger              string `json:"trigger"`
 		DegradedResources    []struct {
 			Kind          string `json:"kind"`
@@ -279,6 +319,7 @@ func (argocdNotification) decide(raw []byte, obj map[string]json.RawMessage, _ r
 		JiraProject   string   `json:"jiraProject"`
 		JiraIssueType string   `json:"jiraIssueType"`
 		Owner         string   `json:"owner"`
+		Priority      string   `json:"priority"`
 	}
 	if err := json.Unmarshal(raw, &b); err != nil {
 		return Decision{}, inputErrorf("Argo CD notification: %s", jsonErrText(err))
@@ -298,9 +339,9 @@ func (argocdNotification) decide(raw []byte, obj map[string]json.RawMessage, _ r
 		TargetRevision:     b.TargetRevision,
 		DestinationServer:  b.DestinationServer,
 		DestinationNS:      b.DestinationNamespace,
-		Time:               parseTime(b.FinishedAt),
 		RequestedProject:   b.JiraProject,
 		RequestedIssueType: b.JiraIssueType,
+		RequestedPriority:  b.Priority,
 		Owner:              b.Owner,
 	}
 	for _, r := range b.DegradedResources {
@@ -316,12 +357,30 @@ func (argocdNotification) decide(raw []byte, obj map[string]json.RawMessage, _ r
 	case b.OperationPhase == "Failed" || b.OperationPhase == "Error":
 		in.Phase, in.Reason = "Sync"+b.OperationPhase, "SyncFailed"
 		in.Message = firstNonEmpty(b.OperationMessage, b.HealthMessage)
+		// The failed operation's end is the failure.
+		in.Time = parseTime(b.FinishedAt)
 	case b.HealthStatus == "Degraded":
 		in.Phase, in.Reason = "Degraded", "HealthDegraded"
 		in.Message = firstNonEmpty(b.HealthMessage, firstResourceMessage(in.Resources))
+		// finishedAt is the end of the sync that deployed the change, the
+		// lead-up: the health turned later, at a time the catalog's
+		// template does not carry.
+		in.Time = parseTime(b.HealthTransitionTime)
+		if b.OperationPhase == "Succeeded" {
+			in.SyncedAt = parseTime(b.FinishedAt)
+		}
 	default:
 		what := firstNonEmpty(b.HealthStatus, b.OperationPhase, b.SyncStatus, "in an unknown state")
-		return Decision{Ignored: fmt.Sprintf("Argo CD application %s/%s is %s, not a failure", ns, b.App, what)}, nil
+		dec := Decision{Ignored: fmt.Sprintf("Argo CD application %s/%s is %s, not a failure", ns, b.App, what)}
+		if b.HealthStatus == "Healthy" && b.SyncStatus == "Synced" {
+			dec.Ignored = fmt.Sprintf("Argo CD application %s/%s is Healthy and Synced, not a failure", ns, b.App)
+			dec.Recovery = &incident.Recovery{
+				Kind: incident.KindApplication, Namespace: ns, Name: b.App,
+				Revision: firstNonEmpty(b.OperationRevision, b.SyncRevision), State: "Healthy and Synced",
+				At: parseTime(b.HealthTransitionTime), Source: in.Source,
+			}
+		}
+		return dec, nil
 	}
 	attributeToRollout(in)
 	return Decision{Incident: in}, nil
@@ -348,6 +407,9 @@ func attributeToRollout(in *incident.Incident) {
 	in.Phase, in.Message = "Degraded", r.Message
 	if m := reasonPrefix.FindStringSubmatch(r.Message); m != nil {
 		in.Reason = m[1]
+	}
+	if a, ok := analysisInMessage("", r.Message); ok {
+		in.Analysis = append(in.Analysis, a)
 	}
 }
 

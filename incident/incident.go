@@ -31,6 +31,10 @@ type Incident struct {
 	// Rollouts notification" or "Argo Events resource event (UPDATE
 	// Rollout)". Never part of the fingerprint.
 	Source string
+	// Sources lists every reporter of a merged incident, first reporter
+	// first, each once (see Merge). Empty for a single decoded event: its
+	// Source is the one.
+	Sources []string
 
 	Cluster   string
 	Kind      string // KindRollout, KindApplication, KindWorkflow or KindDeployment
@@ -49,8 +53,14 @@ type Incident struct {
 	Message string
 
 	// Time is when the failure happened (abortedAt, completion time, or the
-	// notification timestamp); zero when unknown.
+	// notification timestamp); zero when unknown. A merged incident keeps
+	// the earliest: the first sign of the failure.
 	Time time.Time
+	// StateAt is when Phase, Reason and Message were observed. Zero in a
+	// decoded event (its Time is the moment); Merge sets it to the newest
+	// event's time, so that a late delivery of an older event does not
+	// take the incident back to an earlier state.
+	StateAt time.Time
 
 	Strategy string // "canary" or "blueGreen" for Rollouts
 	Step     string // the step reached, e.g. "3/5"
@@ -73,6 +83,9 @@ type Incident struct {
 	// to; shown to responders, not part of the fingerprint.
 	DestinationServer string
 	DestinationNS     string
+	// SyncedAt is when Argo CD finished the sync that deployed the failed
+	// change: the lead-up, not the failure.
+	SyncedAt time.Time
 
 	// Workflow facts.
 	FailedNode string
@@ -87,9 +100,15 @@ type Incident struct {
 	ReplicaSets  []string // the ReplicaSets involved, "name (revision N)"
 	InitiatedBy  string   // who started it, when the object says (Argo CD's initiatedBy)
 
-	// Owner is the Backstage entity that owns the object, from the
-	// backstage.io/entity-ref annotation or the payload's "owner".
+	// Owner is who owns the object, as the object says: the
+	// rollback-incident/owner annotation, else the Backstage entity in the
+	// backstage.io/entity-ref annotation, or the payload's "owner". An
+	// entity reference (group:default/payments) also lets Backstage notify it.
 	Owner string
+	// RequestedPriority is the Jira priority the object asks for (the
+	// rollback-incident/priority annotation or the payload's "priority").
+	// Honoured only when allowed by configuration.
+	RequestedPriority string
 
 	// RequestedProject and RequestedIssueType are the Jira project and issue
 	// type the payload asked for (jiraProject, jiraIssueType). Honoured only
@@ -102,6 +121,9 @@ type Incident struct {
 	// aborted rollout is news of the abort's incident, not a second one.
 	// When no record exists under it, the event opens its own incident.
 	Joins string
+
+	// Recovery is set once the object is healthy again (see Recover).
+	Recovery *Recovery
 
 	// EventID is the delivery's id (CloudEvent id when there is one). It is
 	// for logs only: every retry of one rollback carries a new id.
@@ -129,6 +151,9 @@ type Analysis struct {
 	Count        int
 	Failed       int
 	Values       []string // measured values, oldest first
+	// Assessment is why the controller assessed the metric so, in its own
+	// words: "failed (3) > failureLimit (2)".
+	Assessment string
 }
 
 // Resource is a Kubernetes resource reported unhealthy.

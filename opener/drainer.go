@@ -145,6 +145,11 @@ func (d *Drainer) run(fp string, a *Attempt) {
 	defer cancel()
 	a.out, a.err = d.o.Work(ctx, fp)
 	if a.err == nil {
+		if a.out.Done {
+			// Also for rollbacks answered 202 long ago: the operator who
+			// read the 202's reason sees here when and where it opened.
+			d.log.Info("rollback finished", "fingerprint", fp, "jira_key", a.out.JiraKey, "page_id", a.out.PageID, "created", a.out.Created)
+		}
 		d.opts.Observer.Attempt("done")
 		d.mu.Lock()
 		d.gate, d.gateFails = time.Time{}, 0

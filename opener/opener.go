@@ -16,6 +16,7 @@
 package opener
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -124,22 +125,51 @@ func (o *Opener) Accept(ctx context.Context, in *incident.Incident) (Outcome, er
 	if err := render.AddLinks(in, o.links); err != nil {
 		loggerFrom(ctx, o.log).Warn("configured link not added", "error", err.Error())
 	}
-	raw, err := json.Marshal(in)
+	// Stored in the form merging gives it, so that a repeat of the same
+	// event merges as no change.
+	first := *in
+	incident.Merge(&first, in)
+	raw, err := json.Marshal(&first)
 	if err != nil {
 		return Outcome{}, fmt.Errorf("encode incident %s: %w", fp, err)
 	}
 	news, now := in.NewsHash(), time.Now()
-	added := false
+	added, fresh := false, false
 	rec, err := store.Update(ctx, o.store, fp, func(r *store.Record) error {
-		added = false
+		added, fresh = false, r.Revision == 0
 		if r.Revision != 0 && r.Pending == nil && !o.current(*r) {
 			// The record belongs to an incident that is over (its window
 			// passed): start afresh; the issue step decides between
 			// reusing, reopening and a new issue.
 			*r = store.Record{Fingerprint: fp, Revision: r.Revision}
+			fresh = true
 		}
+		facts := false
 		if r.Incident == nil {
 			r.Incident = raw
+		} else {
+			// Facts accumulate: each once, newer values win.
+			var cur incident.Incident
+			if err := json.Unmarshal(r.Incident, &cur); err != nil {
+				return fmt.Errorf("decode incident %s: %w", fp, err)
+			}
+			before := cur
+			if incident.Merge(&cur, in) {
+				b, err := json.Marshal(&cur)
+				if err != nil {
+					return err
+				}
+				// Another sender reporting the same facts is kept (the
+				// reporters), but is no reason to rewrite anything.
+				same := cur
+				same.Sources, same.Source, same.EventID = before.Sources, before.Source, before.EventID
+				sb, _ := json.Marshal(&same)
+				bb, _ := json.Marshal(&before)
+				r.Incident = b
+				if !bytes.Equal(sb, bb) {
+					r.Refresh, facts = true, true
+				}
+			}
 		}
 		if !r.HasEntry(news) {
 			// The first entry is what the issue and the page are opened
@@ -148,24 +178,105 @@ func (o *Opener) Accept(ctx context.Context, in *incident.Incident) (Outcome, er
 			r.Timeline = append(r.Timeline, store.Entry{Hash: news, At: eventTime(in, now), Text: render.TimelineEntry(in), Commented: first, OnPage: first})
 			added = !first
 		}
-		switch {
-		case r.Pending != nil && !added:
-			return store.ErrUnchanged // already in custody, nothing new
-		case r.Pending != nil:
-			r.Pending.NextAt = time.Time{} // news: work it now
-		case r.Done() && o.notified(*r) && r.Revision != 0 && !added:
-			return store.ErrUnchanged // finished, and this says nothing new
-		default:
-			r.Pending = &store.Pending{Since: now}
-		}
-		return nil
+		return o.markPending(r, added || facts, now)
 	})
 	if err != nil {
 		return Outcome{}, fmt.Errorf("take custody of %s: %w", fp, err)
 	}
+	if fresh {
+		if err := o.index(ctx, in, fp); err != nil {
+			return Outcome{}, err
+		}
+	}
 	out := o.outcome(rec)
 	out.News = added
 	return out, nil
+}
+
+// markPending keeps r in custody when anything is left to do. changed
+// says the event brought something new.
+func (o *Opener) markPending(r *store.Record, changed bool, now time.Time) error {
+	switch {
+	case r.Pending != nil && !changed:
+		return store.ErrUnchanged // already in custody, nothing new
+	case r.Pending != nil:
+		r.Pending.NextAt = time.Time{} // news: work it now
+	case r.Done() && o.notified(*r) && !r.Refresh && r.Revision != 0 && !changed:
+		return store.ErrUnchanged // finished, and this says nothing new
+	default:
+		r.Pending = &store.Pending{Since: now}
+	}
+	return nil
+}
+
+// index records, under each of the object's fingerprints, that fp is its
+// latest incident: a recovery names the object, not the failed revision.
+func (o *Opener) index(ctx context.Context, in *incident.Incident, fp string) error {
+	for _, key := range in.ObjectKeys() {
+		if _, err := store.Update(ctx, o.store, key, func(r *store.Record) error {
+			if r.Latest == fp {
+				return store.ErrUnchanged
+			}
+			r.Latest = fp
+			return nil
+		}); err != nil {
+			return fmt.Errorf("index incident %s under its object: %w", fp, err)
+		}
+	}
+	return nil
+}
+
+// Recover records that the object of r is healthy again, when it ends the
+// object's latest incident: a timeline entry, the recovery in the facts
+// (durations), and the issue and page to update. ok is false when there
+// is no incident it ends: the event stays ignored, with no Atlassian call.
+func (o *Opener) Recover(ctx context.Context, r *incident.Recovery) (out Outcome, ok bool, err error) {
+	ptr, found, err := o.store.Get(ctx, r.ObjectFingerprint())
+	if err != nil {
+		return Outcome{}, false, fmt.Errorf("read object record: %w", err)
+	}
+	if !found || ptr.Latest == "" {
+		return Outcome{}, false, nil
+	}
+	now := time.Now()
+	recovered := false
+	rec, err := store.Update(ctx, o.store, ptr.Latest, func(rec *store.Record) error {
+		recovered = false
+		if rec.Incident == nil {
+			return store.ErrUnchanged
+		}
+		var cur incident.Incident
+		if err := json.Unmarshal(rec.Incident, &cur); err != nil {
+			return fmt.Errorf("decode incident %s: %w", ptr.Latest, err)
+		}
+		if !cur.Recover(r) {
+			return store.ErrUnchanged
+		}
+		b, err := json.Marshal(&cur)
+		if err != nil {
+			return err
+		}
+		rec.Incident, rec.Refresh, recovered = b, true, true
+		entry := store.Entry{Hash: "recovered-" + r.ObjectFingerprint() + "-" + r.Revision, At: eventTimeOr(r.At, now), Text: render.RecoveryEntry(r), OnPage: true}
+		if !rec.HasEntry(entry.Hash) {
+			rec.Timeline = append(rec.Timeline, entry)
+		}
+		return o.markPending(rec, true, now)
+	})
+	if err != nil {
+		return Outcome{}, false, fmt.Errorf("record recovery of %s: %w", ptr.Latest, err)
+	}
+	if !recovered && rec.Revision == 0 {
+		return Outcome{}, false, nil
+	}
+	return o.outcome(rec), recovered || rec.Incident != nil, nil
+}
+
+func eventTimeOr(t, now time.Time) time.Time {
+	if t.IsZero() {
+		return now
+	}
+	return t
 }
 
 // fingerprint is the record the event belongs to: its own, or the earlier
@@ -208,7 +319,7 @@ func (o *Opener) Work(ctx context.Context, fp string) (Outcome, error) {
 	if err != nil {
 		return Outcome{Fingerprint: fp}, fmt.Errorf("read record %s: %w", fp, err)
 	}
-	if !ok || rec.Pending == nil {
+	if !ok || rec.Pending == nil || rec.Incident == nil {
 		return o.outcome(rec), nil // finished by someone else meanwhile
 	}
 	var in incident.Incident
@@ -251,6 +362,9 @@ func (o *Opener) steps(ctx context.Context, in *incident.Incident, rec *store.Re
 				return created, err
 			}
 		}
+		if err := o.refresh(ctx, rec); err != nil {
+			return created, err
+		}
 		if !o.notified(*rec) {
 			if err := o.notify(ctx, in, *rec); err != nil {
 				return created, err
@@ -263,7 +377,7 @@ func (o *Opener) steps(ctx context.Context, in *incident.Incident, rec *store.Re
 		more := false
 		saved, err := store.Update(ctx, o.store, rec.Fingerprint, func(r *store.Record) error {
 			o.merge(r, rec)
-			if !r.Done() || !o.notified(*r) {
+			if !r.Done() || !o.notified(*r) || r.Refresh {
 				more = true // news arrived meanwhile
 				return store.ErrUnchanged
 			}
@@ -328,6 +442,7 @@ func (o *Opener) merge(cur, done *store.Record) {
 	cur.JiraID, cur.JiraKey, cur.CreatingSince = done.JiraID, done.JiraKey, done.CreatingSince
 	cur.PageID, cur.PageURL, cur.PageTitle = done.PageID, done.PageURL, done.PageTitle
 	cur.Linked, cur.Notified = done.Linked, done.Notified
+	cur.OpenedAt, cur.PreviousKey, cur.DescriptionHash, cur.Resolved = done.OpenedAt, done.PreviousKey, done.DescriptionHash, done.Resolved
 	for i := range cur.Timeline {
 		for _, d := range done.Timeline {
 			if d.Hash == cur.Timeline[i].Hash {
@@ -413,7 +528,7 @@ func (o *Opener) Revive(ctx context.Context, fp string) (bool, error) {
 	revived := false
 	_, err := store.Update(ctx, o.store, fp, func(r *store.Record) error {
 		revived = false
-		if r.Revision == 0 || r.Pending != nil || (r.Done() && o.notified(*r)) {
+		if r.Revision == 0 || r.Incident == nil || r.Pending != nil || (r.Done() && o.notified(*r)) {
 			return store.ErrUnchanged
 		}
 		r.Pending = &store.Pending{Since: time.Now()}

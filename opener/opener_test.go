@@ -177,7 +177,7 @@ func TestAcceptMergesNews(t *testing.T) {
 			t.Fatal(err)
 		}
 		g.exactlyOnce(1, 1)
-		if n := g.conf.Occurrences("metric error-rate failed"); n != 1 {
+		if n := g.conf.TimelineRows("metric error-rate failed"); n != 1 {
 			t.Errorf("the news is on the page %d times, want 1", n)
 		}
 	})
@@ -552,7 +552,7 @@ func TestLostAnswers(t *testing.T) {
 				time.Sleep(5 * time.Minute)
 				synctest.Wait()
 				g.exactlyOnce(1, 1)
-				if n := g.conf.Occurrences("metric error-rate failed"); n != 1 {
+				if n := g.conf.TimelineRows("metric error-rate failed"); n != 1 {
 					t.Errorf("the news is on the page %d times, want 1", n)
 				}
 				if fps, _ := g.store.Pending(context.Background()); len(fps) != 0 {
@@ -574,5 +574,16 @@ func TestCheckCredentials(t *testing.T) {
 	logs := g.logs.String()
 	if !strings.Contains(logs, "ATLASSIAN_EMAIL and ATLASSIAN_API_TOKEN") || strings.Contains(logs, `"token"`) {
 		t.Errorf("log does not name the variables:\n%s", logs)
+	}
+}
+
+func TestIsEntityRef(t *testing.T) {
+	for ref, want := range map[string]bool{
+		"group:default/payments-team": true, "user:alice": true, "component:payments/checkout": true,
+		"payments-team": false, "": false, "group:": false, ":x": false, "group:a/": false, "group:a b": false, "group:a/b/c": false,
+	} {
+		if got := isEntityRef(ref); got != want {
+			t.Errorf("isEntityRef(%q) = %v, want %v", ref, got, want)
+		}
 	}
 }

@@ -1,11 +1,14 @@
 package opener
 
 import (
+	"bytes"
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"function/atlassian"
@@ -14,6 +17,7 @@ import (
 	"function/incident"
 	"function/jira"
 	"function/render"
+	"function/render/adf"
 	"function/store"
 )
 
@@ -24,7 +28,16 @@ func comment(at time.Time, text string) jira.Comment {
 // notify sends, or updates, the one Backstage notification of the rollback
 // (its scope is the fingerprint).
 func (o *Opener) notify(ctx context.Context, in *incident.Incident, rec store.Record) error {
-	owner := cmp.Or(in.Owner, o.cfg.BackstageOwner(in.Namespace, in.Name))
+	// The owner annotation may name a team in words (it is shown in the
+	// incident); Backstage takes only an entity reference, and refuses the
+	// whole notification otherwise.
+	owner := ""
+	for _, ref := range []string{in.Owner, o.cfg.BackstageOwner(in.Namespace, in.Name)} {
+		if isEntityRef(ref) {
+			owner = ref
+			break
+		}
+	}
 	n := backstage.Notification{
 		Title:       fmt.Sprintf("Rollback: %s %s", in.Kind, in.Subject()),
 		Description: fmt.Sprintf("%s opened: %s. Postmortem draft: %s", rec.JiraKey, rec.Timeline[len(rec.Timeline)-1].Text, rec.PageURL),
@@ -80,6 +93,9 @@ func (o *Opener) ensureIssue(ctx context.Context, in *incident.Incident, rec *st
 			fallthrough
 		case reuse:
 			rec.JiraID, rec.JiraKey, rec.CreatingSince = same.ID, same.Key, time.Time{}
+			if rec.OpenedAt.IsZero() {
+				rec.OpenedAt = cmp.Or(same.Created, time.Now())
+			}
 			return false, o.save(ctx, rec, "jira issue")
 		default:
 			// Over and done: a new incident, linked to this one.
@@ -97,23 +113,30 @@ func (o *Opener) ensureIssue(ctx context.Context, in *incident.Incident, rec *st
 	if err != nil {
 		return false, err
 	}
-	var rel render.Related
 	if previous != nil {
-		rel = render.Related{PreviousKey: previous.Key, PreviousURL: o.jira.BrowseURL(previous.Key)}
+		rec.PreviousKey = previous.Key
 	}
+	rc := o.context(*rec, in)
 	extra, extraLabels, err := o.renderer.Fields(in)
 	if err != nil {
 		// A template that fails on this event must not cost the incident.
 		loggerFrom(ctx, o.log).Error("extra Jira fields left out", "error", err.Error())
 		extra, extraLabels = nil, nil
 	}
+	if _, set := extra["priority"]; !set && rc.Priority != "" {
+		if extra == nil {
+			extra = map[string]json.RawMessage{}
+		}
+		extra["priority"], _ = json.Marshal(map[string]string{"name": rc.Priority})
+	}
+	doc, wiki := render.Description(in, rc), render.WikiDescription(in, rc)
 	issue, err := o.jira.CreateIssue(ctx, jira.NewIssue{
 		Project:     o.cfg.AllowedProject(in.RequestedProject),
 		IssueType:   o.cfg.AllowedIssueType(in.RequestedIssueType),
 		Summary:     summary,
-		Description: render.Description(in, rel),
+		Description: doc,
 		// Data Center takes wiki markup; the client sends what its Jira takes.
-		WikiDescription: render.WikiDescription(in, rel),
+		WikiDescription: wiki,
 		Labels:          append([]string{"rollback", in.Label(), in.ObjectLabel()}, extraLabels...),
 		Extra:           extra,
 	})
@@ -127,7 +150,8 @@ func (o *Opener) ensureIssue(ctx context.Context, in *incident.Incident, rec *st
 		}
 		return false, fmt.Errorf("create jira issue: %w", err)
 	}
-	rec.JiraID, rec.JiraKey, rec.CreatingSince = issue.ID, issue.Key, time.Time{}
+	rec.JiraID, rec.JiraKey, rec.CreatingSince, rec.OpenedAt = issue.ID, issue.Key, time.Time{}, time.Now()
+	rec.DescriptionHash = o.descriptionHash(doc, wiki)
 	if err := o.save(ctx, rec, "jira issue"); err != nil {
 		return true, err
 	}
@@ -203,9 +227,7 @@ func (o *Opener) ensurePage(ctx context.Context, in *incident.Incident, rec *sto
 		return err
 	}
 	title := render.PageTitle(in, rec.JiraKey)
-	body, err := o.renderer.Page(in, render.PageContext{
-		JiraKey: rec.JiraKey, JiraURL: o.jira.BrowseURL(rec.JiraKey), Opened: time.Now(),
-	})
+	body, err := o.renderer.Page(in, o.context(*rec, in))
 	if err != nil {
 		return err
 	}
@@ -223,12 +245,14 @@ func (o *Opener) ensurePage(ctx context.Context, in *incident.Incident, rec *sto
 		return fmt.Errorf("create confluence page: %w", err)
 	}
 	rec.PageID, rec.PageURL, rec.PageTitle = page.ID, page.URL, page.Title
+	for i := range rec.Timeline {
+		rec.Timeline[i].OnPage = true // the page was rendered with every entry
+	}
 	return nil
 }
 
-// post adds timeline entry i to the issue (a comment) and to the page (a
-// row in its timeline table, keeping what people wrote on the page),
-// recording each as soon as it is done.
+// post adds timeline entry i to the issue as a comment, recording it as
+// soon as it is done; the page's timeline is rewritten by refresh.
 func (o *Opener) post(ctx context.Context, rec *store.Record, i int) error {
 	e := &rec.Timeline[i]
 	if !e.Commented {
@@ -262,29 +286,7 @@ func (o *Opener) post(ctx context.Context, rec *store.Record, i int) error {
 		}
 		e = &rec.Timeline[i] // save replaced the record
 	}
-	if e.OnPage {
-		return nil
-	}
-	for attempt := 0; ; attempt++ {
-		page, err := o.conf.GetPage(ctx, rec.PageID)
-		if err != nil {
-			return fmt.Errorf("read page %s: %w", rec.PageID, err)
-		}
-		updated := render.AddTimelineRow(page.Storage, e.At, e.Text)
-		if updated == page.Storage {
-			break // on the page already: an update whose answer was lost
-		}
-		err = o.conf.UpdatePage(ctx, page, updated, page.Version+1, "timeline: "+clipText(e.Text, 80))
-		if errors.Is(err, confluence.ErrVersionConflict) && attempt < 2 {
-			continue // a person saved the page meanwhile: reapply on theirs
-		}
-		if err != nil {
-			return fmt.Errorf("update page %s: %w", rec.PageID, err)
-		}
-		break
-	}
-	e.OnPage = true
-	return o.save(ctx, rec, "timeline row")
+	return nil
 }
 
 func (o *Opener) space(ctx context.Context) (string, error) {
@@ -317,4 +319,143 @@ func (o *Opener) link(ctx context.Context, in *incident.Incident, rec *store.Rec
 	}
 	rec.Linked = true
 	return o.save(ctx, rec, "remote link")
+}
+
+// context is what the documents are rendered with: where the incident
+// lives, when it opened, its owner and priority, the configured web UIs and
+// every timeline entry the record holds.
+func (o *Opener) context(rec store.Record, in *incident.Incident) render.Context {
+	c := render.Context{
+		JiraKey: rec.JiraKey, PageURL: rec.PageURL, Opened: rec.OpenedAt, PreviousKey: rec.PreviousKey,
+		Owner:     cmp.Or(in.Owner, o.cfg.BackstageOwner(in.Namespace, in.Name)),
+		Priority:  o.cfg.Priority(in.RequestedPriority),
+		ArgoCDURL: o.cfg.ArgoCDURL, RolloutsDashboardURL: o.cfg.RolloutsDashboardURL, WorkflowsURL: o.cfg.WorkflowsURL,
+	}
+	if rec.JiraKey != "" {
+		c.JiraURL = o.jira.BrowseURL(rec.JiraKey)
+	}
+	if rec.PreviousKey != "" {
+		c.PreviousURL = o.jira.BrowseURL(rec.PreviousKey)
+	}
+	for _, e := range rec.Timeline {
+		c.Timeline = append(c.Timeline, render.TimelineRow{At: e.At, Text: e.Text})
+	}
+	return c
+}
+
+// descriptionHash is the text hash of a description as this Jira stores it.
+func (o *Opener) descriptionHash(doc adf.Doc, wiki string) string {
+	if o.cfg.DataCenter() {
+		return render.WikiHash(wiki)
+	}
+	return render.DescriptionHash(doc)
+}
+
+// refresh rewrites the page's generated sections (facts, failed analysis,
+// timeline, next steps, durations) from the record when the facts changed
+// or an entry is not on the page yet, keeping every section people wrote;
+// on recovery it resolves the issue when RESOLVE_ON_RECOVERY says so.
+// Rendering from the whole record makes a repeat harmless: an update whose
+// answer was lost leaves nothing to add.
+func (o *Opener) refresh(ctx context.Context, rec *store.Record) error {
+	stale := rec.Refresh
+	rendered := map[string]bool{}
+	for _, e := range rec.Timeline {
+		stale = stale || !e.OnPage
+		rendered[e.Hash] = true
+	}
+	if !stale {
+		return nil
+	}
+	snapshot := rec.Incident
+	var in incident.Incident
+	if err := json.Unmarshal(snapshot, &in); err != nil {
+		return fmt.Errorf("decode incident %s: %w", rec.Fingerprint, err)
+	}
+	fresh, err := o.renderer.Page(&in, o.context(*rec, &in))
+	if err != nil {
+		return err
+	}
+	for attempt := 0; ; attempt++ {
+		page, err := o.conf.GetPage(ctx, rec.PageID)
+		if err != nil {
+			return fmt.Errorf("read page %s: %w", rec.PageID, err)
+		}
+		updated := render.RefreshPage(page.Storage, fresh)
+		if len(render.GeneratedSections(page.Storage)) == 0 {
+			// A page written before the generated sections: add rows.
+			for _, e := range rec.Timeline {
+				if !e.OnPage {
+					updated = render.AddTimelineRow(updated, e.At, e.Text)
+				}
+			}
+		}
+		if updated == page.Storage {
+			break // nothing new on it: an update whose answer was lost
+		}
+		err = o.conf.UpdatePage(ctx, page, updated, page.Version+1, "rollback-incident: facts and timeline updated")
+		if errors.Is(err, confluence.ErrVersionConflict) && attempt < 2 {
+			continue // a person saved the page meanwhile: reapply on theirs
+		}
+		if err != nil {
+			return fmt.Errorf("update page %s: %w", rec.PageID, err)
+		}
+		break
+	}
+	if o.cfg.ResolveOnRecovery && in.Recovery != nil && !rec.Resolved {
+		if err := o.resolve(ctx, rec.JiraKey); err != nil {
+			return err
+		}
+		rec.Resolved = true
+	}
+	saved, err := store.Update(ctx, o.store, rec.Fingerprint, func(r *store.Record) error {
+		o.merge(r, rec)
+		for i := range r.Timeline {
+			if rendered[r.Timeline[i].Hash] {
+				r.Timeline[i].OnPage = true
+			}
+		}
+		if bytes.Equal(r.Incident, snapshot) {
+			r.Refresh = false // facts accepted meanwhile keep it set
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("record refreshed page: %w", err)
+	}
+	*rec = saved
+	return nil
+}
+
+// resolve moves the issue to a done status. An issue already done offers
+// no transition into done, which counts as done.
+func (o *Opener) resolve(ctx context.Context, key string) error {
+	ts, err := o.jira.Transitions(ctx, key)
+	if err != nil {
+		return fmt.Errorf("resolve %s: %w", key, err)
+	}
+	for _, t := range ts {
+		if t.ToCategoryDone {
+			if err := o.jira.DoTransition(ctx, key, t.ID); err != nil {
+				return fmt.Errorf("resolve %s: %w", key, err)
+			}
+			loggerFrom(ctx, o.log).Info("incident resolved on recovery", "jira_key", key, "transition", t.Name)
+			return nil
+		}
+	}
+	return nil
+}
+
+// isEntityRef reports whether s has the form of a Backstage entity
+// reference, kind:[namespace/]name.
+func isEntityRef(s string) bool {
+	kind, rest, ok := strings.Cut(s, ":")
+	if !ok || kind == "" || rest == "" || strings.ContainsAny(s, " \t\n") {
+		return false
+	}
+	ns, name, hasNS := strings.Cut(rest, "/")
+	if hasNS {
+		return ns != "" && name != "" && !strings.Contains(name, "/")
+	}
+	return true
 }

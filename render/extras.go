@@ -3,6 +3,7 @@ package render
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io/fs"
 	"net/url"
@@ -24,6 +25,9 @@ var reservedFields = map[string]bool{"project": true, "issuetype": true, "summar
 // whatever it contains.
 type fieldsView struct {
 	Cluster, Kind, Namespace, Name, Revision, PodHash, Phase, Reason, Message, Strategy, Project, Fingerprint string
+	// Title is the default title (see Title); Owner and RequestedPriority
+	// are what the object's annotations ask for.
+	Title, Owner, RequestedPriority string
 }
 
 func jsonEscape(s string) string {
@@ -53,6 +57,7 @@ func (r *Renderer) Fields(in *incident.Incident) (fields map[string]json.RawMess
 		&v.Cluster: in.Cluster, &v.Kind: in.Kind, &v.Namespace: in.Namespace, &v.Name: in.Name, &v.Revision: in.Revision,
 		&v.PodHash: in.PodHash, &v.Phase: in.Phase, &v.Reason: in.Reason, &v.Message: in.Message, &v.Strategy: in.Strategy,
 		&v.Project: in.Project, &v.Fingerprint: in.Fingerprint(),
+		&v.Title: Title(in), &v.Owner: in.Owner, &v.RequestedPriority: in.RequestedPriority,
 	} {
 		*dst = jsonEscape(src)
 	}
@@ -134,14 +139,26 @@ func (lt LinkTemplate) render(in *incident.Incident) (string, error) {
 	return b.String(), nil
 }
 
-// AddLinks appends the configured links to the incident.
-func AddLinks(in *incident.Incident, links []LinkTemplate) error {
+// RenderLinks renders the configured links for the incident, for
+// Context.Links. A link that does not render is left out and reported; the
+// others are returned.
+func RenderLinks(in *incident.Incident, links []LinkTemplate) ([]incident.Link, error) {
+	var out []incident.Link
+	var errs []error
 	for _, lt := range links {
 		u, err := lt.render(in)
 		if err != nil {
-			return fmt.Errorf("link %s: %w", lt.Title, err)
+			errs = append(errs, fmt.Errorf("link %s: %w", lt.Title, err))
+			continue
 		}
-		in.Links = append(in.Links, incident.Link{Title: lt.Title, URL: u})
+		out = append(out, incident.Link{Title: lt.Title, URL: u})
 	}
-	return nil
+	return out, errors.Join(errs...)
+}
+
+// AddLinks appends the configured links to the incident.
+func AddLinks(in *incident.Incident, links []LinkTemplate) error {
+	out, err := RenderLinks(in, links)
+	in.Links = append(in.Links, out...)
+	return err
 }

@@ -92,3 +92,42 @@ func cleanForXML(s string) string {
 		return r
 	}, strings.ToValidUTF8(s, ""))
 }
+
+// FuzzRefreshPage: whatever a page holds (people write anything, and
+// Confluence rewrites markup), refreshing it never fails, leaves a page
+// without complete sections as it is, and is idempotent.
+func FuzzRefreshPage(f *testing.F) {
+	r, err := New(templates.FS)
+	if err != nil {
+		f.Fatal(err)
+	}
+	fresh := mustPage(f, r, fuzzIncident("a", "b", "c"))
+	f.Add(fresh)
+	f.Add(`<p><ac:structured-macro ac:name="anchor"><ac:parameter ac:name="">rollback-incident.fault</ac:parameter></ac:structured-macro>x`)
+	f.Add(`<p>>rollback-incident.timeline</ac:parameter></p><p`)
+	f.Fuzz(func(t *testing.T, existing string) {
+		got := RefreshPage(existing, fresh)
+		if len(GeneratedSections(existing)) == 0 && got != existing {
+			t.Fatal("a page without sections changed")
+		}
+		if again := RefreshPage(got, fresh); again != got {
+			t.Fatal("refreshing twice changed the page")
+		}
+	})
+}
+
+// BenchmarkRefreshPageHostile: a page of thousands of unmatched markers
+// and paragraphs costs time linear in its size (people write the page; it
+// must not cost a request its deadline).
+func BenchmarkRefreshPageHostile(b *testing.B) {
+	r, err := New(templates.FS)
+	if err != nil {
+		b.Fatal(err)
+	}
+	fresh := mustPage(b, r, fuzzIncident("a", "b", "c"))
+	page := strings.Repeat(`<p><ac:structured-macro ac:name="anchor"><ac:parameter ac:name="">rollback-incident.fault</ac:parameter></ac:structured-macro></p><pre>x</pre>`, 3000) + fresh
+	b.SetBytes(int64(len(page)))
+	for b.Loop() {
+		RefreshPage(page, fresh)
+	}
+}

@@ -1,11 +1,8 @@
 package render
 
 import (
-	"fmt"
 	"strings"
 	"time"
-
-	"function/incident"
 )
 
 // Jira Data Center and Server take descriptions and comments in wiki
@@ -48,55 +45,6 @@ func wikiCode(s string) string {
 func wikiLink(text, url string) string {
 	url = strings.NewReplacer("|", "%7C", "]", "%5D", "[", "%5B", " ", "%20").Replace(url)
 	return "[" + WikiText(text) + "|" + url + "]"
-}
-
-// WikiDescription is Description for Jira Data Center: the same content in
-// wiki markup.
-func WikiDescription(in *incident.Incident, rel Related) string {
-	var b strings.Builder
-	headline := fmt.Sprintf("%s %s is %s", in.Kind, in.Subject(), firstNonEmpty(in.Phase, "failed"))
-	if in.Reason != "" {
-		headline += " (" + in.Reason + ")"
-	}
-	fmt.Fprintf(&b, "{panel:title=Rollback detected|bgColor=#FFEBE6}\n*%s*\n{panel}\n", WikiText(headline))
-	if in.Message != "" {
-		fmt.Fprintf(&b, "h3. What happened\n%s\n", wikiCode(in.Message))
-	}
-	b.WriteString("h3. Facts\n")
-	for _, f := range Facts(in) {
-		fmt.Fprintf(&b, "||%s|%s|\n", WikiText(f.Name), WikiText(f.Value))
-	}
-	fmt.Fprintf(&b, "||Fingerprint|{{%s}}|\n", WikiText(in.Fingerprint()))
-	if len(in.Analysis) > 0 {
-		b.WriteString("h3. Failed analysis\n")
-		for _, a := range in.Analysis {
-			fmt.Fprintf(&b, "* *%s* %s", WikiText(analysisName(a)), WikiText(AnalysisResult(a)))
-			if len(a.Values) > 0 {
-				fmt.Fprintf(&b, "; measurements: %s", WikiText(strings.Join(a.Values, ", ")))
-			}
-			if a.Message != "" && a.Message != in.Message {
-				fmt.Fprintf(&b, "; %s", WikiText(a.Message))
-			}
-			b.WriteString("\n")
-		}
-	}
-	if len(in.Resources) > 0 {
-		b.WriteString("h3. Degraded resources\n")
-		for _, r := range in.Resources {
-			fmt.Fprintf(&b, "* %s\n", WikiText(resourceText(r)))
-		}
-	}
-	if len(in.Links) > 0 {
-		b.WriteString("h3. Links\n")
-		for _, l := range in.Links {
-			fmt.Fprintf(&b, "* %s\n", wikiLink(firstNonEmpty(l.Title, l.URL), l.URL))
-		}
-	}
-	if rel.PreviousKey != "" {
-		fmt.Fprintf(&b, "Previous incident for this %s: %s\n", strings.ToLower(in.Kind), wikiLink(rel.PreviousKey, rel.PreviousURL))
-	}
-	b.WriteString("The postmortem draft is linked to this issue. Opened automatically by rollback\\-incident.\n")
-	return b.String()
 }
 
 // WikiComment is Comment in wiki markup.

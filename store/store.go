@@ -23,6 +23,22 @@ type Record struct {
 	// Incident is the rollback as accepted (incident.Incident as JSON):
 	// everything the opening steps need to finish it without the caller.
 	Incident json.RawMessage `json:"incident,omitempty"`
+	// Refresh says the incident's facts changed since the page's generated
+	// sections (and the description) were written: rewrite them.
+	Refresh bool `json:"refresh,omitempty"`
+	// OpenedAt is when the Jira issue was opened (found or created).
+	OpenedAt time.Time `json:"openedAt,omitzero"`
+	// PreviousKey is the object's previous incident, linked from this one.
+	PreviousKey string `json:"previousKey,omitempty"`
+	// DescriptionHash is the text hash of the description the function
+	// last wrote, to tell whether a person has edited it since.
+	DescriptionHash string `json:"descriptionHash,omitempty"`
+	// Resolved says the function moved the issue to done on recovery.
+	Resolved bool `json:"resolved,omitempty"`
+	// Latest, on the record kept under an object's fingerprint (not an
+	// incident's), names the object's latest incident: a recovery event
+	// names the object, not the failed revision.
+	Latest string `json:"latest,omitempty"`
 	// Pending is set while the record holds work not yet done in Atlassian:
 	// from the moment a request is accepted until every step has completed.
 	// The function has custody of the rollback while it is set.

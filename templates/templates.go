@@ -1,10 +1,12 @@
 // Package templates holds the default templates, embedded so that the
 // function needs no files at run time.
 //
-//   - summary.tmpl: the Jira summary (text/template, one line).
+//   - summary.tmpl: the Jira summary (text/template, one line; the
+//     incident's fields and .Title, the default title for its kind).
 //   - postmortem.storage.tmpl: the Confluence postmortem page in storage
 //     format (html/template, so every value is escaped for XHTML whatever
-//     the template does).
+//     the template does); generated sections sit between {{generated
+//     "name"}} and {{endgenerated "name"}} so that updates can refresh them.
 //   - jira-fields.tmpl: extra Jira fields (priority, components, labels,
 //     custom fields) as a JSON object; event values arrive JSON-escaped.
 package templates

@@ -81,8 +81,8 @@ func TestDataCenterEndToEnd(t *testing.T) {
 		}
 	}
 	for _, p := range e.postmortems() {
-		if !strings.Contains(p.Body, `<ac:parameter ac:name="key">`) {
-			t.Errorf("page %s lacks the Jira macro", p.ID)
+		if !strings.Contains(p.Body, `/browse/OPS-`) {
+			t.Errorf("page %s does not link its issue", p.ID)
 		}
 	}
 	// News about the checkout-api rollback.
@@ -95,7 +95,7 @@ func TestDataCenterEndToEnd(t *testing.T) {
 		t.Fatalf("%d comments, want 1", len(comments))
 	}
 	for _, p := range e.postmortems() {
-		if p.ID == r.reply.ConfluencePageID && (p.Version != 2 || !strings.Contains(p.Body, "AnalysisRunFailed")) {
+		if p.ID == r.reply.ConfluencePageID && (p.Version < 2 || !strings.Contains(p.Body, "success-rate")) {
 			t.Errorf("page %s: version %d, timeline row missing", p.ID, p.Version)
 		}
 	}
@@ -143,7 +143,7 @@ func TestBackstageNotification(t *testing.T) {
 		t.Fatalf("news: %d %s", r.status, r.body)
 	}
 	ns = emu.Notifications()
-	if len(ns) != 2 || ns[0].ID != first.ID || ns[0].Updated.IsZero() || !strings.Contains(ns[0].Payload.Description, "AnalysisRunFailed") {
+	if len(ns) != 2 || ns[0].ID != first.ID || ns[0].Updated.IsZero() || !strings.Contains(ns[0].Payload.Description, "success-rate") {
 		t.Errorf("after news: %+v", ns)
 	}
 	// Without an owner and without broadcast, no notification.

@@ -134,7 +134,7 @@ func TestUndoAfterAbortJoinsTheAbortIncident(t *testing.T) {
 		t.Fatalf("%d issues, want the abort's only", n)
 	}
 	comments := commentTexts(t, e, key)
-	if len(comments) != 1 || !strings.Contains(comments[0], "reverted from revision 7 to revision 6") ||
+	if len(comments) != 1 || !strings.Contains(comments[0], "from revision 7 to revision 6") ||
 		!strings.Contains(comments[0], "registry.example.com/payments/checkout-api:1.41.3") {
 		t.Fatalf("comments %q, want one saying the rollback and the restored image", comments)
 	}

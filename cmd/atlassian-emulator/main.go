@@ -39,6 +39,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -82,6 +83,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	var faults faultFlags
 	groups := groupFlags{}
+	extraTokens := pairFlags{m: map[string]string{}, form: "SUBJECT=TOKEN"}
+	fs.Var(&extraTokens, "backstage-extra-token", `a further Backstage static token and its subject (repeatable): "SUBJECT=TOKEN", e.g. "argocd-notifications=…": another sender, another origin`)
+	owners := pairFlags{m: map[string]string{}, form: "ENTITY=OWNER"}
+	fs.Var(&owners, "backstage-owner", `a Backstage catalog entity and its owner (repeatable): "ENTITY=OWNER", e.g. "component:default/checkout-api=group:default/payments-team"; a notification to the entity goes to the owner`)
 	fs.Var(&groups, "backstage-group", `a Backstage catalog group and its members (repeatable): "GROUP=MEMBER,MEMBER", e.g. "group:default/payments-team=user:default/alice,group:default/payments-oncall"`)
 	fs.Var(&faults, "fault", `inject a fault at start-up (repeatable): "ROUTE=STATUS[xCOUNT][,delay=2s][,delay-after=2s][,applied][,retry-after=N][,reason=R][,reset][,no-retry-after][,only-reset-header]"; ROUTE is a route pattern such as "POST /rest/api/3/issue" or *; "ROUTE=0,applied,reset" and "ROUTE=0,applied" make a write take effect and lose its answer (reset, or none until the client gives up)`)
 	var (
@@ -130,6 +135,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := emulator.ValidateBackstageToken(*bsToken, *bsSubject); err != nil {
 		return fmt.Errorf("-backstage-token/-backstage-subject: %w", err)
 	}
+	for subject, token := range extraTokens.m {
+		if err := emulator.ValidateBackstageToken(token, subject); err != nil {
+			return fmt.Errorf("-backstage-extra-token %s: %w", subject, err)
+		}
+	}
 	if strings.IndexFunc(*pat, unicode.IsSpace) >= 0 {
 		return errors.New("-bearer-token: a token has no white space")
 	}
@@ -156,6 +166,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		BackstageToken:   *bsToken,
 		BackstageSubject: *bsSubject,
 		BackstageGroups:  groups,
+		BackstageOwners:  owners.m,
+		BackstageExtraTokens: func() map[string]string {
+			m := map[string]string{}
+			for subject, token := range extraTokens.m {
+				m[token] = subject
+			}
+			return m
+		}(),
 	})
 	// Only the emulator knows its routes, so a misspelt route is caught
 	// here rather than becoming a fault that never fires.
@@ -187,7 +205,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	logger.Info("atlassian emulator listening", "url", base, "addr", ln.Addr().String(),
 		"email", *email, "projects", *projects, "spaces", spaceKeys, "searchLag", searchLag.String(),
 		"faults", faults.String(), "outage", *outage, "rateLimit", em.RateLimits(),
-		"bearerToken", *pat != "", "backstageSubject", *bsSubject, "backstageGroups", groups.String())
+		"bearerToken", *pat != "", "backstageSubject", *bsSubject, "backstageGroups", groups.String(), "backstageOwners", owners.String(), "backstageExtraSubjects", extraTokens.String())
 	fmt.Fprintln(stdout, base)
 
 	select {
@@ -204,6 +222,32 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("serve: %w", err)
 	}
+	return nil
+}
+
+// pairFlags collects a repeatable KEY=VALUE flag (-backstage-owner,
+// -backstage-extra-token).
+type pairFlags struct {
+	m    map[string]string
+	form string // e.g. "ENTITY=OWNER", for errors
+}
+
+// String lists the keys only: a value may be a token.
+func (p *pairFlags) String() string {
+	if p == nil {
+		return ""
+	}
+	keys := slices.Sorted(maps.Keys(p.m))
+	return strings.Join(keys, ", ")
+}
+
+func (p *pairFlags) Set(s string) error {
+	k, v, _ := strings.Cut(s, "=")
+	k, v = strings.TrimSpace(k), strings.TrimSpace(v)
+	if k == "" || v == "" {
+		return fmt.Errorf("want %s", p.form)
+	}
+	p.m[k] = v
 	return nil
 }
 

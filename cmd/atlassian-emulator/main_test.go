@@ -158,7 +158,9 @@ func TestRunOutageFlag(t *testing.T) {
 
 func TestRunDataCenterAndBackstageFlags(t *testing.T) {
 	base := start(t, "-bearer-token", "dc-pat-1", "-backstage-token", "bs-token-1", "-backstage-subject", "ci-bot",
-		"-backstage-group", "group:default/payments-team=user:default/alice, user:default/bob")
+		"-backstage-group", "group:default/payments-team=user:default/alice, user:default/bob",
+		"-backstage-owner", "component:default/checkout-api=group:default/payments-team",
+		"-backstage-extra-token", "argocd-notifications=argocd-token-1")
 	do := func(method, path, auth, body string) (int, string) {
 		t.Helper()
 		req, _ := http.NewRequest(method, base+path, strings.NewReader(body))
@@ -185,6 +187,16 @@ func TestRunDataCenterAndBackstageFlags(t *testing.T) {
 	if code != 200 || strings.Count(body, `"origin":"ci-bot"`) != 2 || !strings.Contains(body, "user:default/bob") {
 		t.Errorf("notification: %d %s", code, body)
 	}
+	code, body = do("POST", "/api/notifications/notifications", "Bearer bs-token-1",
+		`{"recipients":{"type":"entity","entityRef":"component:default/checkout-api"},"payload":{"title":"t"}}`)
+	if code != 200 || strings.Count(body, `"origin":"ci-bot"`) != 2 || !strings.Contains(body, "user:default/alice") {
+		t.Errorf("notification to a component: %d %s", code, body)
+	}
+	code, body = do("POST", "/api/notifications/notifications", "Bearer argocd-token-1",
+		`{"recipients":{"type":"broadcast"},"payload":{"title":"t"}}`)
+	if code != 200 || !strings.Contains(body, `"origin":"argocd-notifications"`) {
+		t.Errorf("extra token: %d %s", code, body)
+	}
 }
 
 func TestRunFlagErrors(t *testing.T) {
@@ -198,6 +210,8 @@ func TestRunFlagErrors(t *testing.T) {
 		{"-fault", "POST /rest/api/3/issues=503"},
 		{"-fault", "*=503,sometimes"},
 		{"-outage", "503:forever"},
+		{"-backstage-owner", "component:default/x"},
+		{"-backstage-extra-token", "argocd=short"},
 		{"-outage", "up"},
 		{"-rate-limit", "-1"},
 		{"-rate-limit", "fast"},

@@ -1,7 +1,8 @@
 package emulator
 
 // Backstage notifications backend, as @backstage/plugin-notifications-backend
-// 0.6.9 (with @backstage/backend-defaults 0.18.0) answers
+// 0.6.11 (with @backstage/backend-defaults 0.19.0 and
+// @backstage/backend-openapi-utils 0.7.4) answers
 // POST /api/notifications/notifications and its deprecated alias
 // POST /api/notifications:
 //
@@ -9,13 +10,19 @@ package emulator
 //     configured static external-access token (401 AuthenticationError
 //     "Missing credentials" or "Illegal token" otherwise). Its subject
 //     becomes the notifications' origin.
-//  2. express.json(): only an application/json body is parsed (any other
-//     body counts as {}), at most 100 kB (413), strict (400 SyntaxError).
-//  3. The handler: missing title/recipients → 400, non-http(s) link → 400,
-//     recipients broadcast or entity (user refs verbatim, groups expanded
-//     through the emulated catalog, everything else dropped), and a
-//     payload.scope that updates the origin's earlier notification for the
-//     same user (or broadcast) instead of inserting another one.
+//  2. The OpenAPI router (backstage_validate.go): express.json() (at most
+//     100 kB, strict, UTF charsets), then the request validation against
+//     the plugin's spec: application/json only, no query parameters, and
+//     NotificationSendOptions (recipients entity with entityRef, or
+//     broadcast; payload with a string title, string optional members, a
+//     severity of critical, high, normal or low, an object metadata). Every
+//     error of this stage is a 400 InputError with the stage's message.
+//  3. The handler: an empty title → 400, non-http(s) link → 400, an entity
+//     ref that does not parse (an empty one) → 400; recipients broadcast or
+//     entity (user refs verbatim, groups expanded and other entities routed
+//     to their owner through the emulated catalog, unknown refs dropped),
+//     and a payload.scope that updates the origin's earlier notification
+//     for the same user (or broadcast) instead of inserting another one.
 //
 // Error bodies are Backstage's {"error":{name,message[,cause]},"request":
 // {method,url},"response":{statusCode}}; url is relative to the plugin
@@ -23,12 +30,14 @@ package emulator
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"regexp"
 	"slices"
@@ -60,6 +69,7 @@ type notification struct {
 	// nil means SQL NULL (the member was absent or null).
 	description, link, topic, scope, icon *string
 	severity                              string
+	metadata                              map[string]any // nil: NULL
 }
 
 // Notification is a snapshot of a stored Backstage notification.
@@ -74,17 +84,16 @@ type Notification struct {
 	Payload   NotificationPayload `json:"payload"`
 }
 
-// NotificationPayload is the stored part of a notification payload. The
-// backend keeps no metadata column, so metadata is not stored, and an
-// unknown severity is stored as normal.
+// NotificationPayload is the stored part of a notification payload.
 type NotificationPayload struct {
-	Title       string `json:"title"`
-	Description string `json:"description,omitempty"`
-	Link        string `json:"link,omitempty"`
-	Severity    string `json:"severity"`
-	Topic       string `json:"topic,omitempty"`
-	Scope       string `json:"scope,omitempty"`
-	Icon        string `json:"icon,omitempty"`
+	Title       string         `json:"title"`
+	Description string         `json:"description,omitempty"`
+	Link        string         `json:"link,omitempty"`
+	Severity    string         `json:"severity"`
+	Topic       string         `json:"topic,omitempty"`
+	Scope       string         `json:"scope,omitempty"`
+	Icon        string         `json:"icon,omitempty"`
+	Metadata    map[string]any `json:"metadata,omitempty"`
 }
 
 func deref(p *string) string {
@@ -100,7 +109,7 @@ func (n *notification) snapshot() Notification {
 		Read: !n.read.IsZero(), Origin: n.origin,
 		Payload: NotificationPayload{
 			Title: n.title, Description: deref(n.description), Link: deref(n.link), Severity: n.severity,
-			Topic: deref(n.topic), Scope: deref(n.scope), Icon: deref(n.icon),
+			Topic: deref(n.topic), Scope: deref(n.scope), Icon: deref(n.icon), Metadata: n.metadata,
 		},
 	}
 }
@@ -258,46 +267,43 @@ func writeBackstageJSON(w http.ResponseWriter, status int, v any) {
 // backstageBearer is getTokenFromRequest of backend-defaults.
 var backstageBearer = regexp.MustCompile(`(?i)^Bearer +(\S+)$`)
 
-// readBackstageBody does what express.json() does before the handler:
-// it returns the parsed body (nil for {} or no JSON body), or writes the
-// body-parser error and returns false.
-func readBackstageBody(w http.ResponseWriter, r *http.Request) (any, bool) {
+// readBackstageBody does what express.json() does before the validator:
+// it returns the parsed body ({} for no JSON body), or the body parser's
+// error message, which the router answers as a 400 InputError.
+func readBackstageBody(r *http.Request) (any, string) {
 	if !isJSON(r) {
-		return map[string]any{}, true
+		return map[string]any{}, ""
+	}
+	_, params, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if cs := strings.ToLower(cmp.Or(params["charset"], "utf-8")); !strings.HasPrefix(cs, "utf-") {
+		return nil, fmt.Sprintf("unsupported charset %q", strings.ToUpper(cs))
 	}
 	b, err := io.ReadAll(io.LimitReader(r.Body, maxBackstageBody+1))
 	if err != nil {
-		backstageRouteError(w, r, http.StatusBadRequest, "BadRequestError", "request aborted", nil)
-		return nil, false
+		return nil, "request aborted"
 	}
 	if len(b) > maxBackstageBody {
-		backstageRouteError(w, r, http.StatusRequestEntityTooLarge, "PayloadTooLargeError", "request entity too large",
-			map[string]any{"expose": true, "statusCode": 413, "status": 413, "limit": maxBackstageBody, "type": "entity.too.large"})
-		return nil, false
+		return nil, "request entity too large"
 	}
-	trimmed := bytes.TrimSpace(b)
+	trimmed := bytes.TrimLeft(b, " \t\n\r")
 	if len(trimmed) == 0 {
-		return map[string]any{}, true
-	}
-	parseError := func(msg string) (any, bool) {
-		backstageRouteError(w, r, http.StatusBadRequest, "SyntaxError", msg,
-			map[string]any{"expose": true, "statusCode": 400, "status": 400, "body": string(b), "type": "entity.parse.failed"})
-		return nil, false
+		return map[string]any{}, ""
 	}
 	if trimmed[0] != '{' && trimmed[0] != '[' {
-		// body-parser's strict mode accepts only objects and arrays.
-		return parseError(fmt.Sprintf("Unexpected token %q, %q is not valid JSON", trimmed[:1], trimmed))
+		// body-parser's strict mode accepts only objects and arrays, and
+		// words the error as V8's JSON.parse does.
+		return nil, fmt.Sprintf("Unexpected token '%c', \"%s\" is not valid JSON", trimmed[0], b)
 	}
 	var v any
 	dec := json.NewDecoder(bytes.NewReader(trimmed))
 	dec.UseNumber()
 	if err := dec.Decode(&v); err != nil {
-		return parseError(err.Error())
+		return nil, err.Error()
 	}
-	if dec.More() {
-		return parseError("Unexpected non-whitespace character after JSON")
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return nil, "Unexpected non-whitespace character after JSON"
 	}
-	return v, true
+	return v, ""
 }
 
 // truthy is JavaScript truthiness of a decoded JSON value.
@@ -465,6 +471,22 @@ func normalizeGroups(in map[string][]string) map[string][]string {
 	return out
 }
 
+// normalizeOwners builds the emulated catalog's ownedBy relations, all in
+// canonical form.
+func normalizeOwners(in map[string]string) map[string]string {
+	out := map[string]string{}
+	for ent, owner := range in {
+		ref, err := parseEntityRef(ent, "component")
+		if err != nil {
+			continue
+		}
+		if oref, err := parseEntityRef(owner, "group"); err == nil {
+			out[ref.String()] = oref.String()
+		}
+	}
+	return out
+}
+
 // flat1 is JavaScript's [v].flat(): an array is spread one level.
 func flat1(v any) []any {
 	if a, ok := v.([]any); ok {
@@ -475,8 +497,8 @@ func flat1(v any) []any {
 
 // resolveRecipients is DefaultNotificationRecipientResolver over the
 // emulated catalog: user refs are kept verbatim, groups (and their child
-// groups) expand to their members, and refs of any other kind, or of
-// groups the catalog does not know, are dropped.
+// groups) expand to their members, other entities (components, systems…)
+// to their owner, and refs the catalog does not know are dropped.
 func (e *Emulator) resolveRecipients(refs, excluded []any) ([]string, *jsError) {
 	isExcluded := func(s string) bool {
 		for _, x := range excluded {
@@ -523,9 +545,18 @@ func (e *Emulator) resolveRecipients(refs, excluded []any) ([]string, *jsError) 
 			}
 		}
 		for _, o := range others {
+			if owner, ok := e.bsOwners[o]; ok {
+				// A component, system, API…: its owner (ownedBy) is
+				// looked up and expanded in the next round.
+				if !seen[owner] && !isExcluded(o) {
+					seen[owner] = true
+					todo = append(todo, owner)
+				}
+				continue
+			}
 			members, ok := e.bsGroups[o]
 			if !ok || !strings.HasPrefix(o, "group:") || isExcluded(o) {
-				continue // not in the catalog, or not a group: no owner to notify
+				continue // not in the catalog: nobody to notify
 			}
 			for _, m := range members {
 				if strings.HasPrefix(m, "user:") {
@@ -568,12 +599,16 @@ func (n *notification) restoredWire() map[string]any {
 		}
 		return wikiTime(t)
 	}
+	payload := map[string]any{"title": n.title, "description": n.description, "link": n.link,
+		"topic": n.topic, "severity": n.severity, "scope": n.scope, "icon": n.icon}
+	if n.metadata != nil {
+		payload["metadata"] = n.metadata
+	}
 	return map[string]any{
 		"id": n.id, "user": user, "created": wikiTime(n.created),
 		"saved": timeOrNull(n.saved), "read": timeOrNull(n.read), "updated": timeOrNull(n.updated),
-		"origin": n.origin,
-		"payload": map[string]any{"title": n.title, "description": n.description, "link": n.link,
-			"topic": n.topic, "severity": n.severity, "scope": n.scope, "icon": n.icon},
+		"origin":  n.origin,
+		"payload": payload,
 	}
 }
 
@@ -588,38 +623,35 @@ func (e *Emulator) createNotifications(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if subtle.ConstantTimeCompare([]byte(m[1]), []byte(want)) != 1 {
-		backstageRouteError(w, r, http.StatusUnauthorized, "AuthenticationError", "Illegal token", nil)
-		return
+		origin = ""
+		for tok, subject := range e.bsExtra {
+			if subtle.ConstantTimeCompare([]byte(m[1]), []byte(tok)) == 1 {
+				origin = subject
+			}
+		}
+		if origin == "" {
+			backstageRouteError(w, r, http.StatusUnauthorized, "AuthenticationError", "Illegal token", nil)
+			return
+		}
 	}
-	body, ok := readBackstageBody(w, r)
-	if !ok {
+	// The router: express.json(), then the OpenAPI request validation.
+	body, msg := readBackstageBody(r)
+	if msg == "" {
+		ct, present := r.Header["Content-Type"]
+		msg = cmp.Or(validateMediaType(strings.Join(ct, ", "), present), validateQuery(r.URL.RawQuery), validateSendOptions(body))
+	}
+	if msg != "" {
+		inputError(w, r, msg, nil)
 		return
 	}
 
-	obj, _ := body.(map[string]any)
-	payloadV, hasPayload := obj["payload"]
-	if obj == nil || !hasPayload || payloadV == nil {
-		// const { title, link } = payload; on undefined or null.
-		what := "undefined"
-		if hasPayload {
-			what = "null"
-		}
-		backstageRouteError(w, r, http.StatusInternalServerError, "TypeError",
-			"Cannot destructure property 'title' of 'payload' as it is "+what+".", nil)
-		return
-	}
-	payload, _ := payloadV.(map[string]any) // a string or number payload has no title
-	recipientsV := obj["recipients"]
+	// The handler, on a valid NotificationSendOptions.
+	obj := body.(map[string]any)
+	payload := obj["payload"].(map[string]any)
+	recipients := obj["recipients"].(map[string]any)
 	titleV := payload["title"]
-	if !truthy(recipientsV) || !truthy(titleV) {
-		var missing []string
-		if !truthy(titleV) {
-			missing = append(missing, "title")
-		}
-		if !truthy(recipientsV) {
-			missing = append(missing, "recipients")
-		}
-		inputError(w, r, "Invalid notification request received: missing "+strings.Join(missing, ", "), nil)
+	if !truthy(titleV) {
+		inputError(w, r, "Invalid notification request received: missing title", nil)
 		return
 	}
 	if link, ok := payload["link"]; ok && truthy(link) {
@@ -628,12 +660,7 @@ func (e *Emulator) createNotifications(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	recipients, _ := recipientsV.(map[string]any)
-	rtype, _ := recipients["type"].(string)
-	if rtype != "broadcast" && rtype != "entity" {
-		inputError(w, r, "Invalid recipients type, please use either 'broadcast' or 'entity'", nil)
-		return
-	}
+	rtype := recipients["type"].(string) // "entity" or "broadcast": validated
 	var users []string
 	if rtype == "entity" {
 		var excluded []any
@@ -656,6 +683,8 @@ func (e *Emulator) createNotifications(w http.ResponseWriter, r *http.Request) {
 	if spread["severity"] == nil {
 		spread["severity"] = "normal"
 	}
+	// 0.6.11 keeps metadata as JSON text: an object, validated.
+	metadata, _ := payload["metadata"].(map[string]any)
 	stored := func(user string, broadcast bool, id string, created time.Time) *notification {
 		desc, hasDesc := payload["description"]
 		link, hasLink := payload["link"]
@@ -667,7 +696,7 @@ func (e *Emulator) createNotifications(w http.ResponseWriter, r *http.Request) {
 			title: deref(columnValue(titleV, true)), description: columnValue(desc, hasDesc),
 			link: columnValue(link, hasLink), topic: columnValue(topic, hasTopic),
 			scope: columnValue(scope, hasScope), icon: columnValue(icon, hasIcon),
-			severity: normalizeSeverity(spread["severity"]),
+			severity: normalizeSeverity(spread["severity"]), metadata: metadata,
 		}
 	}
 	scope := ""
@@ -697,11 +726,20 @@ func (e *Emulator) createNotifications(w http.ResponseWriter, r *http.Request) {
 		return nil
 	}
 	restore := func(old, fresh *notification) {
-		// restoreExistingNotification: title, description, link, topic
-		// and severity are replaced, updated is set and the notification
-		// is unread again; created, scope and icon stay.
-		old.title, old.description, old.link, old.topic = fresh.title, fresh.description, fresh.link, fresh.topic
-		old.severity, old.updated = fresh.severity, now
+		// restoreExistingNotification: title, severity and metadata are
+		// replaced, and description, link and topic when the re-send has
+		// them (knex leaves out undefined columns); updated is set and the
+		// notification is unread again; created, scope and icon stay.
+		old.title, old.severity, old.metadata, old.updated = fresh.title, fresh.severity, fresh.metadata, now
+		if fresh.description != nil {
+			old.description = fresh.description
+		}
+		if fresh.link != nil {
+			old.link = fresh.link
+		}
+		if fresh.topic != nil {
+			old.topic = fresh.topic
+		}
 	}
 	if rtype == "broadcast" {
 		fresh := stored("", true, newUUID(), now)
@@ -712,7 +750,7 @@ func (e *Emulator) createNotifications(w http.ResponseWriter, r *http.Request) {
 		} else {
 			e.st.notifications = append(e.st.notifications, fresh)
 		}
-		// 0.6.9 answers with the notification it built, also when it
+		// 0.6.11 answers with the notification it built, also when it
 		// restored an existing broadcast instead: the id in the answer
 		// is then not the stored one.
 		out = append(out, inMemory(fresh))

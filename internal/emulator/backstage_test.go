@@ -3,6 +3,8 @@ package emulator
 import (
 	"encoding/json"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -113,6 +115,8 @@ func TestBackstageAuth(t *testing.T) {
 	}
 }
 
+// TestBackstageValidation covers the handler's own checks, after the
+// request validation (TestBackstageRequestValidation).
 func TestBackstageValidation(t *testing.T) {
 	env := newEnv(t, Options{})
 	tests := []struct {
@@ -123,34 +127,27 @@ func TestBackstageValidation(t *testing.T) {
 		errMsg string // exact error.message
 		errNm  string
 	}{
-		{"missing title", entityNote("user:default/a", map[string]any{"description": "d"}), "", 400,
-			"Invalid notification request received: missing title", "InputError"},
 		{"empty title", entityNote("user:default/a", map[string]any{"title": ""}), "", 400,
 			"Invalid notification request received: missing title", "InputError"},
-		{"missing recipients", map[string]any{"payload": map[string]any{"title": "t"}}, "", 400,
-			"Invalid notification request received: missing recipients", "InputError"},
-		{"missing both", map[string]any{"payload": map[string]any{}}, "", 400,
-			"Invalid notification request received: missing title, recipients", "InputError"},
 		{"javascript link", entityNote("user:default/a", map[string]any{"title": "t", "link": "javascript:alert(1)"}), "", 400,
 			"Invalid link provided; caused by Error: Only HTTP/HTTPS links are allowed", "InputError"},
 		{"ftp link", entityNote("user:default/a", map[string]any{"title": "t", "link": " FTP://x/y"}), "", 400,
 			"Invalid link provided; caused by Error: Only HTTP/HTTPS links are allowed", "InputError"},
-		{"numeric link", entityNote("user:default/a", map[string]any{"title": "t", "link": 5}), "", 400,
-			"Invalid link provided; caused by TypeError: s.replace is not a function", "InputError"},
-		{"unknown recipients type", map[string]any{"recipients": map[string]any{"type": "user", "entityRef": "user:default/a"},
-			"payload": map[string]any{"title": "t"}}, "", 400,
-			"Invalid recipients type, please use either 'broadcast' or 'entity'", "InputError"},
 		{"entity ref without kind", entityNote("jdoe", map[string]any{"title": "t"}), "", 400,
 			`Failed to send user notifications; caused by Error: Entity reference "jdoe" had missing or empty kind (e.g. did not start with "component:" or similar)`, "InputError"},
-		{"missing entityRef", map[string]any{"recipients": map[string]any{"type": "entity"}, "payload": map[string]any{"title": "t"}}, "", 400,
+		{"empty entity ref", entityNote("", map[string]any{"title": "t"}), "", 400,
+			"Failed to send user notifications; caused by Error: Entity reference must not be empty", "InputError"},
+		{"an empty ref in a list", entityNote([]any{"user:default/a", ""}, map[string]any{"title": "t"}), "", 400,
 			"Failed to send user notifications; caused by Error: Entity reference must not be empty", "InputError"},
 		{"malformed entity ref", entityNote("user:", map[string]any{"title": "t"}), "", 400,
 			`Failed to send user notifications; caused by TypeError: Entity reference "user:" was not on the form [<kind>:][<namespace>/]<name>`, "InputError"},
-		{"no payload", map[string]any{"recipients": map[string]any{"type": "broadcast"}}, "", 500,
-			"Cannot destructure property 'title' of 'payload' as it is undefined.", "TypeError"},
-		{"not JSON", `{"payload":{"title":"t"},"recipients":{"type":"broadcast"}}`, "text/plain", 500,
-			"Cannot destructure property 'title' of 'payload' as it is undefined.", "TypeError"},
-		{"broken JSON", `{"payload":`, "", 400, "", "SyntaxError"},
+		{"unknown severity", entityNote("user:default/a", map[string]any{"title": "t", "severity": "warning"}), "", 400,
+			"request/body/payload/severity must be equal to one of the allowed values: critical, high, normal, low", "InputError"},
+		{"missing entityRef", map[string]any{"recipients": map[string]any{"type": "entity"}, "payload": map[string]any{"title": "t"}}, "", 400,
+			"request/body/recipients must have required property 'entityRef', request/body/recipients/type must be equal to one of the allowed values: broadcast, request/body/recipients must match exactly one schema in oneOf", "InputError"},
+		{"not JSON", `{"payload":{"title":"t"},"recipients":{"type":"broadcast"}}`, "text/plain", 400,
+			"unsupported media type text/plain", "InputError"},
+		{"broken JSON", `{"payload":`, "", 400, "", "InputError"},
 		{"relative link", entityNote("user:default/a", map[string]any{"title": "t", "link": "/catalog/default/component/payments"}), "", 200, "", ""},
 		{"http link", entityNote("user:default/a", map[string]any{"title": "t", "link": "https://x.atlassian.net/browse/OPS-1"}), "", 200, "", ""},
 	}
@@ -186,6 +183,87 @@ func TestBackstageValidation(t *testing.T) {
 	}
 }
 
+// TestBackstageRequestValidation replays testdata/backstage/validation.json,
+// the answers of the real router stack (express.json() and
+// express-openapi-validator with the plugin's OpenAPI spec, see
+// testdata/backstage/capture.js), and expects the same status and message.
+// Requests the real validation lets through reach the handler here too.
+func TestBackstageRequestValidation(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("testdata", "backstage", "validation.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cases []struct {
+		Name        string  `json:"name"`
+		Path        string  `json:"path"`
+		ContentType *string `json:"contentType"`
+		Body        string  `json:"body"`
+		Status      int     `json:"status"`
+		Message     string  `json:"message"`
+	}
+	if err := json.Unmarshal(b, &cases); err != nil {
+		t.Fatal(err)
+	}
+	if len(cases) < 60 {
+		t.Fatalf("%d cases", len(cases))
+	}
+	// What the handler answers to bodies the validation accepts.
+	handler := map[string]string{
+		"empty title passes validation":      "Invalid notification request received: missing title",
+		"empty entity ref passes validation": "Failed to send user notifications; caused by Error: Entity reference must not be empty",
+	}
+	// JSON.parse's own words, which Go's decoder does not reproduce.
+	v8Text := map[string]bool{"malformed JSON": true}
+	env := newEnv(t, Options{BackstageGroups: map[string][]string{"group:default/a": {"user:default/u"}}})
+	for _, c := range cases {
+		t.Run(c.Name, func(t *testing.T) {
+			ct := func(r *http.Request) {
+				r.Header.Del("Content-Type")
+				if c.ContentType != nil {
+					r.Header.Set("Content-Type", *c.ContentType)
+				}
+			}
+			resp, data := env.notify("/api/notifications"+c.Path, c.Body, ct)
+			var e bsErr
+			_ = json.Unmarshal(data, &e)
+			want, wantStatus := c.Message, c.Status
+			if msg, ok := handler[c.Name]; ok {
+				want, wantStatus = msg, 400
+			}
+			if resp.StatusCode != wantStatus {
+				t.Fatalf("status %d, want %d (%s): %s", resp.StatusCode, wantStatus, want, data)
+			}
+			if wantStatus == 200 {
+				return
+			}
+			if e.Error.Name != "InputError" || e.Response.StatusCode != 400 || (!v8Text[c.Name] && e.Error.Message != want) {
+				t.Errorf("error %s\nwant InputError %q", data, want)
+			}
+		})
+	}
+}
+
+// A re-send with the same scope keeps what it leaves out (knex skips
+// undefined columns), replaces metadata, and is unread again.
+func TestBackstageScopeRestoreKeepsAbsentMembers(t *testing.T) {
+	env := newEnv(t, Options{})
+	env.notifyOK(entityNote("user:default/alice", map[string]any{"title": "one", "description": "d1",
+		"link": "https://x/1", "topic": "t1", "scope": "s", "severity": "high", "metadata": map[string]any{"k": "v"}}))
+	out := env.notifyOK(entityNote("user:default/alice", map[string]any{"title": "two", "scope": "s"}))
+	notes := env.em.Notifications()
+	if len(notes) != 1 || len(out) != 1 {
+		t.Fatalf("notes %+v, answer %+v", notes, out)
+	}
+	p := notes[0].Payload
+	if p.Title != "two" || p.Description != "d1" || p.Link != "https://x/1" || p.Topic != "t1" || p.Severity != "normal" ||
+		p.Metadata != nil || notes[0].Updated.IsZero() {
+		t.Errorf("restored %+v", notes[0])
+	}
+	if out[0].Payload["description"] != "d1" || out[0].Payload["metadata"] != nil {
+		t.Errorf("answer %+v", out[0])
+	}
+}
+
 func TestBackstageRecipients(t *testing.T) {
 	env := newEnv(t, Options{
 		BackstageSubject: "rollback-bot",
@@ -193,6 +271,10 @@ func TestBackstageRecipients(t *testing.T) {
 			"group:default/payments-team": {"user:default/alice", "bob", "group:payments-oncall"},
 			"payments-oncall":             {"user:default/carol", "user:default/alice"},
 			"group:default/empty":         nil,
+		},
+		BackstageOwners: map[string]string{
+			"component:default/checkout-api": "payments-team",
+			"system:storefront":              "user:default/dave",
 		},
 	})
 	tests := []struct {
@@ -215,7 +297,13 @@ func TestBackstageRecipients(t *testing.T) {
 			[]string{"user:default/alice", "user:default/bob"}},
 		{"group without members", "group:default/empty", nil, nil},
 		{"unknown group", "group:default/nobody", nil, nil},
-		{"other kinds are dropped", []any{"component:default/payments-api", "system:x"}, nil, nil},
+		{"entities not in the catalog are dropped", []any{"component:default/payments-api", "system:x"}, nil, nil},
+		{"a component notifies its owner", "component:default/checkout-api", nil,
+			[]string{"user:default/alice", "user:default/bob", "user:default/carol"}},
+		{"a system owned by a user", "system:default/storefront", nil, []string{"user:default/dave"}},
+		{"an excluded component", "component:default/checkout-api", "component:default/checkout-api", nil},
+		{"a component and its owner's member", []any{"component:default/checkout-api", "user:default/alice"}, "user:default/bob",
+			[]string{"user:default/alice", "user:default/carol"}},
 		{"empty list", []any{}, nil, nil},
 	}
 	for _, tt := range tests {
@@ -300,7 +388,7 @@ func TestBackstageScopeDedupe(t *testing.T) {
 		t.Errorf("%d stored notifications, want 6", n)
 	}
 
-	// Broadcasts dedupe by scope and origin too. 0.6.9 answers the re-send
+	// Broadcasts dedupe by scope and origin too. 0.6.11 answers the re-send
 	// with a fresh id, while the stored notification keeps its own.
 	b1 := env.notifyOK(map[string]any{"recipients": map[string]any{"type": "broadcast"}, "payload": map[string]any{"title": "b1", "scope": "s"}})
 	b2 := env.notifyOK(map[string]any{"recipients": map[string]any{"type": "broadcast"}, "payload": map[string]any{"title": "b2", "scope": "s"}})
@@ -317,7 +405,7 @@ func TestBackstageScopeDedupe(t *testing.T) {
 		t.Errorf("stored broadcasts = %+v", stored)
 	}
 	if b2[0].ID == b1[0].ID {
-		t.Errorf("re-sent broadcast answered with the stored id %s; 0.6.9 answers with a new one", b2[0].ID)
+		t.Errorf("re-sent broadcast answered with the stored id %s; 0.6.11 answers with a new one", b2[0].ID)
 	}
 }
 
@@ -357,6 +445,26 @@ func TestBackstageFaultsAndState(t *testing.T) {
 	env.em.Reset()
 	if n := len(env.em.Notifications()); n != 0 {
 		t.Errorf("after Reset: %d notifications", n)
+	}
+}
+
+// Each externalAccess entry is its own origin: the same scope from two
+// senders makes two notifications.
+func TestBackstageExtraTokens(t *testing.T) {
+	env := newEnv(t, Options{BackstageExtraTokens: map[string]string{"argocd-token-1": "argocd-notifications"}})
+	body := entityNote("user:default/alice", map[string]any{"title": "t", "scope": "s"})
+	if resp, data := env.do("POST", bsPath, body, withBearer("argocd-token-1")); resp.StatusCode != 200 ||
+		!strings.Contains(string(data), `"origin":"argocd-notifications"`) {
+		t.Fatalf("extra token: %d %s", resp.StatusCode, data)
+	}
+	if out := env.notifyOK(body); len(out) != 1 || out[0].Origin != DefaultBackstageSubject {
+		t.Fatalf("default token: %+v", out)
+	}
+	if resp, _ := env.do("POST", bsPath, body, withBearer("argocd-token-2")); resp.StatusCode != 401 {
+		t.Errorf("unknown token: %d", resp.StatusCode)
+	}
+	if n := len(env.em.Notifications()); n != 2 {
+		t.Errorf("%d notifications, want 2 (one per origin)", n)
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 	"html/template"
 	"io"
 	"log/slog"
+	"maps"
 	"mime"
 	"net/http"
 	"net/http/httptest"
@@ -61,12 +62,23 @@ type Options struct {
 	// BackstageSubject is the static token's subject, which Backstage uses
 	// verbatim as the notifications' origin. Default: "rollback-bot".
 	BackstageSubject string
+	// BackstageExtraTokens are further static external-access tokens,
+	// mapped to their subjects, as Backstage's backend.auth.externalAccess
+	// lists one entry per caller (e.g. Argo CD's notifications next to
+	// the function): each sender is its own origin.
+	BackstageExtraTokens map[string]string
 	// BackstageGroups is the emulated Backstage catalog: group entity refs
 	// (e.g. "group:default/payments-team") mapped to their members, user
 	// refs ("user:default/jdoe") or child group refs. Group refs match
 	// case-insensitively, with kind "group" and namespace "default"
 	// implied. A group that is not listed has no members.
 	BackstageGroups map[string][]string
+	// BackstageOwners puts other entities in the emulated catalog: entity
+	// refs (e.g. "component:default/checkout-api"; kind "component" and
+	// namespace "default" implied) mapped to their owner's ref (kind
+	// "group" implied), the ownedBy relation a notification to the entity
+	// follows. Refs match case-insensitively.
+	BackstageOwners map[string]string
 	// Now is the clock, also for timed outages and rate limits.
 	// Default: time.Now.
 	Now func() time.Time
@@ -97,6 +109,8 @@ type Emulator struct {
 	tmpl     *template.Template
 	patterns []string // API route patterns, in registration order
 	bsGroups map[string][]string
+	bsOwners map[string]string
+	bsExtra  map[string]string // token -> subject
 
 	mu        sync.Mutex
 	bearer    string // Data Center PAT; "" rejects Bearer
@@ -125,6 +139,8 @@ func New(opts Options) *Emulator {
 		bsToken:   opts.BackstageToken,
 		bsSubject: opts.BackstageSubject,
 		bsGroups:  normalizeGroups(opts.BackstageGroups),
+		bsOwners:  normalizeOwners(opts.BackstageOwners),
+		bsExtra:   maps.Clone(opts.BackstageExtraTokens),
 		now:       opts.Now,
 		logger:    opts.Logger,
 		baseURL:   strings.TrimRight(opts.BaseURL, "/"),
@@ -531,6 +547,9 @@ func (e *Emulator) routes() {
 	// Backstage notifications backend (plugin mounted at /api/notifications).
 	e.api("POST /api/notifications/notifications", backstage, e.createNotifications)
 	e.api("POST /api/notifications", backstage, e.createNotifications) // deprecated alias
+	// Express routes without strict routing: a trailing slash matches too.
+	e.api("POST /api/notifications/notifications/{$}", backstage, e.createNotifications)
+	e.api("POST /api/notifications/{$}", backstage, e.createNotifications)
 
 	// Read-only HTML views for people; no authentication, like a public
 	// site would not have, but this is a local tool.

@@ -154,8 +154,11 @@ func writeCases() []writeCase {
 				func(env *testEnv) bool { return pageByID(env, pageID).Version == 2 }},
 		)
 	}
-	for _, path := range []string{bsPath, "/api/notifications"} {
-		cases = append(cases, writeCase{"POST " + path,
+	for route, path := range map[string]string{
+		bsPath: bsPath, "/api/notifications": "/api/notifications",
+		bsPath + "/{$}": bsPath + "/", "/api/notifications/{$}": "/api/notifications/",
+	} {
+		cases = append(cases, writeCase{"POST " + route,
 			func(env *testEnv) (string, any, []reqOpt) {
 				return path, map[string]any{"recipients": map[string]any{"type": "broadcast"}, "payload": map[string]any{"title": "Rollback"}},
 					[]reqOpt{withBearer(DefaultBackstageToken)}

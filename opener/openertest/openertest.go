@@ -314,6 +314,23 @@ func (f *Confluence) Pages() int {
 	return len(f.pages)
 }
 
+// TimelineRows counts s in the timeline sections of the pages (between
+// the rollback-incident.timeline anchors), or in the whole body of a page
+// without them.
+func (f *Confluence) TimelineRows(s string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for _, p := range f.pages {
+		body := p.Storage
+		if _, rest, ok := strings.Cut(body, "rollback-incident.timeline<"); ok {
+			body, _, _ = strings.Cut(rest, "rollback-incident.timeline.end")
+		}
+		n += strings.Count(body, s)
+	}
+	return n
+}
+
 // Occurrences counts s in the pages' bodies.
 func (f *Confluence) Occurrences(s string) int {
 	f.mu.Lock()

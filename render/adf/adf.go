@@ -122,3 +122,47 @@ func FactsTable(rows ...Row) Node {
 	}
 	return Node{Type: "table", Attrs: map[string]any{"isNumberColumnEnabled": false, "layout": "default"}, Content: trs}
 }
+
+// CodeBlock is preformatted text, e.g. commands to copy; language may be
+// empty. Empty text yields no node.
+func CodeBlock(language, text string) Node {
+	if text == "" {
+		return Node{}
+	}
+	n := Node{Type: "codeBlock", Content: []Node{{Type: "text", Text: text}}}
+	if language != "" {
+		n.Attrs = map[string]any{"language": language}
+	}
+	return n
+}
+
+// Table is a table with a header row; each cell is a list of inline
+// nodes. A cell without content holds an empty paragraph, which ADF
+// allows; rows shorter than the header are padded so that every row has
+// the header's width.
+func Table(header []string, rows ...[][]Node) Node {
+	if len(rows) == 0 {
+		return Node{}
+	}
+	cell := func(typ string, inline []Node) Node {
+		p := Node{Type: "paragraph", Content: nonEmpty(inline)}
+		return Node{Type: typ, Content: []Node{p}}
+	}
+	var head []Node
+	for _, h := range header {
+		head = append(head, cell("tableHeader", []Node{Text(h, Strong())}))
+	}
+	trs := []Node{{Type: "tableRow", Content: head}}
+	for _, r := range rows {
+		var cells []Node
+		for i := range header {
+			var inline []Node
+			if i < len(r) {
+				inline = r[i]
+			}
+			cells = append(cells, cell("tableCell", inline))
+		}
+		trs = append(trs, Node{Type: "tableRow", Content: cells})
+	}
+	return Node{Type: "table", Attrs: map[string]any{"isNumberColumnEnabled": false, "layout": "default"}, Content: trs}
+}

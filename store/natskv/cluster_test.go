@@ -450,7 +450,7 @@ func TestOpenerOnStalledCluster(t *testing.T) {
 		t.Errorf("%d issues, %d pages, %d links, %d comments; want 1, 1, 1, %d", issues, conf.Pages(), links, comments, news)
 	}
 	for n := range news {
-		if got := conf.Occurrences(fmt.Sprintf("news-%02d: metric failed", n)); got != 1 {
+		if got := conf.TimelineRows(fmt.Sprintf("news-%02d: metric failed", n)); got != 1 {
 			t.Errorf("news %d is on the page %d times, want once", n, got)
 		}
 	}
