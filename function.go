@@ -50,8 +50,12 @@ type Function struct {
 // gives Stop 30 s in all.
 const stopGrace = 20 * time.Second
 
-// New is what the func scaffolding calls.
-func New() *Function { return &Function{metrics: metrics.New()} }
+// New is what the func scaffolding calls, before func-go logs anything:
+// func-go's log lines take the function's format and LOG_LEVEL here.
+func New() *Function {
+	configureRuntimeLog(runtimeLogLevel(), os.Stderr)
+	return &Function{metrics: metrics.New()}
+}
 
 // Start reads the configuration from the environment and builds the
 // handler. An error stops the function, naming the variable at fault.
