@@ -149,6 +149,11 @@ func (d *Decoder) Decode(data []byte, meta Meta) (Decision, error) {
 		if err != nil {
 			return Decision{}, err
 		}
+		if _, ok := obj["message"]; env == "" && ok && len(obj) == 1 {
+			// func invoke's default data ({"message":"Hello World"}): func
+			// shows a newcomer nothing of an error reply, so say it in a 2xx.
+			return Decision{Shape: "func-invoke-default", Ignored: "this is func invoke's default test data, not a rollback event: send one, e.g. func invoke --file testdata/fixtures/rollout-notification-webhook.json"}, nil
+		}
 		if env == "" {
 			return Decision{}, inputErrorf("unrecognised event: expected an Argo Rollouts or Argo CD notification, an Argo Events webhook or resource event, or a Rollout, AnalysisRun, Application, Workflow or ReplicaSet object (top-level keys: %s)", keyList(obj))
 		}

@@ -17,7 +17,6 @@ import (
 	"time"
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
-	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 	"gopkg.in/yaml.v3"
 
 	"function/internal/emulator"
@@ -263,20 +262,19 @@ func TestFuncInvokeLocalProfile(t *testing.T) {
 	}
 	findIssue(t, e, ce.JiraKey)
 
-	// func invoke, with func's default data: not an event. func prints only
-	// "(HTTP 400)"; the reply and the function's log say why.
+	// func invoke, with func's default data: not an event. func shows
+	// nothing of an error reply, so the answer is a 2xx saying what to send.
 	status, body = funcInvokeHTTP(t, route, []byte(funcInvokeDefaultData))
 	var def reply
 	_ = json.Unmarshal(body, &def)
-	if status != http.StatusBadRequest || !strings.Contains(def.Reason, "expected an Argo Rollouts or Argo CD notification") {
-		t.Errorf("func invoke (default data): %d %s; want 400 naming what is expected", status, body)
+	if status != http.StatusOK || def.Status != "ignored" || !strings.Contains(def.Reason, "func invoke --file") {
+		t.Errorf("func invoke (default data): %d %s; want 200 ignored saying what to send", status, body)
 	}
-	// func invoke -f cloudevent, default data: the SDK reports the 400 as
-	// delivered and not acknowledged; func exits 0 and prints nothing.
+	// func invoke -f cloudevent, default data: acknowledged, and func
+	// prints the reply event, which says the same.
 	_, res = funcInvokeCloudEvent(t, route, []byte(funcInvokeDefaultData))
-	var hr *cehttp.Result
-	if !cloudevents.ResultAs(res, &hr) || hr.StatusCode != http.StatusBadRequest {
-		t.Errorf("func invoke -f cloudevent (default data): %v, want HTTP 400", res)
+	if !cloudevents.IsACK(res) {
+		t.Errorf("func invoke -f cloudevent (default data): %v, want acknowledged", res)
 	}
 	if n := len(e.emu.Issues()); n != 2 {
 		t.Errorf("%d issues, want 2", n)
@@ -285,8 +283,8 @@ func TestFuncInvokeLocalProfile(t *testing.T) {
 	// The log is complete once the process has exited.
 	_ = e.cmd.Process.Signal(os.Interrupt)
 	<-e.exited
-	if !logged(e, "event rejected", def.Reason) {
-		t.Errorf("the function's log does not say why func's default data was refused:\n%s", e.logs.String())
+	if !logged(e, "event ignored", def.Reason) {
+		t.Errorf("the function's log does not say what func's default data is:\n%s", e.logs.String())
 	}
 	if !logged(e, "ALLOW_UNAUTHENTICATED=true: anyone who can reach this function can open incidents", "") {
 		t.Errorf("the local profile runs unauthenticated without saying so:\n%s", e.logs.String())
