@@ -20,7 +20,8 @@ import (
 type Config struct {
 	JiraURL string `envconfig:"JIRA_URL"`
 	// Deployment is "cloud" or "datacenter"; by default, cloud for
-	// *.atlassian.net and datacenter for any other host.
+	// *.atlassian.net and loopback hosts (the local emulator) and
+	// datacenter for any other host.
 	Deployment          string   `envconfig:"ATLASSIAN_DEPLOYMENT"`
 	ConfluenceURL       string   `envconfig:"CONFLUENCE_URL"`
 	JiraProject         string   `envconfig:"JIRA_PROJECT" default:"OPS"`

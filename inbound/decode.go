@@ -9,10 +9,12 @@ package inbound
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"function/incident"
@@ -120,8 +122,8 @@ func (d *Decoder) Decode(data []byte, meta Meta) (Decision, error) {
 		if src, ok := detectSource(obj); ok {
 			dec, err := src.decide(data, obj, res)
 			if err == nil {
-				shape = append(shape, firstNonEmpty(dec.Shape, src.name()))
-				dec.Shape = joinShape(shape)
+				shape = append(shape, cmp.Or(dec.Shape, src.name()))
+				dec.Shape = strings.Join(shape, "/")
 				if dec.Incident != nil {
 					d.finish(dec.Incident, meta)
 					if dec.joins != nil {
@@ -297,15 +299,4 @@ func contextMeta(raw json.RawMessage) Meta {
 func mustMarshal(obj map[string]json.RawMessage) json.RawMessage {
 	b, _ := json.Marshal(obj) // re-marshalling decoded JSON cannot fail
 	return b
-}
-
-func joinShape(parts []string) string {
-	out := ""
-	for i, p := range parts {
-		if i > 0 {
-			out += "/"
-		}
-		out += p
-	}
-	return out
 }

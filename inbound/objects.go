@@ -1,6 +1,7 @@
 package inbound
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -44,7 +45,7 @@ const (
 
 // owner is who the object's annotations say owns it.
 func (m objectMeta) owner() string {
-	return firstNonEmpty(strings.TrimSpace(m.Annotations[ownerAnnotation]), strings.TrimSpace(m.Annotations[entityRefAnnotation]))
+	return cmp.Or(strings.TrimSpace(m.Annotations[ownerAnnotation]), strings.TrimSpace(m.Annotations[entityRefAnnotation]))
 }
 
 // annotate sets what every object's annotations tell.
@@ -190,7 +191,7 @@ func decideRollout(raw []byte) (Decision, error) {
 	// CalculateRolloutPhase makes an aborted or timed-out rollout Degraded;
 	// status.abort covers the short window before the phase is recomputed.
 	if st.Phase != "Degraded" && !st.Abort {
-		phase := firstNonEmpty(st.Phase, "without a phase")
+		phase := cmp.Or(st.Phase, "without a phase")
 		dec := Decision{Ignored: fmt.Sprintf("rollout %s/%s is %s, not a failure", m.Namespace, m.Name, phase)}
 		if st.Phase == "Healthy" {
 			// CalculateRolloutPhase says Healthy only once the update is
@@ -210,7 +211,7 @@ func decideRollout(raw []byte) (Decision, error) {
 		Revision:  m.Annotations[revisionAnnotation],
 		PodHash:   st.CurrentPodHash,
 		StableRS:  st.StableRS,
-		Phase:     firstNonEmpty(st.Phase, "Degraded"),
+		Phase:     cmp.Or(st.Phase, "Degraded"),
 		Message:   st.Message,
 		Time:      parseTime(st.AbortedAt),
 		Images:    r.Spec.Template.images(),
@@ -308,7 +309,7 @@ func decideAnalysisRun(raw []byte) (Decision, error) {
 		return Decision{}, err
 	}
 	if st.Phase != "Failed" && st.Phase != "Error" {
-		phase := firstNonEmpty(st.Phase, "without a phase")
+		phase := cmp.Or(st.Phase, "without a phase")
 		return Decision{Ignored: fmt.Sprintf("analysis run %s/%s is %s, not a failure", m.Namespace, m.Name, phase)}, nil
 	}
 	// The incident is about the Rollout that owns the run, so that the
@@ -331,7 +332,7 @@ func decideAnalysisRun(raw []byte) (Decision, error) {
 		Phase:     st.Phase,
 		Reason:    "AnalysisRun" + st.Phase,
 		Message:   st.Message,
-		Time:      parseTime(firstNonEmpty(st.CompletedAt, st.StartedAt)),
+		Time:      parseTime(cmp.Or(st.CompletedAt, st.StartedAt)),
 	}
 	m.annotate(in)
 	if idx, ok := m.Labels["step-index"]; ok {
@@ -361,7 +362,7 @@ func decideAnalysisRun(raw []byte) (Decision, error) {
 				continue
 			}
 			// failureLimit defaults to 0 (analysis_types.go).
-			a.FailureLimit = firstNonEmpty(scalarText(spec.FailureLimit), "0")
+			a.FailureLimit = cmp.Or(scalarText(spec.FailureLimit), "0")
 			// A metric has exactly one provider; sorted for a stable
 			// answer should a hand-written one carry more.
 			providers := slices.Sorted(maps.Keys(spec.Provider))
@@ -495,13 +496,13 @@ func decideApplication(raw []byte, res resource) (Decision, error) {
 		in.Time = parseTime(op.FinishedAt)
 	case st.Health.Status == "Degraded":
 		in.Phase, in.Reason = "Degraded", "HealthDegraded"
-		in.Message = firstNonEmpty(st.Health.Message, firstResourceMessage(in.Resources))
+		in.Message = cmp.Or(st.Health.Message, firstResourceMessage(in.Resources))
 		in.Time = parseTime(st.Health.LastTransitionTime)
 		if op != nil && op.Phase == "Succeeded" {
 			in.SyncedAt = parseTime(op.FinishedAt)
 		}
 	default:
-		what := firstNonEmpty(st.Health.Status, "without a health status")
+		what := cmp.Or(st.Health.Status, "without a health status")
 		dec := Decision{Ignored: fmt.Sprintf("Argo CD application %s/%s is %s, not a failure", m.Namespace, m.Name, what)}
 		if st.Health.Status == "Healthy" && st.Sync.Status == "Synced" && (op == nil || op.Phase == "Succeeded") {
 			dec.Recovery = &incident.Recovery{
@@ -552,7 +553,7 @@ func decideWorkflow(raw []byte) (Decision, error) {
 		return Decision{}, err
 	}
 	if st.Phase != "Failed" && st.Phase != "Error" {
-		phase := firstNonEmpty(st.Phase, "without a phase")
+		phase := cmp.Or(st.Phase, "without a phase")
 		dec := Decision{Ignored: fmt.Sprintf("workflow %s/%s is %s, not a failure", m.Namespace, m.Name, phase)}
 		if st.Phase == "Succeeded" {
 			// `argo retry` runs the failed Workflow again under the same
@@ -592,7 +593,7 @@ func decideWorkflow(raw []byte) (Decision, error) {
 	})
 	if len(ids) > 0 {
 		n := st.Nodes[ids[0]]
-		in.FailedNode = firstNonEmpty(n.DisplayName, n.Name)
+		in.FailedNode = cmp.Or(n.DisplayName, n.Name)
 		if n.Message != "" {
 			in.FailedNode += ": " + n.Message
 		}

@@ -105,7 +105,7 @@ func findRollback(history []historyEntry, op *syncOperation) (appRollback, bool)
 	}
 	for i := n - 3; i >= 0; i-- {
 		if h[i].key() == last.key() {
-			by := firstNonEmpty(op.Operation.InitiatedBy.String(), last.InitiatedBy.String())
+			by := cmp.Or(op.Operation.InitiatedBy.String(), last.InitiatedBy.String())
 			return appRollback{last: last, prev: prev, target: h[i], by: by}, true
 		}
 	}
@@ -139,7 +139,7 @@ func (f *appFacts) rollbackIncident(rb appRollback, op *syncOperation) Decision 
 		RevertedTo:         rb.target.key(),
 		Phase:              phaseRolledBack,
 		Reason:             incident.ReasonManualRollback,
-		Time:               parseTime(firstNonEmpty(op.FinishedAt, rb.last.DeployedAt)),
+		Time:               parseTime(cmp.Or(op.FinishedAt, rb.last.DeployedAt)),
 		InitiatedBy:        rb.by,
 		Project:            f.project,
 		RepoURL:            f.repoURL,
@@ -255,7 +255,7 @@ func decideArgoCDRollbackNotification(raw []byte) (Decision, error) {
 	if err := json.Unmarshal(raw, &b); err != nil {
 		return Decision{}, inputErrorf("Argo CD rollback notification: %s", jsonErrText(err))
 	}
-	ns := firstNonEmpty(b.AppNamespace, "argocd")
+	ns := cmp.Or(b.AppNamespace, "argocd")
 	if err := checkNames("appNamespace", ns, "app", b.App); err != nil {
 		return Decision{}, err
 	}

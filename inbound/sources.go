@@ -1,6 +1,7 @@
 package inbound
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"regexp"
@@ -157,17 +158,17 @@ func (rolloutsNotification) decide(_ []byte, obj map[string]json.RawMessage, _ r
 		Name:               name,
 		Phase:              get("phase"),
 		Message:            get("message"),
-		Reason:             firstNonEmpty(get("reason"), get("trigger")),
-		Revision:           firstNonEmpty(get("revision"), get("rolloutRevision")),
-		PodHash:            firstNonEmpty(get("podHash"), get("currentPodHash"), get("podTemplateHash")),
+		Reason:             cmp.Or(get("reason"), get("trigger")),
+		Revision:           cmp.Or(get("revision"), get("rolloutRevision")),
+		PodHash:            cmp.Or(get("podHash"), get("currentPodHash"), get("podTemplateHash")),
 		StableRS:           get("stableRS"),
 		Strategy:           get("strategy"),
 		Step:               get("step"),
-		Time:               parseTime(firstNonEmpty(get("abortedAt"), get("timestamp"))),
+		Time:               parseTime(cmp.Or(get("abortedAt"), get("timestamp"))),
 		RequestedProject:   get("jiraProject"),
 		RequestedIssueType: get("jiraIssueType"),
 		RequestedPriority:  get("priority"),
-		Owner:              firstNonEmpty(get("owner"), get("entityRef")),
+		Owner:              cmp.Or(get("owner"), get("entityRef")),
 	}
 	if in.Revision == "" {
 		if m := revisionInMessage.FindStringSubmatch(in.Message); m != nil {
@@ -254,7 +255,7 @@ func notificationImages(obj map[string]json.RawMessage, list, single string) []i
 	if json.Unmarshal(obj[list], &objs) == nil {
 		for _, o := range objs {
 			if o.Image != "" {
-				out = append(out, incident.Image{Container: firstNonEmpty(o.Container, o.Name), Image: o.Image})
+				out = append(out, incident.Image{Container: cmp.Or(o.Container, o.Name), Image: o.Image})
 			}
 		}
 		return out
@@ -324,7 +325,7 @@ func (argocdNotification) decide(raw []byte, obj map[string]json.RawMessage, _ r
 	if err := json.Unmarshal(raw, &b); err != nil {
 		return Decision{}, inputErrorf("Argo CD notification: %s", jsonErrText(err))
 	}
-	ns := firstNonEmpty(b.AppNamespace, "argocd")
+	ns := cmp.Or(b.AppNamespace, "argocd")
 	if err := checkNames("appNamespace", ns, "app", b.App); err != nil {
 		return Decision{}, err
 	}
@@ -333,7 +334,7 @@ func (argocdNotification) decide(raw []byte, obj map[string]json.RawMessage, _ r
 		Kind:               incident.KindApplication,
 		Namespace:          ns,
 		Name:               b.App,
-		Revision:           firstNonEmpty(b.OperationRevision, b.SyncRevision),
+		Revision:           cmp.Or(b.OperationRevision, b.SyncRevision),
 		Project:            b.Project,
 		RepoURL:            b.RepoURL,
 		TargetRevision:     b.TargetRevision,
@@ -356,12 +357,12 @@ func (argocdNotification) decide(raw []byte, obj map[string]json.RawMessage, _ r
 	switch {
 	case b.OperationPhase == "Failed" || b.OperationPhase == "Error":
 		in.Phase, in.Reason = "Sync"+b.OperationPhase, "SyncFailed"
-		in.Message = firstNonEmpty(b.OperationMessage, b.HealthMessage)
+		in.Message = cmp.Or(b.OperationMessage, b.HealthMessage)
 		// The failed operation's end is the failure.
 		in.Time = parseTime(b.FinishedAt)
 	case b.HealthStatus == "Degraded":
 		in.Phase, in.Reason = "Degraded", "HealthDegraded"
-		in.Message = firstNonEmpty(b.HealthMessage, firstResourceMessage(in.Resources))
+		in.Message = cmp.Or(b.HealthMessage, firstResourceMessage(in.Resources))
 		// finishedAt is the end of the sync that deployed the change, the
 		// lead-up: the health turned later, at a time the catalog's
 		// template does not carry.
@@ -370,13 +371,13 @@ func (argocdNotification) decide(raw []byte, obj map[string]json.RawMessage, _ r
 			in.SyncedAt = parseTime(b.FinishedAt)
 		}
 	default:
-		what := firstNonEmpty(b.HealthStatus, b.OperationPhase, b.SyncStatus, "in an unknown state")
+		what := cmp.Or(b.HealthStatus, b.OperationPhase, b.SyncStatus, "in an unknown state")
 		dec := Decision{Ignored: fmt.Sprintf("Argo CD application %s/%s is %s, not a failure", ns, b.App, what)}
 		if b.HealthStatus == "Healthy" && b.SyncStatus == "Synced" {
 			dec.Ignored = fmt.Sprintf("Argo CD application %s/%s is Healthy and Synced, not a failure", ns, b.App)
 			dec.Recovery = &incident.Recovery{
 				Kind: incident.KindApplication, Namespace: ns, Name: b.App,
-				Revision: firstNonEmpty(b.OperationRevision, b.SyncRevision), State: "Healthy and Synced",
+				Revision: cmp.Or(b.OperationRevision, b.SyncRevision), State: "Healthy and Synced",
 				At: parseTime(b.HealthTransitionTime), Source: in.Source,
 			}
 		}
@@ -429,7 +430,7 @@ func soleAbortedRollout(resources []incident.Resource, destinationNS string) (in
 	}
 	r := rollouts[0]
 	rev := revisionInMessage.FindStringSubmatch(r.Message)
-	ns := firstNonEmpty(r.Namespace, destinationNS)
+	ns := cmp.Or(r.Namespace, destinationNS)
 	if rev == nil || checkNames("namespace", ns, "name", r.Name) != nil {
 		return incident.Incident{}, false
 	}
@@ -440,15 +441,6 @@ func firstResourceMessage(rs []incident.Resource) string {
 	for _, r := range rs {
 		if r.Message != "" {
 			return r.Message
-		}
-	}
-	return ""
-}
-
-func firstNonEmpty(ss ...string) string {
-	for _, s := range ss {
-		if s != "" {
-			return s
 		}
 	}
 	return ""

@@ -223,15 +223,6 @@ func clip(s string, max int) string {
 	return string(r[:max-1]) + "…"
 }
 
-func firstNonEmpty(ss ...string) string {
-	for _, s := range ss {
-		if s != "" {
-			return s
-		}
-	}
-	return ""
-}
-
 // timelineHeading is how the default page template starts its timeline;
 // AddTimelineRow looks for it.
 const timelineHeading = "<h2>Timeline</h2>"
