@@ -47,6 +47,11 @@ func TestCallsPerIncident(t *testing.T) {
 	if n := step(h, "identical duplicate, same envelope", notification, "existing"); n != 0 {
 		t.Errorf("an identical duplicate took %d calls, want 0", n)
 	}
+	// The resource UPDATE carries facts the notification lacked (images,
+	// pod hashes): the page's generated sections are rewritten once.
+	if n := step(h, "same failure with more facts, resource UPDATE CloudEvent", resource, "existing"); n > 2 {
+		t.Errorf("new facts took %d calls, want a page read and update (≤ 2)", n)
+	}
 	if n := step(h, "identical duplicate, resource UPDATE CloudEvent", resource, "existing"); n != 0 {
 		t.Errorf("an identical duplicate in another envelope took %d calls, want 0", n)
 	}
