@@ -471,3 +471,48 @@ func (c *Client) UpsertRemoteLink(ctx context.Context, issueKey string, l Remote
 func (c *Client) BrowseURL(key string) string {
 	return c.baseURL + "/browse/" + url.PathEscape(key)
 }
+
+type descriptionAnswer struct {
+	Fields struct {
+		Description json.RawMessage `json:"description"`
+	} `json:"fields"`
+}
+
+// Description returns the issue's description as Jira stores it: on Cloud
+// the ADF document's JSON (nil when there is none), on Data Center the
+// wiki markup.
+func (c *Client) Description(ctx context.Context, issueKey string) (adfJSON []byte, wiki string, err error) {
+	var out descriptionAnswer
+	if _, err := c.c.Do(ctx, atlassian.Call{
+		Op: "read description", Method: http.MethodGet, Idempotent: true,
+		Path: c.api + "/issue/" + url.PathEscape(issueKey) + "?fields=description", Result: &out,
+	}); err != nil {
+		return nil, "", err
+	}
+	raw := out.Fields.Description
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil, "", nil
+	}
+	if c.flavour == DataCenter {
+		if err := json.Unmarshal(raw, &wiki); err != nil {
+			return nil, "", fmt.Errorf("jira: read description of %s: %w", issueKey, err)
+		}
+		return nil, wiki, nil
+	}
+	return raw, "", nil
+}
+
+// SetDescription replaces the issue's description (PUT …/issue/{key},
+// Jira's "Edit issue"): ADF on Cloud, wiki markup on Data Center. Setting
+// the same value again changes nothing, so it may be repeated.
+func (c *Client) SetDescription(ctx context.Context, issueKey string, doc adf.Doc, wiki string) error {
+	var desc any = doc
+	if c.flavour == DataCenter {
+		desc = wiki
+	}
+	_, err := c.c.Do(ctx, atlassian.Call{
+		Op: "edit description", Method: http.MethodPut, Idempotent: true, Issue: issueKey,
+		Path: c.api + "/issue/" + url.PathEscape(issueKey), Body: map[string]any{"fields": map[string]any{"description": desc}},
+	})
+	return err
+}

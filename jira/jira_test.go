@@ -6,6 +6,7 @@ import (
 	"maps"
 	"net/http/httptest"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -164,4 +165,30 @@ func missing(want, got map[string]bool) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// SetDescription writes what Description reads back, in the form each
+// Jira stores; the description the issue was created with reads back too.
+func TestDescriptionRoundTrip(t *testing.T) {
+	for _, fl := range flavours {
+		t.Run(fl.name, func(t *testing.T) {
+			c, _ := newClient(t, fl.f, fl.auth)
+			ctx := context.Background()
+			key := newIssue(t, c)
+			adfJSON, wiki, err := c.Description(ctx, key)
+			if err != nil || !strings.Contains(string(adfJSON)+wiki, "aborted") {
+				t.Fatalf("created description: %s %q %v", adfJSON, wiki, err)
+			}
+			if err := c.SetDescription(ctx, key, adf.NewDoc(adf.Paragraph(adf.Text("facts, rewritten"))), "facts, rewritten"); err != nil {
+				t.Fatal(err)
+			}
+			adfJSON, wiki, err = c.Description(ctx, key)
+			if err != nil || !strings.Contains(string(adfJSON)+wiki, "facts, rewritten") || strings.Contains(string(adfJSON)+wiki, "aborted") {
+				t.Errorf("after SetDescription: %s %q %v", adfJSON, wiki, err)
+			}
+			if fl.f == Cloud && (len(adfJSON) == 0 || wiki != "") || fl.f == DataCenter && (adfJSON != nil || wiki == "") {
+				t.Errorf("description in the wrong form for %s: %s %q", fl.name, adfJSON, wiki)
+			}
+		})
+	}
 }

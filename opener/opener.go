@@ -33,6 +33,7 @@ import (
 	"function/incident"
 	"function/jira"
 	"function/render"
+	"function/render/adf"
 	"function/store"
 )
 
@@ -44,6 +45,8 @@ type Jira interface {
 	AddComment(ctx context.Context, issueKey string, body jira.Comment) error
 	CommentIDs(ctx context.Context, issueKey string) (map[string]bool, error)
 	Myself(ctx context.Context) error
+	Description(ctx context.Context, issueKey string) (adfJSON []byte, wiki string, err error)
+	SetDescription(ctx context.Context, issueKey string, doc adf.Doc, wiki string) error
 	Transitions(ctx context.Context, issueKey string) ([]jira.Transition, error)
 	DoTransition(ctx context.Context, issueKey, id string) error
 	BrowseURL(key string) string
@@ -443,6 +446,7 @@ func (o *Opener) merge(cur, done *store.Record) {
 	cur.PageID, cur.PageURL, cur.PageTitle = done.PageID, done.PageURL, done.PageTitle
 	cur.Linked, cur.Notified = done.Linked, done.Notified
 	cur.OpenedAt, cur.PreviousKey, cur.DescriptionHash, cur.Resolved = done.OpenedAt, done.PreviousKey, done.DescriptionHash, done.Resolved
+	cur.Described = done.Described
 	for i := range cur.Timeline {
 		for _, d := range done.Timeline {
 			if d.Hash == cur.Timeline[i].Hash {

@@ -20,6 +20,7 @@ import (
 	"function/jira"
 	"function/opener/openertest"
 	"function/render"
+	"function/render/adf"
 	"function/store"
 	"function/store/memory"
 	"function/templates"
@@ -586,4 +587,50 @@ func TestIsEntityRef(t *testing.T) {
 			t.Errorf("isEntityRef(%q) = %v, want %v", ref, got, want)
 		}
 	}
+}
+
+// New facts rewrite the description while it is what the function wrote;
+// once a person has edited it, it is left alone and the new facts arrive
+// as one comment.
+func TestDescriptionFollowsFacts(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		g := newRig(t)
+		thin := rollback("checkout", "7")
+		fp := g.accept(thin).Fingerprint
+		if _, err := g.o.Work(context.Background(), fp); err != nil {
+			t.Fatal(err)
+		}
+		richer := rollback("checkout", "7")
+		richer.Images = []incident.Image{{Container: "api", Image: "registry.example.com/checkout:1.42.0"}}
+		g.accept(richer)
+		if _, err := g.o.Work(context.Background(), fp); err != nil {
+			t.Fatal(err)
+		}
+		desc := func() string { b, _, _ := g.jira.Description(context.Background(), "OPS-1"); return string(b) }
+		if !strings.Contains(desc(), "checkout:1.42.0") {
+			t.Fatalf("the description does not carry the new image: %s", desc())
+		}
+		if _, comments, _ := g.jira.Count(); comments != 0 {
+			t.Errorf("%d comments for facts written into the description", comments)
+		}
+		// A person rewrites the description; later facts go to a comment.
+		g.jira.EditDescription("OPS-1", adf.NewDoc(adf.Paragraph(adf.Text("Written by the on-call engineer."))))
+		later := rollback("checkout", "7")
+		later.StableImages = []incident.Image{{Container: "api", Image: "registry.example.com/checkout:1.41.3"}}
+		g.accept(later)
+		if _, err := g.o.Work(context.Background(), fp); err != nil {
+			t.Fatal(err)
+		}
+		if d := desc(); !strings.Contains(d, "on-call engineer") || strings.Contains(d, "1.41.3") {
+			t.Errorf("the person's description was not kept: %s", d)
+		}
+		if _, comments, _ := g.jira.Count(); comments != 1 {
+			t.Errorf("%d comments, want the one with the new facts", comments)
+		}
+		// The same facts again: nothing.
+		g.accept(later)
+		if _, comments, _ := g.jira.Count(); comments != 1 || g.jira.Calls("edit") != 1 {
+			t.Errorf("a repeat: %d comments, %d edits", comments, g.jira.Calls("edit"))
+		}
+	})
 }

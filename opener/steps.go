@@ -151,7 +151,7 @@ func (o *Opener) ensureIssue(ctx context.Context, in *incident.Incident, rec *st
 		return false, fmt.Errorf("create jira issue: %w", err)
 	}
 	rec.JiraID, rec.JiraKey, rec.CreatingSince, rec.OpenedAt = issue.ID, issue.Key, time.Time{}, time.Now()
-	rec.DescriptionHash = o.descriptionHash(doc, wiki)
+	rec.DescriptionHash, rec.Described = o.descriptionHash(doc, wiki), rec.Incident
 	if err := o.save(ctx, rec, "jira issue"); err != nil {
 		return true, err
 	}
@@ -402,6 +402,11 @@ func (o *Opener) refresh(ctx context.Context, rec *store.Record) error {
 		}
 		break
 	}
+	if rec.Refresh {
+		if err := o.describe(ctx, rec, &in, snapshot); err != nil {
+			return err
+		}
+	}
 	if o.cfg.ResolveOnRecovery && in.Recovery != nil && !rec.Resolved {
 		if err := o.resolve(ctx, rec.JiraKey); err != nil {
 			return err
@@ -458,4 +463,59 @@ func isEntityRef(s string) bool {
 		return ns != "" && name != "" && !strings.Contains(name, "/")
 	}
 	return true
+}
+
+// describe brings the Jira description up to the merged facts: rewritten
+// while it is what the function last wrote (its text hash unchanged), else,
+// since a person has edited it, the new facts arrive as one comment. The
+// comment carries an identity, so a lost answer does not double it.
+func (o *Opener) describe(ctx context.Context, rec *store.Record, in *incident.Incident, snapshot json.RawMessage) error {
+	rc := o.context(*rec, in)
+	doc, wiki := render.Description(in, rc), render.WikiDescription(in, rc)
+	want := o.descriptionHash(doc, wiki)
+	if want == rec.DescriptionHash || bytes.Equal(rec.Described, snapshot) {
+		return nil // it says this already
+	}
+	adfJSON, wikiNow, err := o.jira.Description(ctx, rec.JiraKey)
+	if err != nil {
+		return fmt.Errorf("read description of %s: %w", rec.JiraKey, err)
+	}
+	now := render.WikiHash(wikiNow)
+	if !o.cfg.DataCenter() {
+		if now, err = render.ADFHash(adfJSON); err != nil {
+			now = "" // unreadable: a person's, not ours
+		}
+	}
+	switch {
+	case now == want:
+		// Written by an attempt whose answer was lost.
+	case rec.DescriptionHash == "" || now == rec.DescriptionHash:
+		if err := o.jira.SetDescription(ctx, rec.JiraKey, doc, wiki); err != nil {
+			return fmt.Errorf("rewrite description of %s: %w", rec.JiraKey, err)
+		}
+	default:
+		// A person edited it: leave it, and say what is new in a comment.
+		var before incident.Incident
+		if len(rec.Described) > 0 {
+			if err := json.Unmarshal(rec.Described, &before); err != nil {
+				return fmt.Errorf("decode described incident %s: %w", rec.Fingerprint, err)
+			}
+		}
+		if cdoc, cwiki, changed := render.FactsComment(&before, in, rc); changed {
+			id := rec.Fingerprint + ":facts:" + want
+			ids, err := o.jira.CommentIDs(ctx, rec.JiraKey)
+			if err != nil {
+				return fmt.Errorf("read comments of %s: %w", rec.JiraKey, err)
+			}
+			if !ids[id] {
+				if err := o.jira.AddComment(ctx, rec.JiraKey, jira.Comment{ADF: cdoc, Wiki: cwiki, ID: id}); err != nil {
+					return fmt.Errorf("comment new facts on %s: %w", rec.JiraKey, err)
+				}
+			}
+		}
+		rec.Described = snapshot
+		return o.save(ctx, rec, "facts comment")
+	}
+	rec.DescriptionHash, rec.Described = want, snapshot
+	return o.save(ctx, rec, "description")
 }

@@ -33,6 +33,10 @@ type Record struct {
 	// DescriptionHash is the text hash of the description the function
 	// last wrote, to tell whether a person has edited it since.
 	DescriptionHash string `json:"descriptionHash,omitempty"`
+	// Described is the incident as the description (or, once a person
+	// edited it, the last facts comment) last told it: what a facts
+	// comment compares with.
+	Described json.RawMessage `json:"described,omitempty"`
 	// Resolved says the function moved the issue to done on recovery.
 	Resolved bool `json:"resolved,omitempty"`
 	// Latest, on the record kept under an object's fingerprint (not an

@@ -23,6 +23,12 @@ func TestLivingIncident(t *testing.T) {
 	// A person writes in a section of their own.
 	const note = "Checkout latency rose for twelve minutes; on-call paged at 14:05."
 	editPage(t, e, first.reply.ConfluencePageID, note)
+	// And rewrites the description: the function leaves it alone from now
+	// on, and tells new facts in comments.
+	const own = "Written by the on-call engineer."
+	desc, _ := json.Marshal(map[string]any{"fields": map[string]any{"description": map[string]any{
+		"version": 1, "type": "doc", "content": []any{map[string]any{"type": "paragraph", "content": []any{map[string]any{"type": "text", "text": own}}}}}}})
+	atlassian(t, e, http.MethodPut, "/rest/api/3/issue/"+first.reply.JiraKey, desc)
 
 	for _, f := range []string{"argo-events-resource-rollout-degraded.json", "analysisrun-failed.json", "argocd-app-health-degraded.json"} {
 		if r := e.post(fixture(t, f), nil); r.status != http.StatusOK || r.reply.JiraKey != first.reply.JiraKey {
@@ -48,6 +54,17 @@ func TestLivingIncident(t *testing.T) {
 		if !strings.Contains(body, want) {
 			t.Errorf("the page lacks %q", want)
 		}
+	}
+	if d := description(e.emu.Issues()[0]); !strings.Contains(d, own) || strings.Contains(d, "success-rate") {
+		t.Errorf("the person's description was not kept:\n%s", d)
+	}
+	facts := false
+	for _, c := range e.emu.Comments(first.reply.JiraKey) {
+		b, _ := json.Marshal(c)
+		facts = facts || strings.Contains(string(b), "registry.example.com") // the images, a fact no news line carries
+	}
+	if !facts {
+		t.Error("no comment carries the new facts")
 	}
 	timeline := body[strings.Index(body, "rollback-incident.timeline<"):strings.Index(body, "rollback-incident.timeline.end")]
 	if !strings.Contains(timeline, "again") {

@@ -486,6 +486,7 @@ func (e *Emulator) routes() {
 		p, k := j.p, j.k
 		e.api("POST "+p+"/issue", k, e.createIssue)
 		e.api("GET "+p+"/issue/{issueIdOrKey}", k, e.getIssue)
+		e.api("PUT "+p+"/issue/{issueIdOrKey}", k, e.editIssue)
 		e.api("GET "+p+"/issue/{issueIdOrKey}/comment", k, e.listComments)
 		e.api("POST "+p+"/issue/{issueIdOrKey}/comment", k, e.addComment)
 		e.api("GET "+p+"/issue/{issueIdOrKey}/remotelink", k, e.getRemoteLinks)

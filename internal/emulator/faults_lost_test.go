@@ -103,6 +103,11 @@ func writeCases() []writeCase {
 					return path, nil, nil
 				},
 				func(env *testEnv) bool { return issueByKey(env, key).Properties["rollback.event"] == nil }},
+			writeCase{"PUT " + p + "/issue/{issueIdOrKey}",
+				func(env *testEnv) (string, any, []reqOpt) {
+					return newIssue(env), map[string]any{"fields": map[string]any{"description": body("edited")}}, nil
+				},
+				func(env *testEnv) bool { return strings.Contains(descriptionOf(env, key), "edited") }},
 			writeCase{"POST " + p + "/issue/{issueIdOrKey}/transitions",
 				func(env *testEnv) (string, any, []reqOpt) {
 					return newIssue(env) + "/transitions", map[string]any{"transition": map[string]any{"id": "31"}}, nil
@@ -297,4 +302,10 @@ func sendFresh(ctx context.Context, env *testEnv, route, path string, body any, 
 	}
 	resp.Body.Close()
 	return resp.StatusCode, nil
+}
+
+// descriptionOf is the issue's description as the emulator holds it.
+func descriptionOf(env *testEnv, key string) string {
+	is := issueByKey(env, key)
+	return string(is.Description) + is.DescriptionWiki
 }

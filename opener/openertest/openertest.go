@@ -7,6 +7,7 @@ package openertest
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"slices"
@@ -18,6 +19,7 @@ import (
 	"function/backstage"
 	"function/confluence"
 	"function/jira"
+	"function/render/adf"
 )
 
 // Jira models the issues of a Jira site (jiralert's Jira): what
@@ -41,9 +43,11 @@ type Jira struct {
 // Issue is one issue: what search shows, its comments and its links.
 type Issue struct {
 	jira.Found
-	comments   []string
-	commentIDs map[string]bool
-	links      map[string]jira.RemoteLink
+	// Description is the description's ADF document as JSON.
+	Description []byte
+	comments    []string
+	commentIDs  map[string]bool
+	links       map[string]jira.RemoteLink
 }
 
 func NewJira() *Jira { return &Jira{calls: map[string]int{}} }
@@ -69,6 +73,7 @@ func (f *Jira) CreateIssue(_ context.Context, n jira.NewIssue) (jira.Issue, erro
 		Issue:  jira.Issue{ID: fmt.Sprint(10000 + id), Key: fmt.Sprintf("%s-%d", n.Project, id)},
 		Labels: n.Labels, Created: time.Now(), StatusCategory: "new", Status: "Open",
 	}, links: map[string]jira.RemoteLink{}}
+	is.Description, _ = json.Marshal(n.Description)
 	f.issues = append(f.issues, is)
 	if err != nil {
 		return jira.Issue{}, err
@@ -183,6 +188,35 @@ func (f *Jira) DoTransition(_ context.Context, key, id string) error {
 
 // BrowseURL is the issue's web page.
 func (f *Jira) BrowseURL(key string) string { return "https://jira.example/browse/" + key }
+
+// Description returns the issue's ADF description.
+func (f *Jira) Description(_ context.Context, key string) ([]byte, string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err, _ := f.call("description"); err != nil {
+		return nil, "", err
+	}
+	return f.find(key).Description, "", nil
+}
+
+// SetDescription replaces the issue's description.
+func (f *Jira) SetDescription(_ context.Context, key string, doc adf.Doc, _ string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	err, effect := f.call("edit")
+	if err != nil && !effect {
+		return err
+	}
+	f.find(key).Description, _ = json.Marshal(doc)
+	return err
+}
+
+// EditDescription is a person editing the description in Jira.
+func (f *Jira) EditDescription(key string, doc adf.Doc) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.find(key).Description, _ = json.Marshal(doc)
+}
 
 // Calls returns how many calls of op were made.
 func (f *Jira) Calls(op string) int {
