@@ -242,9 +242,9 @@ func (o *Opener) Recover(ctx context.Context, r *incident.Recovery) (out Outcome
 		return Outcome{}, false, nil
 	}
 	now := time.Now()
-	recovered := false
+	recovered, known := false, false
 	rec, err := store.Update(ctx, o.store, ptr.Latest, func(rec *store.Record) error {
-		recovered = false
+		recovered, known = false, false
 		if rec.Incident == nil {
 			return store.ErrUnchanged
 		}
@@ -253,6 +253,8 @@ func (o *Opener) Recover(ctx context.Context, r *incident.Recovery) (out Outcome
 			return fmt.Errorf("decode incident %s: %w", ptr.Latest, err)
 		}
 		if !cur.Recover(r) {
+			// A repeat of a recovery already recorded is known, not news.
+			known = cur.Recovery != nil && r.Ends(&cur)
 			return store.ErrUnchanged
 		}
 		b, err := json.Marshal(&cur)
@@ -269,10 +271,10 @@ func (o *Opener) Recover(ctx context.Context, r *incident.Recovery) (out Outcome
 	if err != nil {
 		return Outcome{}, false, fmt.Errorf("record recovery of %s: %w", ptr.Latest, err)
 	}
-	if !recovered && rec.Revision == 0 {
+	if !recovered && !known {
 		return Outcome{}, false, nil
 	}
-	return o.outcome(rec), recovered || rec.Incident != nil, nil
+	return o.outcome(rec), true, nil
 }
 
 func eventTimeOr(t, now time.Time) time.Time {

@@ -634,3 +634,36 @@ func TestDescriptionFollowsFacts(t *testing.T) {
 		}
 	})
 }
+
+// A recovery ends the object's incident: a timeline entry and, with
+// RESOLVE_ON_RECOVERY, the issue moved to done. A healthy object without
+// an incident is not found.
+func TestRecoveryResolves(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		g := newRig(t, func(c *config.Config) { c.ResolveOnRecovery = true })
+		in := rollback("checkout", "7")
+		fp := g.accept(in).Fingerprint
+		if _, err := g.o.Work(context.Background(), fp); err != nil {
+			t.Fatal(err)
+		}
+		healthy := &incident.Recovery{Cluster: "prod", Kind: incident.KindRollout, Namespace: "payments", Name: "checkout", Revision: "8", State: "Healthy", At: in.Time.Add(time.Hour)}
+		out, ok, err := g.o.Recover(context.Background(), healthy)
+		if err != nil || !ok || out.Fingerprint != fp {
+			t.Fatalf("Recover: %+v %v %v", out, ok, err)
+		}
+		if _, err := g.o.Work(context.Background(), fp); err != nil {
+			t.Fatal(err)
+		}
+		if is, _ := g.jira.Issue("OPS-1"); !is.Done() {
+			t.Error("the issue was not resolved on recovery")
+		}
+		if n := g.conf.TimelineRows("Healthy again"); n != 1 {
+			t.Errorf("the recovery is on the page %d times, want once", n)
+		}
+		other := *healthy
+		other.Name = "cart"
+		if _, ok, err := g.o.Recover(context.Background(), &other); err != nil || ok {
+			t.Errorf("a healthy object without an incident was found: %v %v", ok, err)
+		}
+	})
+}
