@@ -78,7 +78,7 @@ func TestFaultMatrix(t *testing.T) {
 	}
 	const (
 		openingCalls = 5 // search, create issue, resolve space, create page, remote link
-		newsCalls    = 3 // comment, read page, update page
+		newsCalls    = 5 // comment, read and update the page, read and update the description (new facts)
 		perFailure   = 4
 	)
 	dcVars := []string{"ATLASSIAN_DEPLOYMENT=datacenter", "ATLASSIAN_EMAIL=", "ATLASSIAN_API_TOKEN=", "ATLASSIAN_BEARER_TOKEN=" + dcToken}
