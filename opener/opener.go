@@ -157,7 +157,16 @@ func (o *Opener) Accept(ctx context.Context, in *incident.Incident) (Outcome, er
 				return fmt.Errorf("decode incident %s: %w", fp, err)
 			}
 			before := cur
-			if incident.Merge(&cur, in) {
+			later := in
+			if fp != in.Fingerprint() && in.Reason == incident.ReasonManualRollback {
+				// A manual rollback joining the abort's incident: the
+				// incident's images stay the failed ones; the restored
+				// images are in the rollback's timeline entry.
+				c := *in
+				c.Images = nil
+				later = &c
+			}
+			if incident.Merge(&cur, later) {
 				b, err := json.Marshal(&cur)
 				if err != nil {
 					return err
