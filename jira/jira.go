@@ -504,7 +504,10 @@ func (c *Client) Description(ctx context.Context, issueKey string) (adfJSON []by
 
 // SetDescription replaces the issue's description (PUT …/issue/{key},
 // Jira's "Edit issue"): ADF on Cloud, wiki markup on Data Center. Setting
-// the same value again changes nothing, so it may be repeated.
+// the same value again changes nothing, so it may be repeated. It leaves
+// notifyUsers at its default (true): turning watchers' mail off needs Jira
+// or project admin rights, and people watching an incident want to know
+// its facts changed.
 func (c *Client) SetDescription(ctx context.Context, issueKey string, doc adf.Doc, wiki string) error {
 	var desc any = doc
 	if c.flavour == DataCenter {

@@ -1,10 +1,14 @@
 package jira
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"maps"
+	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -179,15 +183,100 @@ func TestDescriptionRoundTrip(t *testing.T) {
 			if err != nil || !strings.Contains(string(adfJSON)+wiki, "aborted") {
 				t.Fatalf("created description: %s %q %v", adfJSON, wiki, err)
 			}
-			if err := c.SetDescription(ctx, key, adf.NewDoc(adf.Paragraph(adf.Text("facts, rewritten"))), "facts, rewritten"); err != nil {
+			doc := adf.NewDoc(adf.Heading(2, "Facts"), adf.Paragraph(adf.Text("facts, "), adf.Text("rewritten", adf.Strong())))
+			const wikiText = "h2. Facts\nfacts, *rewritten*"
+			if err := c.SetDescription(ctx, key, doc, wikiText); err != nil {
 				t.Fatal(err)
 			}
 			adfJSON, wiki, err = c.Description(ctx, key)
-			if err != nil || !strings.Contains(string(adfJSON)+wiki, "facts, rewritten") || strings.Contains(string(adfJSON)+wiki, "aborted") {
-				t.Errorf("after SetDescription: %s %q %v", adfJSON, wiki, err)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fl.f == DataCenter && wiki != wikiText {
+				t.Errorf("after SetDescription: wiki %q, want %q", wiki, wikiText)
+			}
+			if fl.f == Cloud {
+				sent, _ := json.Marshal(doc)
+				var got, want any
+				if json.Unmarshal(adfJSON, &got) != nil || json.Unmarshal(sent, &want) != nil || !reflect.DeepEqual(got, want) {
+					t.Errorf("after SetDescription: %s, want %s", adfJSON, sent)
+				}
 			}
 			if fl.f == Cloud && (len(adfJSON) == 0 || wiki != "") || fl.f == DataCenter && (adfJSON != nil || wiki == "") {
 				t.Errorf("description in the wrong form for %s: %s %q", fl.name, adfJSON, wiki)
+			}
+		})
+	}
+}
+
+// A person's edit, made through Jira's own API as the web UI does, is what
+// Description reads next, in the form that Jira stores; an unknown issue is
+// a 404 for both calls, not an empty description.
+func TestDescriptionSeesAPersonsEdit(t *testing.T) {
+	for _, fl := range flavours {
+		t.Run(fl.name, func(t *testing.T) {
+			c, emu := newClient(t, fl.f, fl.auth)
+			ctx := context.Background()
+			key := newIssue(t, c)
+			if err := c.SetDescription(ctx, key, adf.NewDoc(adf.Paragraph(adf.Text("written by the function"))), "written by the function"); err != nil {
+				t.Fatal(err)
+			}
+
+			var desc any = "h2. Edited by a person\nroot cause: a bad config map"
+			if fl.f == Cloud {
+				desc = map[string]any{"type": "doc", "version": 1, "content": []any{
+					map[string]any{"type": "heading", "attrs": map[string]any{"level": 2}, "content": []any{map[string]any{"type": "text", "text": "Edited by a person"}}},
+					map[string]any{"type": "paragraph", "content": []any{map[string]any{"type": "text", "text": "root cause: a bad config map"}}},
+				}}
+			}
+			body, err := json.Marshal(map[string]any{"fields": map[string]any{"description": desc}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			req, err := http.NewRequestWithContext(ctx, http.MethodPut, c.baseURL+c.api+"/issue/"+key, bytes.NewReader(body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Content-Type", "application/json")
+			if fl.f == Cloud {
+				req.SetBasicAuth(emulator.DefaultEmail, emulator.DefaultAPIToken)
+			} else {
+				req.Header.Set("Authorization", "Bearer dc-pat")
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusNoContent {
+				t.Fatalf("the person's edit: %d", resp.StatusCode)
+			}
+
+			adfJSON, wiki, err := c.Description(ctx, key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fl.f == Cloud {
+				var got, want any
+				wantJSON, _ := json.Marshal(desc)
+				if json.Unmarshal(adfJSON, &got) != nil || json.Unmarshal(wantJSON, &want) != nil || !reflect.DeepEqual(got, want) || wiki != "" {
+					t.Errorf("Description after a person's edit: %s %q, want %s", adfJSON, wiki, wantJSON)
+				}
+			} else if wiki != desc || adfJSON != nil {
+				t.Errorf("Description after a person's edit: %s %q, want %q", adfJSON, wiki, desc)
+			}
+			if is, _ := emu.Issue(key); !strings.Contains(string(is.Description)+is.DescriptionWiki, "root cause") {
+				t.Errorf("emulator holds %+v", is)
+			}
+
+			for name, call := range map[string]func() error{
+				"Description":    func() error { _, _, err := c.Description(ctx, "OPS-999"); return err },
+				"SetDescription": func() error { return c.SetDescription(ctx, "OPS-999", adf.NewDoc(adf.Paragraph(adf.Text("x"))), "x") },
+			} {
+				err := call()
+				if ae, ok := atlassian.AsError(err); !ok || ae.Status != http.StatusNotFound {
+					t.Errorf("%s of an unknown issue: %v, want a 404", name, err)
+				}
 			}
 		})
 	}
