@@ -173,12 +173,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		if found {
 			outcome = string(StatusRecovered)
-			out, werr := acc, error(nil)
-			if !acc.Done {
-				out, werr = h.finish(ctx, acc)
-			}
-			rep := Reply{Status: StatusRecovered, Fingerprint: out.Fingerprint, JiraKey: out.JiraKey, JiraURL: out.JiraURL, ConfluencePageID: out.PageID, ConfluenceURL: out.PageURL,
-				Reason: "recovery recorded on the incident of " + dec.Recovery.Kind + " " + dec.Recovery.Subject()}
+			out, werr := h.finish(ctx, acc)
+			rep := replyTo(out)
+			rep.Status, rep.Reason = StatusRecovered, "recovery recorded on the incident of "+dec.Recovery.Kind+" "+dec.Recovery.Subject()
 			status := http.StatusOK
 			if !out.Done {
 				status, rep.Reason = http.StatusAccepted, rep.Reason+"; "+opener.Reason(h.cfg, werr)
@@ -213,12 +210,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ctx = opener.WithLogger(ctx, log)
 	}
 	h.drainer.Wake()
-	out, werr := acc, error(nil)
-	if !acc.Done {
-		out, werr = h.finish(ctx, acc)
-	}
+	out, werr := h.finish(ctx, acc)
 	subject := in.Kind + " " + in.Subject()
-	rep := Reply{Fingerprint: out.Fingerprint, JiraKey: out.JiraKey, JiraURL: out.JiraURL, ConfluencePageID: out.PageID, ConfluenceURL: out.PageURL}
+	rep := replyTo(out)
 	if !out.Done {
 		outcome = string(StatusAccepted)
 		rep.Status, rep.Reason = StatusAccepted, opener.Reason(h.cfg, werr)
@@ -262,11 +256,19 @@ const maxLoggedHeader = 200
 // budget is answered 202.
 var errStillWorking = fmt.Errorf("the request's budget ran out: %w", opener.ErrInProgress)
 
-// finish works the accepted rollback for at most FINISH_BUDGET, so that the
-// common case answers with the incident; the attempt goes on in the
-// background after that. While Atlassian is known to be down it does not
-// wait at all.
+// replyTo is the reply's part that says where the incident is.
+func replyTo(out opener.Outcome) Reply {
+	return Reply{Fingerprint: out.Fingerprint, JiraKey: out.JiraKey, JiraURL: out.JiraURL, ConfluencePageID: out.PageID, ConfluenceURL: out.PageURL}
+}
+
+// finish works the accepted rollback, unless it is done already, for at
+// most FINISH_BUDGET, so that the common case answers with the incident;
+// the attempt goes on in the background after that. While Atlassian is
+// known to be down it does not wait at all.
 func (h *Handler) finish(ctx context.Context, acc opener.Outcome) (opener.Outcome, error) {
+	if acc.Done {
+		return acc, nil
+	}
 	if until, down := h.drainer.Unavailable(); down {
 		return acc, fmt.Errorf("Atlassian answered unavailable to a recent attempt; next try after %s: %w", until.UTC().Format(time.RFC3339), opener.ErrUnavailable)
 	}

@@ -227,30 +227,24 @@ func decideApplicationRollback(app *application, res resource) (dec Decision, ro
 // revision.
 func decideArgoCDRollbackNotification(raw []byte) (Decision, error) {
 	var b struct {
-		App                  string         `json:"app"`
-		AppNamespace         string         `json:"appNamespace"`
-		Project              string         `json:"project"`
-		DestinationNamespace string         `json:"destinationNamespace"`
-		DestinationServer    string         `json:"destinationServer"`
-		RepoURL              string         `json:"repoURL"`
-		TargetRevision       string         `json:"targetRevision"`
-		OperationPhase       string         `json:"operationPhase"`
-		OperationStartedAt   string         `json:"operationStartedAt"`
-		FinishedAt           string         `json:"finishedAt"`
-		Operation            argoOperation  `json:"operation"`
-		History              []historyEntry `json:"history"`
-		Images               []string       `json:"images"`
-		DegradedResources    []struct {
-			Kind          string `json:"kind"`
-			Namespace     string `json:"namespace"`
-			Name          string `json:"name"`
-			HealthStatus  string `json:"healthStatus"`
-			HealthMessage string `json:"healthMessage"`
-		} `json:"degradedResources"`
-		AppURL        string `json:"appURL"`
-		JiraProject   string `json:"jiraProject"`
-		JiraIssueType string `json:"jiraIssueType"`
-		Owner         string `json:"owner"`
+		App                  string          `json:"app"`
+		AppNamespace         string          `json:"appNamespace"`
+		Project              string          `json:"project"`
+		DestinationNamespace string          `json:"destinationNamespace"`
+		DestinationServer    string          `json:"destinationServer"`
+		RepoURL              string          `json:"repoURL"`
+		TargetRevision       string          `json:"targetRevision"`
+		OperationPhase       string          `json:"operationPhase"`
+		OperationStartedAt   string          `json:"operationStartedAt"`
+		FinishedAt           string          `json:"finishedAt"`
+		Operation            argoOperation   `json:"operation"`
+		History              []historyEntry  `json:"history"`
+		Images               []string        `json:"images"`
+		DegradedResources    argoCDResources `json:"degradedResources"`
+		AppURL               string          `json:"appURL"`
+		JiraProject          string          `json:"jiraProject"`
+		JiraIssueType        string          `json:"jiraIssueType"`
+		Owner                string          `json:"owner"`
 	}
 	if err := json.Unmarshal(raw, &b); err != nil {
 		return Decision{}, inputErrorf("Argo CD rollback notification: %s", jsonErrText(err))
@@ -271,9 +265,7 @@ func decideArgoCDRollbackNotification(raw []byte) (Decision, error) {
 		images: b.Images,
 		owner:  b.Owner, jiraProject: b.JiraProject, jiraIssueType: b.JiraIssueType,
 	}
-	for _, r := range b.DegradedResources {
-		f.resources = append(f.resources, incident.Resource{Kind: r.Kind, Namespace: r.Namespace, Name: r.Name, Health: r.HealthStatus, Message: r.HealthMessage})
-	}
+	f.resources = b.DegradedResources.resources()
 	if b.AppURL != "" {
 		f.links = append(f.links, incident.Link{Title: "Argo CD application", URL: b.AppURL})
 	}

@@ -306,21 +306,15 @@ func (argocdNotification) decide(raw []byte, obj map[string]json.RawMessage, _ r
 		FinishedAt           string `json:"finishedAt"`
 		// HealthTransitionTime is optional: the template may add
 		// status.health.lastTransitionTime (Argo CD 2.x and later).
-		HealthTransitionTime string `json:"healthLastTransitionTime"`
-		Trigger              string `json:"trigger"`
-		DegradedResources    []struct {
-			Kind          string `json:"kind"`
-			Namespace     string `json:"namespace"`
-			Name          string `json:"name"`
-			HealthStatus  string `json:"healthStatus"`
-			HealthMessage string `json:"healthMessage"`
-		} `json:"degradedResources"`
-		AppURL        string   `json:"appURL"`
-		Images        []string `json:"images"`
-		JiraProject   string   `json:"jiraProject"`
-		JiraIssueType string   `json:"jiraIssueType"`
-		Owner         string   `json:"owner"`
-		Priority      string   `json:"priority"`
+		HealthTransitionTime string          `json:"healthLastTransitionTime"`
+		Trigger              string          `json:"trigger"`
+		DegradedResources    argoCDResources `json:"degradedResources"`
+		AppURL               string          `json:"appURL"`
+		Images               []string        `json:"images"`
+		JiraProject          string          `json:"jiraProject"`
+		JiraIssueType        string          `json:"jiraIssueType"`
+		Owner                string          `json:"owner"`
+		Priority             string          `json:"priority"`
 	}
 	if err := json.Unmarshal(raw, &b); err != nil {
 		return Decision{}, inputErrorf("Argo CD notification: %s", jsonErrText(err))
@@ -345,9 +339,7 @@ func (argocdNotification) decide(raw []byte, obj map[string]json.RawMessage, _ r
 		RequestedPriority:  b.Priority,
 		Owner:              b.Owner,
 	}
-	for _, r := range b.DegradedResources {
-		in.Resources = append(in.Resources, incident.Resource{Kind: r.Kind, Namespace: r.Namespace, Name: r.Name, Health: r.HealthStatus, Message: r.HealthMessage})
-	}
+	in.Resources = b.DegradedResources.resources()
 	for _, img := range b.Images {
 		in.Images = append(in.Images, incident.Image{Image: img})
 	}
@@ -444,4 +436,22 @@ func firstResourceMessage(rs []incident.Resource) string {
 		}
 	}
 	return ""
+}
+
+// argoCDResources is the degradedResources list the Argo CD notification
+// templates send.
+type argoCDResources []struct {
+	Kind          string `json:"kind"`
+	Namespace     string `json:"namespace"`
+	Name          string `json:"name"`
+	HealthStatus  string `json:"healthStatus"`
+	HealthMessage string `json:"healthMessage"`
+}
+
+func (rs argoCDResources) resources() []incident.Resource {
+	var out []incident.Resource
+	for _, r := range rs {
+		out = append(out, incident.Resource{Kind: r.Kind, Namespace: r.Namespace, Name: r.Name, Health: r.HealthStatus, Message: r.HealthMessage})
+	}
+	return out
 }

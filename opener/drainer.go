@@ -165,19 +165,11 @@ func (d *Drainer) run(fp string, a *Attempt) {
 	if kind == FailBusy || kind == FailStore {
 		return // nothing to record: someone else works it, or the store is down
 	}
-	var creating time.Time
-	attempts := 1
-	if a.out.Pending != nil {
-		attempts = a.out.Pending.Attempts + 1
-	}
-	if rec, ok, err := d.o.store.Get(context.WithoutCancel(ctx), fp); err == nil && ok {
-		creating = rec.CreatingSince
-		if rec.Pending != nil {
-			attempts = rec.Pending.Attempts + 1
-		}
-	}
-	next := NextAttempt(kind, attempts, now, RetryAfter(a.err), creating, d.o.cfg.JiraIndexGrace)
-	rec, err := d.o.Failed(context.WithoutCancel(ctx), fp, a.err, next)
+	// The attempt count and an interrupted create's start come from the
+	// record the failure is written to, in the same compare-and-swap.
+	rec, err := d.o.Failed(context.WithoutCancel(ctx), fp, a.err, func(r store.Record) time.Time {
+		return NextAttempt(kind, r.Pending.Attempts+1, now, RetryAfter(a.err), r.CreatingSince, d.o.cfg.JiraIndexGrace)
+	})
 	if err != nil {
 		d.log.Warn("failed attempt not recorded", "fingerprint", fp, "error", err.Error())
 		return
@@ -185,8 +177,11 @@ func (d *Drainer) run(fp string, a *Attempt) {
 	if rec.Pending != nil {
 		a.out.Pending = rec.Pending
 	}
+	if rec.Pending == nil {
+		return // finished or abandoned meanwhile
+	}
 	d.log.Warn("rollback not finished yet; kept for a later attempt", "fingerprint", fp, "jira_key", rec.JiraKey,
-		"failure", kind.String(), "attempts", attempts, "next_attempt", next, "reason", Reason(d.o.cfg, a.err), "error", a.err.Error())
+		"failure", kind.String(), "attempts", rec.Pending.Attempts, "next_attempt", rec.Pending.NextAt, "reason", Reason(d.o.cfg, a.err), "error", a.err.Error())
 }
 
 // closeGate holds attempts back after Atlassian answered unavailable:

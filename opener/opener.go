@@ -17,6 +17,7 @@ package opener
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -187,7 +188,7 @@ func (o *Opener) Accept(ctx context.Context, in *incident.Incident) (Outcome, er
 			// The first entry is what the issue and the page are opened
 			// with; later ones are news to post.
 			first := len(r.Timeline) == 0
-			r.Timeline = append(r.Timeline, store.Entry{Hash: news, At: eventTime(in, now), Text: render.TimelineEntry(in), Commented: first, OnPage: first})
+			r.Timeline = append(r.Timeline, store.Entry{Hash: news, At: cmp.Or(in.Time, now), Text: render.TimelineEntry(in), Commented: first, OnPage: first})
 			added = !first
 		}
 		return o.markPending(r, added || facts, now)
@@ -271,7 +272,7 @@ func (o *Opener) Recover(ctx context.Context, r *incident.Recovery) (out Outcome
 			return err
 		}
 		rec.Incident, rec.Refresh, recovered = b, true, true
-		entry := store.Entry{Hash: "recovered-" + r.ObjectFingerprint() + "-" + r.Revision, At: eventTimeOr(r.At, now), Text: render.RecoveryEntry(r), OnPage: true}
+		entry := store.Entry{Hash: "recovered-" + r.ObjectFingerprint() + "-" + r.Revision, At: cmp.Or(r.At, now), Text: render.RecoveryEntry(r), OnPage: true}
 		if !rec.HasEntry(entry.Hash) {
 			rec.Timeline = append(rec.Timeline, entry)
 		}
@@ -284,13 +285,6 @@ func (o *Opener) Recover(ctx context.Context, r *incident.Recovery) (out Outcome
 		return Outcome{}, false, nil
 	}
 	return o.outcome(rec), true, nil
-}
-
-func eventTimeOr(t, now time.Time) time.Time {
-	if t.IsZero() {
-		return now
-	}
-	return t
 }
 
 // fingerprint is the record the event belongs to: its own, or the earlier
@@ -409,15 +403,15 @@ func (o *Opener) steps(ctx context.Context, in *incident.Incident, rec *store.Re
 }
 
 // Failed records a failed attempt on fp: the attempt count, the reason and
-// when to try again.
-func (o *Opener) Failed(ctx context.Context, fp string, cause error, next time.Time) (store.Record, error) {
+// when to try again, which next decides from the record as it stands.
+func (o *Opener) Failed(ctx context.Context, fp string, cause error, next func(store.Record) time.Time) (store.Record, error) {
 	return store.Update(ctx, o.store, fp, func(r *store.Record) error {
 		if r.Pending == nil {
 			return store.ErrUnchanged
 		}
+		r.Pending.NextAt = next(*r)
 		r.Pending.Attempts++
 		r.Pending.LastError = clipText(cause.Error(), 500)
-		r.Pending.NextAt = next
 		return nil
 	})
 }
@@ -491,13 +485,6 @@ func (o *Opener) current(rec store.Record) bool {
 // notified reports whether the owners have heard the latest news.
 func (o *Opener) notified(rec store.Record) bool {
 	return o.notifier == nil || len(rec.Timeline) == 0 || rec.Notified == rec.Timeline[len(rec.Timeline)-1].Hash
-}
-
-func eventTime(in *incident.Incident, now time.Time) time.Time {
-	if !in.Time.IsZero() {
-		return in.Time
-	}
-	return now
 }
 
 type logKey struct{}

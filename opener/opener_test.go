@@ -84,6 +84,13 @@ func newRig(t *testing.T, change ...func(*config.Config)) *rig {
 	return g
 }
 
+// run starts the drainer's passes; the returned func stops them.
+func (g *rig) run() context.CancelFunc {
+	ctx, cancel := context.WithCancel(context.Background())
+	go g.d.Run(ctx)
+	return cancel
+}
+
 func rollback(name, revision string) *incident.Incident {
 	return &incident.Incident{
 		Source: "test", Cluster: "prod", Kind: incident.KindRollout, Namespace: "payments", Name: name, Revision: revision,
@@ -247,9 +254,7 @@ func TestOutageDrains(t *testing.T) {
 			}
 			return nil, false
 		}
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		go g.d.Run(ctx)
+		defer g.run()()
 		for i := range 20 {
 			in := rollback(fmt.Sprintf("svc-%d", i), "7")
 			for range 3 {
@@ -296,9 +301,7 @@ func TestLostCreateWaitsForIndex(t *testing.T) {
 			}
 			return nil, false
 		}
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		go g.d.Run(ctx)
+		defer g.run()()
 		fp := g.accept(rollback("checkout", "7")).Fingerprint
 		a, _ := g.d.Finish(fp)
 		<-a.Done()
@@ -329,9 +332,7 @@ func TestRefusedThenFixed(t *testing.T) {
 			}
 			return nil, false
 		}
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		go g.d.Run(ctx)
+		defer g.run()()
 		fp := g.accept(rollback("checkout", "7")).Fingerprint
 		a, _ := g.d.Finish(fp)
 		<-a.Done()
@@ -361,9 +362,7 @@ func TestAbandonAfterMaxAge(t *testing.T) {
 		g.jira.Fail = func(op string) (error, bool) {
 			return &atlassian.Error{Service: "jira", Op: op, Status: http.StatusForbidden}, false
 		}
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		go g.d.Run(ctx)
+		defer g.run()()
 		fp := g.accept(rollback("checkout", "7")).Fingerprint
 		time.Sleep(3 * time.Hour)
 		synctest.Wait()
@@ -544,9 +543,7 @@ func TestLostAnswers(t *testing.T) {
 				} else {
 					g.conf.Fail = fail
 				}
-				ctx, cancel := context.WithCancel(context.Background())
-				defer cancel()
-				go g.d.Run(ctx)
+				defer g.run()()
 				in := rollback("checkout", "7")
 				g.accept(in)
 				g.accept(news(in, "AnalysisRunFailed", "metric error-rate failed"))

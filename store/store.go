@@ -180,8 +180,9 @@ func Update(ctx context.Context, s Store, fingerprint string, change func(r *Rec
 		if !errors.Is(err, ErrConflict) {
 			return saved, err
 		}
-		// A replica that answered the read may lag the write that beat
-		// us by a moment: give it one before reading again.
+		// Another writer won: back off a little (1 ms doubling to 64 ms)
+		// so that writers racing on one record take turns rather than
+		// spin.
 		select {
 		case <-ctx.Done():
 			return Record{}, ctx.Err()
