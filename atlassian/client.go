@@ -74,7 +74,7 @@ type Options struct {
 }
 
 // Waiter is a rate limiter: Wait blocks until a call may go or ctx ends.
-// *TokenBucket and *rate.Limiter are Waiters.
+// *TokenBucket is one.
 type Waiter interface {
 	Wait(ctx context.Context) error
 }

@@ -6,55 +6,60 @@ import (
 	"math/rand/v2"
 	"sync"
 	"time"
-
-	"golang.org/x/time/rate"
 )
 
-// IssueLimiter spaces writes to each issue. Jira Cloud allows 20 writes per
-// 2 s and 100 per 30 s on one issue; a storm of news about one rollback
-// must not trip it.
+// IssueLimiter spaces writes to each issue with a TokenBucket per issue.
+// Jira Cloud allows 20 writes per 2 s and 100 per 30 s on one issue; a
+// storm of news about one rollback must not trip it.
 type IssueLimiter struct {
 	every time.Duration
 	burst int
 
 	mu    sync.Mutex
-	byKey map[string]*issueBucket
-}
-
-type issueBucket struct {
-	l    *rate.Limiter
-	used time.Time
+	byKey map[string]*TokenBucket
 }
 
 // NewIssueLimiter allows burst writes at once and then one per every.
 func NewIssueLimiter(every time.Duration, burst int) *IssueLimiter {
-	return &IssueLimiter{every: every, burst: burst, byKey: map[string]*issueBucket{}}
+	return &IssueLimiter{every: every, burst: burst, byKey: map[string]*TokenBucket{}}
 }
 
 // DefaultIssueLimiter stays under both of Jira's per-issue windows: 10 at
 // once, then one per 350 ms (≈86 per 30 s).
 func DefaultIssueLimiter() *IssueLimiter { return NewIssueLimiter(350*time.Millisecond, 10) }
 
-// Wait blocks until a write to key may go.
+// sweepAt is how many buckets an IssueLimiter holds before it forgets the
+// full ones.
+const sweepAt = 1024
+
+// Wait takes a slot for a write to key, as TokenBucket.Wait does.
 func (l *IssueLimiter) Wait(ctx context.Context, key string) error {
+	// The slot is reserved under l.mu so that no bucket is forgotten
+	// between its lookup and its reservation: two callers would then get
+	// two fresh buckets and go together.
 	l.mu.Lock()
-	now := time.Now()
 	b := l.byKey[key]
 	if b == nil {
-		// Forget idle issues so memory stays bounded by the active ones.
-		if len(l.byKey) >= 1024 {
+		if len(l.byKey) >= sweepAt {
+			// A full bucket is the same as a new one: forgetting it
+			// loses nothing, and memory stays bounded by the issues
+			// written to within the last burst·every.
+			now := time.Now()
 			for k, v := range l.byKey {
-				if now.Sub(v.used) > time.Minute {
+				if v.full(now) {
 					delete(l.byKey, k)
 				}
 			}
 		}
-		b = &issueBucket{l: rate.NewLimiter(rate.Every(l.every), l.burst)}
+		b = newTokenBucket(l.every, l.burst)
 		l.byKey[key] = b
 	}
-	b.used = now
+	wait, err := b.reserve(ctx)
 	l.mu.Unlock()
-	return b.l.Wait(ctx)
+	if err != nil {
+		return err
+	}
+	return sleep(ctx, wait)
 }
 
 // trace context (W3C Trace Context) carried from the inbound event onto
@@ -119,49 +124,76 @@ func newSpanID() string {
 	}
 }
 
-// TokenBucket spaces calls to one host: at most burst at once, then rate
-// per second. A caller reserves the next free slot and sleeps until it; a
-// caller whose slot would come after its deadline takes none and fails at
-// once. Slots are never handed back: when many queued callers give up
-// (deadlines), a limiter that returns their tokens lets later calls burst
-// above the limit (x/time/rate did, and Jira answered 429); this one may
-// waste a slot instead, which errs on the safe side. No goroutine: an idle,
+// TokenBucket spaces calls: at most burst at once, then one per every.
+// A caller reserves the next free slot and sleeps until it; a caller whose
+// slot would come after its deadline takes none and fails at once. Slots
+// are never handed back: when many queued callers give up (deadlines), a
+// limiter that returns their tokens lets later calls burst above the limit
+// (x/time/rate did, and Jira answered 429); this one may waste a slot
+// instead, which errs on the safe side. No goroutine: an idle,
 // scaled-to-zero function pays nothing.
+//
+// It keeps the time the schedule is free again (the generic cell rate
+// algorithm), not a float count of tokens, so that spacing is exact.
 type TokenBucket struct {
-	rate  float64 // tokens per second
-	burst float64
+	every time.Duration // one slot per every
+	ahead time.Duration // (burst-1)·every: how far the schedule may run ahead of now without waiting
 
-	mu     sync.Mutex
-	tokens float64 // may go negative: slots reserved ahead
-	last   time.Time
+	mu   sync.Mutex
+	next time.Time // the slot after the last one reserved; before now when the bucket is full
 }
 
-// NewTokenBucket returns a full bucket.
+// NewTokenBucket returns a full bucket for perSecond calls a second after a
+// burst.
 func NewTokenBucket(perSecond float64, burst int) *TokenBucket {
-	return &TokenBucket{rate: perSecond, burst: float64(max(burst, 1)), tokens: float64(max(burst, 1)), last: time.Now()}
+	return newTokenBucket(time.Duration(float64(time.Second)/perSecond), burst)
+}
+
+func newTokenBucket(every time.Duration, burst int) *TokenBucket {
+	return &TokenBucket{every: every, ahead: time.Duration(max(burst, 1)-1) * every}
 }
 
 // Wait takes a slot, sleeping until it comes, or fails when it would come
 // after ctx's deadline, or ctx ends first.
 func (b *TokenBucket) Wait(ctx context.Context) error {
+	wait, err := b.reserve(ctx)
+	if err != nil {
+		return err
+	}
+	return sleep(ctx, wait)
+}
+
+// reserve takes the next slot unless it comes after ctx's deadline, and
+// returns how long until it.
+func (b *TokenBucket) reserve(ctx context.Context) (time.Duration, error) {
 	b.mu.Lock()
+	defer b.mu.Unlock()
 	now := time.Now()
-	b.tokens = min(b.burst, b.tokens+now.Sub(b.last).Seconds()*b.rate)
-	b.last = now
-	var wait time.Duration
-	if b.tokens < 1 {
-		wait = time.Duration((1 - b.tokens) / b.rate * float64(time.Second))
+	next := b.next
+	if next.Before(now) {
+		next = now
 	}
+	wait := max(next.Sub(now)-b.ahead, 0)
 	if deadline, ok := ctx.Deadline(); ok && wait > 0 && now.Add(wait).After(deadline) {
-		b.mu.Unlock()
-		return fmt.Errorf("no slot before the deadline (next in %v)", wait.Round(time.Millisecond))
+		return 0, fmt.Errorf("no slot before the deadline (next in %v)", wait.Round(time.Millisecond))
 	}
-	b.tokens--
-	b.mu.Unlock()
-	if wait == 0 {
+	b.next = next.Add(b.every)
+	return wait, nil
+}
+
+// full reports whether the bucket has its whole burst again.
+func (b *TokenBucket) full(now time.Time) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return !b.next.After(now)
+}
+
+// sleep waits d or until ctx ends. A slot given up here stays taken.
+func sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
 		return nil
 	}
-	t := time.NewTimer(wait)
+	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C:

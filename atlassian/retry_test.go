@@ -9,8 +9,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"golang.org/x/time/rate"
 )
 
 type recorder struct {
@@ -133,7 +131,7 @@ func TestRateLimiterSpacesCalls(t *testing.T) {
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { calls.Add(1) }))
 	defer ts.Close()
 	rec := &recorder{}
-	c := New(Options{BaseURL: ts.URL, Service: "jira", Timeout: time.Second, Limiter: rate.NewLimiter(20, 1), Observer: rec})
+	c := New(Options{BaseURL: ts.URL, Service: "jira", Timeout: time.Second, Limiter: NewTokenBucket(20, 1), Observer: rec})
 	start := time.Now()
 	var wg sync.WaitGroup
 	for range 6 {
@@ -151,31 +149,12 @@ func TestRateLimiterSpacesCalls(t *testing.T) {
 		t.Errorf("waited %v, %d calls", rec.waited, calls.Load())
 	}
 	// A wait that cannot end before the deadline fails at once, temporary.
-	slow := New(Options{BaseURL: ts.URL, Service: "jira", Timeout: time.Second, Limiter: rate.NewLimiter(rate.Every(time.Hour), 1)})
+	slow := New(Options{BaseURL: ts.URL, Service: "jira", Timeout: time.Second, Limiter: NewTokenBucket(1.0/3600, 1)})
 	_, _ = slow.Do(context.Background(), Call{Op: "x", Method: http.MethodGet, Path: "/"})
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	if _, err := slow.Do(ctx, Call{Op: "x", Method: http.MethodGet, Path: "/"}); !IsTemporary(err) || !strings.Contains(err.Error(), "rate limit") {
 		t.Errorf("err %v", err)
-	}
-}
-
-func TestIssueLimiter(t *testing.T) {
-	l := NewIssueLimiter(50*time.Millisecond, 2)
-	start := time.Now()
-	for range 4 {
-		if err := l.Wait(context.Background(), "OPS-1"); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if el := time.Since(start); el < 90*time.Millisecond {
-		t.Errorf("4 writes to one issue took %v, want ≥ 100 ms", el)
-	}
-	// Another issue has its own budget.
-	start = time.Now()
-	_ = l.Wait(context.Background(), "OPS-2")
-	if time.Since(start) > 20*time.Millisecond {
-		t.Error("OPS-2 waited for OPS-1's budget")
 	}
 }
 
@@ -241,39 +220,5 @@ func (r *rotating) Invalidate(stale Auth) {
 	r.invalidated++
 	if stale.APIToken == r.current.APIToken {
 		r.current.APIToken = "new-token"
-	}
-}
-
-// TestTokenBucketNeverOvergrants: however many callers wait and give up,
-// no more than burst + rate·t tokens are handed out.
-func TestTokenBucketNeverOvergrants(t *testing.T) {
-	b := NewTokenBucket(100, 10)
-	var got atomic.Int32
-	start := time.Now()
-	var wg sync.WaitGroup
-	for i := range 300 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			// A third of the callers give up early, as requests at their
-			// deadline do.
-			d := 500 * time.Millisecond
-			if i%3 == 0 {
-				d = 30 * time.Millisecond
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), d)
-			defer cancel()
-			if b.Wait(ctx) == nil {
-				got.Add(1)
-			}
-		}()
-	}
-	wg.Wait()
-	el := time.Since(start)
-	if limit := 10 + int32(el.Seconds()*100) + 2; got.Load() > limit {
-		t.Errorf("%d tokens in %v, limit %d", got.Load(), el, limit)
-	}
-	if got.Load() < 40 {
-		t.Errorf("only %d tokens in %v", got.Load(), el)
 	}
 }
