@@ -4,10 +4,12 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -107,55 +109,130 @@ func TestBackoffHonoursServer(t *testing.T) {
 	}
 }
 
+// inProcess serves a client's calls with a handler, without a network:
+// network I/O is not durably blocking, so a synctest bubble's clock would
+// not advance past a call that used it.
+type inProcess struct{ http.Handler }
+
+func (p inProcess) RoundTrip(r *http.Request) (*http.Response, error) {
+	w := httptest.NewRecorder()
+	p.ServeHTTP(w, r)
+	return w.Result(), nil
+}
+
+// inProcessClient is a client of h with options o, for use in a bubble.
+func inProcessClient(h http.HandlerFunc, o Options) *Client {
+	o.BaseURL, o.Service, o.Timeout = "http://jira.test", "jira", time.Minute
+	o.HTTPClient = &http.Client{Transport: inProcess{h}}
+	return New(o)
+}
+
 // TestRetryRespectsDeadline: a Retry-After beyond the deadline is not
 // waited for; the caller gets the error while it can still answer.
 func TestRetryRespectsDeadline(t *testing.T) {
-	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Retry-After", "30")
-		w.WriteHeader(http.StatusTooManyRequests)
-	}))
-	defer ts.Close()
-	c := New(Options{BaseURL: ts.URL, Service: "jira", Timeout: time.Second})
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	start := time.Now()
-	_, err := c.Do(ctx, Call{Op: "x", Method: http.MethodGet, Path: "/", Idempotent: true})
-	ae, ok := AsError(err)
-	if !ok || ae.Status != 429 || ae.RetryAfter != 30*time.Second || time.Since(start) > time.Second {
-		t.Errorf("err %v after %v", err, time.Since(start))
+	synctest.Test(t, func(t *testing.T) {
+		c := inProcessClient(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Retry-After", "30")
+			w.WriteHeader(http.StatusTooManyRequests)
+		}, Options{})
+		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+		defer cancel()
+		start := time.Now()
+		_, err := c.Do(ctx, Call{Op: "x", Method: http.MethodGet, Path: "/", Idempotent: true})
+		ae, ok := AsError(err)
+		if !ok || ae.Status != 429 || ae.RetryAfter != 30*time.Second || time.Since(start) != 0 {
+			t.Errorf("err %v after %v, want the 429 at once", err, time.Since(start))
+		}
+	})
+}
+
+// TestRetryDelays: the wait before each retry is what the server asked
+// for, the fallback after a bare 429, or the jittered backoff.
+func TestRetryDelays(t *testing.T) {
+	retry := Retry{MaxRetries: 4, Base: 100 * time.Millisecond, Max: 300 * time.Millisecond, RateLimitFallback: 2 * time.Second}
+	tests := []struct {
+		name     string
+		header   string // Retry-After of every failed answer
+		status   int    // of the failed answers; the last answer is 200
+		failures int
+		// each gap between attempts must lie in [min, max]
+		min, max []time.Duration
+	}{
+		{"Retry-After", "3", 429, 2, []time.Duration{3 * time.Second, 3 * time.Second}, []time.Duration{3 * time.Second, 3 * time.Second}},
+		{"bare 429: the fallback", "", 429, 1, []time.Duration{2 * time.Second}, []time.Duration{2 * time.Second}},
+		{"503: backoff doubles to Max, jittered to its upper half", "", 503, 4,
+			[]time.Duration{50 * time.Millisecond, 100 * time.Millisecond, 150 * time.Millisecond, 150 * time.Millisecond},
+			[]time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 300 * time.Millisecond, 300 * time.Millisecond}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				var at []time.Time
+				c := inProcessClient(func(w http.ResponseWriter, r *http.Request) {
+					at = append(at, time.Now())
+					if len(at) > tc.failures {
+						return
+					}
+					if tc.header != "" {
+						w.Header().Set("Retry-After", tc.header)
+					}
+					w.WriteHeader(tc.status)
+				}, Options{Retry: retry})
+				if _, err := c.Do(t.Context(), Call{Op: "x", Method: http.MethodGet, Path: "/", Idempotent: true}); err != nil {
+					t.Fatal(err)
+				}
+				if len(at) != tc.failures+1 {
+					t.Fatalf("%d attempts, want %d", len(at), tc.failures+1)
+				}
+				for i := range tc.failures {
+					if gap := at[i+1].Sub(at[i]); gap < tc.min[i] || gap > tc.max[i] {
+						t.Errorf("retry %d after %v, want [%v, %v]", i+1, gap, tc.min[i], tc.max[i])
+					}
+				}
+			})
+		})
 	}
 }
 
+// TestRateLimiterSpacesCalls: concurrent calls go out one per interval of
+// the host's bucket, and a wait past the deadline fails at once.
 func TestRateLimiterSpacesCalls(t *testing.T) {
-	var calls atomic.Int32
-	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { calls.Add(1) }))
-	defer ts.Close()
-	rec := &recorder{}
-	c := New(Options{BaseURL: ts.URL, Service: "jira", Timeout: time.Second, Limiter: NewTokenBucket(20, 1), Observer: rec})
-	start := time.Now()
-	var wg sync.WaitGroup
-	for range 6 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_, _ = c.Do(context.Background(), Call{Op: "x", Method: http.MethodGet, Path: "/", Idempotent: true})
-		}()
-	}
-	wg.Wait()
-	if el := time.Since(start); el < 200*time.Millisecond {
-		t.Errorf("6 calls at 20/s burst 1 took %v, want ≥ 250 ms", el)
-	}
-	if rec.waited == 0 || calls.Load() != 6 {
-		t.Errorf("waited %v, %d calls", rec.waited, calls.Load())
-	}
-	// A wait that cannot end before the deadline fails at once, temporary.
-	slow := New(Options{BaseURL: ts.URL, Service: "jira", Timeout: time.Second, Limiter: NewTokenBucket(1.0/3600, 1)})
-	_, _ = slow.Do(context.Background(), Call{Op: "x", Method: http.MethodGet, Path: "/"})
-	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-	defer cancel()
-	if _, err := slow.Do(ctx, Call{Op: "x", Method: http.MethodGet, Path: "/"}); !IsTemporary(err) || !strings.Contains(err.Error(), "rate limit") {
-		t.Errorf("err %v", err)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		start := time.Now()
+		var mu sync.Mutex
+		var at []time.Duration
+		h := func(w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			at = append(at, time.Since(start))
+			mu.Unlock()
+		}
+		rec := &recorder{}
+		c := inProcessClient(h, Options{Limiter: NewTokenBucket(20, 1), Observer: rec})
+		var wg sync.WaitGroup
+		for range 6 {
+			wg.Go(func() {
+				_, _ = c.Do(t.Context(), Call{Op: "x", Method: http.MethodGet, Path: "/", Idempotent: true})
+			})
+		}
+		wg.Wait()
+		slices.Sort(at)
+		want := []time.Duration{0, 50 * time.Millisecond, 100 * time.Millisecond, 150 * time.Millisecond, 200 * time.Millisecond, 250 * time.Millisecond}
+		if !slices.Equal(at, want) {
+			t.Errorf("6 calls at 20/s burst 1 went at %v, want %v", at, want)
+		}
+		if rec.waited != 750*time.Millisecond {
+			t.Errorf("observer saw %v of waiting, want 750ms", rec.waited)
+		}
+		// A wait that cannot end before the deadline fails at once, temporary.
+		slow := inProcessClient(h, Options{Limiter: NewTokenBucket(1.0/3600, 1)})
+		_, _ = slow.Do(t.Context(), Call{Op: "x", Method: http.MethodGet, Path: "/"})
+		ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+		defer cancel()
+		start = time.Now()
+		if _, err := slow.Do(ctx, Call{Op: "x", Method: http.MethodGet, Path: "/"}); !IsTemporary(err) || !strings.Contains(err.Error(), "rate limit") || time.Since(start) != 0 {
+			t.Errorf("err %v after %v", err, time.Since(start))
+		}
+	})
 }
 
 func TestTraceparentCarried(t *testing.T) {
