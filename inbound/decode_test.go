@@ -370,7 +370,16 @@ func TestDecodeErrors(t *testing.T) {
 		{"no phase", `{"rolloutName":"a","namespace":"b"}`, "no phase"},
 		{"unsupported kind", `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p","namespace":"n"}}`, "unsupported object kind"},
 		{"orphan analysis", `{"apiVersion":"argoproj.io/v1alpha1","kind":"AnalysisRun","metadata":{"name":"r","namespace":"n"},"status":{"phase":"Failed"}}`, "owner"},
-		{"bad base64", `{"specversion":"1.0","id":"x","data_base64":"!!"}`, "base64"},
+		{"bad base64", `{"specversion":"1.0","id":"x","source":"s","type":"t","data_base64":"!!"}`, "base64"},
+		{"data_base64 not a string", `{"specversion":"1.0","id":"x","source":"s","type":"t","data_base64":1}`, "data_base64 is not a string"},
+		{"cloudevent without data", `{"specversion":"1.0","id":"x","source":"s","type":"t","data":null}`, "has no data"},
+		// The CloudEvents SDK reads a structured event without its media
+		// type as the handler reads one with it, so both are held to the
+		// spec: a known specversion, the required id, source and type, an
+		// RFC 3339 time. The hand-written reader took any of these.
+		{"unknown specversion", `{"specversion":"2.0","id":"x","source":"s","type":"t","data":{}}`, "invalid CloudEvent: specversion"},
+		{"cloudevent without type", `{"specversion":"1.0","id":"x","source":"s","data":{}}`, "invalid CloudEvent: type"},
+		{"cloudevent bad time", `{"specversion":"1.0","id":"x","source":"s","type":"t","time":"yesterday","data":{}}`, "invalid CloudEvent: cannot convert"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
