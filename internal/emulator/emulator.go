@@ -494,10 +494,6 @@ func (e *Emulator) routes() {
 		e.api("DELETE "+p+"/issue/{issueIdOrKey}/remotelink", k, e.deleteRemoteLinkByGlobalID)
 		e.api("GET "+p+"/issue/{issueIdOrKey}/remotelink/{linkId}", k, e.getRemoteLink)
 		e.api("DELETE "+p+"/issue/{issueIdOrKey}/remotelink/{linkId}", k, e.deleteRemoteLink)
-		e.api("GET "+p+"/issue/{issueIdOrKey}/properties", k, e.listProperties)
-		e.api("GET "+p+"/issue/{issueIdOrKey}/properties/{propertyKey}", k, e.getProperty)
-		e.api("PUT "+p+"/issue/{issueIdOrKey}/properties/{propertyKey}", k, e.setProperty)
-		e.api("DELETE "+p+"/issue/{issueIdOrKey}/properties/{propertyKey}", k, e.deleteProperty)
 		e.api("GET "+p+"/issue/{issueIdOrKey}/transitions", k, e.getTransitions)
 		e.api("POST "+p+"/issue/{issueIdOrKey}/transitions", k, e.doTransition)
 		if k.dc {

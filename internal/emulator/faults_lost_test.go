@@ -91,18 +91,6 @@ func writeCases() []writeCase {
 			writeCase{"DELETE " + p + "/issue/{issueIdOrKey}/remotelink/{linkId}",
 				func(env *testEnv) (string, any, []reqOpt) { return addLink(env), nil, nil },
 				func(env *testEnv) bool { return len(issueByKey(env, key).RemoteLinks) == 0 }},
-			writeCase{"PUT " + p + "/issue/{issueIdOrKey}/properties/{propertyKey}",
-				func(env *testEnv) (string, any, []reqOpt) {
-					return newIssue(env) + "/properties/rollback.event", map[string]any{"id": "1"}, nil
-				},
-				func(env *testEnv) bool { return issueByKey(env, key).Properties["rollback.event"] != nil }},
-			writeCase{"DELETE " + p + "/issue/{issueIdOrKey}/properties/{propertyKey}",
-				func(env *testEnv) (string, any, []reqOpt) {
-					path := newIssue(env) + "/properties/rollback.event"
-					env.expect("PUT", path, map[string]any{"id": "1"}, 201, nil)
-					return path, nil, nil
-				},
-				func(env *testEnv) bool { return issueByKey(env, key).Properties["rollback.event"] == nil }},
 			writeCase{"PUT " + p + "/issue/{issueIdOrKey}",
 				func(env *testEnv) (string, any, []reqOpt) {
 					return newIssue(env), map[string]any{"fields": map[string]any{"description": body("edited")}}, nil

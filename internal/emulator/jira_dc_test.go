@@ -126,10 +126,10 @@ func TestJiraDCCrossAPI(t *testing.T) {
 		t.Errorf("v2 search = %+v", dr)
 	}
 
-	// The HTML view renders the wiki description.
+	// The HTML view shows the wiki description as its source.
 	_, html := env.do("GET", "/browse/"+dc.Key, nil, noAuth())
-	if !strings.Contains(string(html), "<h2>Impact</h2>") || !strings.Contains(string(html), "<strong>bold</strong>") {
-		t.Errorf("issue view does not render wiki markup:\n%s", html)
+	if !strings.Contains(string(html), "<pre class=\"wiki\">h2. Impact\n") || !strings.Contains(string(html), "*bold*</pre>") {
+		t.Errorf("issue view does not show the wiki markup:\n%s", html)
 	}
 }
 

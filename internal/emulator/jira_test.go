@@ -14,7 +14,6 @@ func TestCreateIssue(t *testing.T) {
 	f["description"] = adfDoc("Automatic rollback")
 	f["priority"] = map[string]any{"name": "High"}
 	f["components"] = []any{map[string]any{"name": "payments-api"}}
-	body["properties"] = []any{map[string]any{"key": "rollback.event", "value": map[string]any{"eventId": "7f3a9c"}}}
 
 	var c created
 	env.expect("POST", "/rest/api/3/issue", body, http.StatusCreated, &c)
@@ -44,10 +43,9 @@ func TestCreateIssue(t *testing.T) {
 			Components []struct{ Name string }
 			Created    string `json:"created"`
 		} `json:"fields"`
-		Properties map[string]json.RawMessage `json:"properties"`
 	}
 	for _, ref := range []string{"OPS-1", "10000", "ops-1"} {
-		env.expect("GET", "/rest/api/3/issue/"+ref+"?properties=rollback.event", nil, 200, &got)
+		env.expect("GET", "/rest/api/3/issue/"+ref, nil, 200, &got)
 		if got.Key != "OPS-1" {
 			t.Fatalf("GET %s key = %s", ref, got.Key)
 		}
@@ -63,13 +61,6 @@ func TestCreateIssue(t *testing.T) {
 	}
 	if !strings.Contains(string(fl.Description), "Automatic rollback") {
 		t.Errorf("description = %s", fl.Description)
-	}
-	if string(got.Properties["rollback.event"]) != `{"eventId":"7f3a9c"}` {
-		t.Errorf("properties = %s", got.Properties)
-	}
-	is, _ := env.em.Issue("OPS-1")
-	if string(is.Properties["rollback.event"]) != `{"eventId":"7f3a9c"}` {
-		t.Errorf("snapshot properties = %v", is.Properties)
 	}
 
 	// fields= restricts the output.
@@ -122,7 +113,7 @@ func TestCreateIssueValidation(t *testing.T) {
 		{"unknown system field", func(b, f map[string]any) { f["assignee"] = map[string]any{"id": "x"} }, "assignee", "cannot be set", ""},
 		{"bad priority", func(b, f map[string]any) { f["priority"] = map[string]any{"name": "Apocalyptic"} }, "priority", "", ""},
 		{"unknown top-level key", func(b, f map[string]any) { b["bogus"] = true }, "", "", "bogus"},
-		{"bad property", func(b, f map[string]any) { b["properties"] = []any{map[string]any{"key": "", "value": 1}} }, "", "", "property key"},
+		{"issue properties", func(b, f map[string]any) { b["properties"] = []any{map[string]any{"key": "k", "value": 1}} }, "", "", "properties"},
 		{"update unsupported", func(b, f map[string]any) {
 			b["update"] = map[string]any{"labels": []any{map[string]any{"add": "x"}}}
 		}, "", "", "update"},
@@ -337,33 +328,6 @@ func TestRemoteLinkUpsert(t *testing.T) {
 	if n := len(env.em.RemoteLinks(c.Key)); n != 2 {
 		t.Errorf("links after delete = %d", n)
 	}
-}
-
-func TestIssueProperties(t *testing.T) {
-	env := newEnv(t, Options{})
-	c := env.createIssue("x")
-	p := "/rest/api/3/issue/" + c.Key + "/properties/rollback.event"
-	resp, data := env.do("PUT", p, map[string]any{"eventId": "1"})
-	if resp.StatusCode != 201 || len(data) != 0 {
-		t.Errorf("first PUT = %d %q", resp.StatusCode, data)
-	}
-	env.expect("PUT", p, map[string]any{"eventId": "2"}, 200, nil)
-	var got struct {
-		Key   string
-		Value map[string]string
-	}
-	env.expect("GET", p, nil, 200, &got)
-	if got.Key != "rollback.event" || got.Value["eventId"] != "2" {
-		t.Errorf("GET = %+v", got)
-	}
-	var keys struct{ Keys []struct{ Key string } }
-	env.expect("GET", "/rest/api/3/issue/"+c.Key+"/properties", nil, 200, &keys)
-	if len(keys.Keys) != 1 {
-		t.Errorf("keys = %+v", keys)
-	}
-	env.expect("PUT", p, "", 400, nil)
-	env.expect("DELETE", p, nil, 204, nil)
-	env.expect("GET", p, nil, 404, nil)
 }
 
 func TestTransitions(t *testing.T) {
