@@ -489,11 +489,7 @@ func (e *Emulator) routes() {
 		e.api("PUT "+p+"/issue/{issueIdOrKey}", k, e.editIssue)
 		e.api("GET "+p+"/issue/{issueIdOrKey}/comment", k, e.listComments)
 		e.api("POST "+p+"/issue/{issueIdOrKey}/comment", k, e.addComment)
-		e.api("GET "+p+"/issue/{issueIdOrKey}/remotelink", k, e.getRemoteLinks)
 		e.api("POST "+p+"/issue/{issueIdOrKey}/remotelink", k, e.upsertRemoteLink)
-		e.api("DELETE "+p+"/issue/{issueIdOrKey}/remotelink", k, e.deleteRemoteLinkByGlobalID)
-		e.api("GET "+p+"/issue/{issueIdOrKey}/remotelink/{linkId}", k, e.getRemoteLink)
-		e.api("DELETE "+p+"/issue/{issueIdOrKey}/remotelink/{linkId}", k, e.deleteRemoteLink)
 		e.api("GET "+p+"/issue/{issueIdOrKey}/transitions", k, e.getTransitions)
 		e.api("POST "+p+"/issue/{issueIdOrKey}/transitions", k, e.doTransition)
 		if k.dc {

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 )
@@ -64,12 +63,6 @@ func writeCases() []writeCase {
 			key = env.createIssue("lost answer").Key
 			return p + "/issue/" + key
 		}
-		addLink := func(env *testEnv) string {
-			path := newIssue(env) + "/remotelink"
-			var l struct{ ID int64 }
-			env.expect("POST", path, link, 201, &l)
-			return path + "/" + strconv.FormatInt(l.ID, 10)
-		}
 		cases = append(cases,
 			writeCase{"POST " + p + "/issue",
 				func(env *testEnv) (string, any, []reqOpt) { return p + "/issue", issueBody("lost answer"), nil },
@@ -82,15 +75,6 @@ func writeCases() []writeCase {
 			writeCase{"POST " + p + "/issue/{issueIdOrKey}/remotelink",
 				func(env *testEnv) (string, any, []reqOpt) { return newIssue(env) + "/remotelink", link, nil },
 				func(env *testEnv) bool { return len(issueByKey(env, key).RemoteLinks) == 1 }},
-			writeCase{"DELETE " + p + "/issue/{issueIdOrKey}/remotelink",
-				func(env *testEnv) (string, any, []reqOpt) {
-					addLink(env)
-					return p + "/issue/" + key + "/remotelink?globalId=rollback-postmortem%3A1", nil, nil
-				},
-				func(env *testEnv) bool { return len(issueByKey(env, key).RemoteLinks) == 0 }},
-			writeCase{"DELETE " + p + "/issue/{issueIdOrKey}/remotelink/{linkId}",
-				func(env *testEnv) (string, any, []reqOpt) { return addLink(env), nil, nil },
-				func(env *testEnv) bool { return len(issueByKey(env, key).RemoteLinks) == 0 }},
 			writeCase{"PUT " + p + "/issue/{issueIdOrKey}",
 				func(env *testEnv) (string, any, []reqOpt) {
 					return newIssue(env), map[string]any{"fields": map[string]any{"description": body("edited")}}, nil

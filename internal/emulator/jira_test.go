@@ -275,21 +275,6 @@ func TestRemoteLinkUpsert(t *testing.T) {
 		t.Errorf("after update = %+v", l)
 	}
 
-	// GET by globalId returns one object; without it, an array.
-	var one map[string]any
-	env.expect("GET", path+"?globalId=rollback-postmortem%3Arbk-7f3a9c", nil, 200, &one)
-	if one["globalId"] != "rollback-postmortem:rbk-7f3a9c" || one["relationship"] != nil || one["application"] != nil {
-		t.Errorf("GET by globalId = %v", one)
-	}
-	var all []map[string]any
-	env.expect("GET", path, nil, 200, &all)
-	if len(all) != 1 {
-		t.Errorf("GET all = %v", all)
-	}
-	env.expect("GET", path+"?globalId=nope", nil, 404, nil)
-	env.expect("GET", path+"/10000", nil, 200, nil)
-	env.expect("GET", path+"/999", nil, 404, nil)
-
 	// Without globalId every POST creates a new link.
 	noGID := map[string]any{"object": map[string]any{"url": "https://example.com/a", "title": "A"}}
 	env.expect("POST", path, noGID, 201, nil)
@@ -320,14 +305,6 @@ func TestRemoteLinkUpsert(t *testing.T) {
 		})
 	}
 	env.expect("POST", "/rest/api/3/issue/OPS-99/remotelink", full, 404, nil)
-
-	// DELETE by globalId.
-	env.expect("DELETE", path, nil, 400, nil)
-	env.expect("DELETE", path+"?globalId=rollback-postmortem%3Arbk-7f3a9c", nil, 204, nil)
-	env.expect("DELETE", path+"?globalId=rollback-postmortem%3Arbk-7f3a9c", nil, 404, nil)
-	if n := len(env.em.RemoteLinks(c.Key)); n != 2 {
-		t.Errorf("links after delete = %d", n)
-	}
 }
 
 func TestTransitions(t *testing.T) {
