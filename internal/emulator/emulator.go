@@ -453,15 +453,6 @@ func bearerToken(r *http.Request) (string, bool) {
 	return tok, true
 }
 
-// SetBearerToken replaces the Data Center Personal Access Token accepted
-// as "Authorization: Bearer <PAT>" on the Data Center routes; "" rejects
-// Bearer there too.
-func (e *Emulator) SetBearerToken(pat string) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.bearer = pat
-}
-
 // SetCredentials replaces the accepted credentials, as rotating an API
 // token does: calls with the old token get 401 from now on.
 func (e *Emulator) SetCredentials(email, apiToken string) {
