@@ -499,13 +499,10 @@ func (e *Emulator) routes() {
 
 	// Confluence Cloud REST v2.
 	e.api("GET /wiki/api/v2/spaces", wikiCloud, e.listSpaces)
-	e.api("GET /wiki/api/v2/spaces/{id}", wikiCloud, e.getSpace)
-	e.api("GET /wiki/api/v2/spaces/{id}/pages", wikiCloud, e.listSpacePages)
 	e.api("GET /wiki/api/v2/pages", wikiCloud, e.listPages)
 	e.api("POST /wiki/api/v2/pages", wikiCloud, e.createPage)
 	e.api("GET /wiki/api/v2/pages/{id}", wikiCloud, e.getPage)
 	e.api("PUT /wiki/api/v2/pages/{id}", wikiCloud, e.updatePage)
-	e.api("DELETE /wiki/api/v2/pages/{id}", wikiCloud, e.deletePage)
 	e.mux.HandleFunc("/wiki/api/v2/", e.notFoundAPI(wikiAPI, "/wiki/api/v2/"))
 
 	// Confluence REST v1 content API: the deprecated Cloud site path and

@@ -107,12 +107,6 @@ func writeCases() []writeCase {
 					"body": map[string]any{"representation": "storage", "value": "<p>v2</p>"}, "version": map[string]any{"number": 2}}, nil
 			},
 			func(env *testEnv) bool { return pageByID(env, pageID).Version == 2 }},
-		writeCase{"DELETE /wiki/api/v2/pages/{id}",
-			func(env *testEnv) (string, any, []reqOpt) {
-				newPage(env)
-				return "/wiki/api/v2/pages/" + pageID, nil, nil
-			},
-			func(env *testEnv) bool { return pageByID(env, pageID).Status == "trashed" }},
 	)
 	for _, v1 := range []string{"/wiki/rest/api", "/rest/api"} {
 		cases = append(cases,
