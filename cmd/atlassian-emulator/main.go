@@ -56,7 +56,7 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr, time.Now); err != nil {
 		if !errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintln(os.Stderr, "atlassian-emulator:", err)
 		}
@@ -69,7 +69,8 @@ func main() {
 const shutdownTimeout = 5 * time.Second
 
 // run parses args, serves until ctx is done, then shuts down gracefully.
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+// now is the emulator's clock (timed outages, rate limits, timestamps).
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, now func() time.Time) error {
 	fs := flag.NewFlagSet("atlassian-emulator", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	defaultToken := os.Getenv("ATLASSIAN_API_TOKEN")
@@ -160,6 +161,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Spaces:    spaceKeys,
 		SearchLag: *searchLag,
 		Logger:    logger,
+		Now:       now,
 		RateLimit: emulator.RateLimit{PerSecond: *rateLimit, Burst: *rateBurst, PerIssueWrites: *perIssueWrites},
 
 		BearerToken:      *pat,

@@ -8,31 +8,17 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 )
 
 func TestRun(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	outR, outW := io.Pipe()
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"-listen", "127.0.0.1:0", "-token", "t0k", "-projects", "SRE:Incident", "-spaces", "ENG,OPS"}, outW, io.Discard)
-		outW.Close()
-	}()
-
-	line, err := bufio.NewReader(outR).ReadString('\n')
-	if err != nil {
-		t.Fatalf("read URL: %v", err)
-	}
-	base := strings.TrimSpace(line)
+	base := start(t, time.Now, "-token", "t0k", "-projects", "SRE:Incident", "-spaces", "ENG,OPS")
 	if !strings.HasPrefix(base, "http://127.0.0.1:") {
 		t.Fatalf("printed URL = %q", base)
 	}
-	go io.Copy(io.Discard, outR)
-
 	req, _ := http.NewRequest("GET", base+"/wiki/api/v2/spaces?keys=eng", nil)
 	req.SetBasicAuth("bot@example.com", "t0k")
 	resp, err := http.DefaultClient.Do(req)
@@ -48,38 +34,37 @@ func TestRun(t *testing.T) {
 	if err != nil || resp.StatusCode != 200 || len(sl.Results) != 1 || sl.Links["base"] != base+"/wiki" {
 		t.Fatalf("spaces: status %d, %+v, %v", resp.StatusCode, sl, err)
 	}
-
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("run returned %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("run did not shut down")
-	}
 }
 
-// start runs the command with args on a free port and returns its URL;
-// the command is stopped, and must shut down cleanly, when the test ends.
-func start(t *testing.T, args ...string) string {
+// fakeClock is a clock the test moves; the emulator's handlers read it
+// concurrently.
+type fakeClock struct{ ns atomic.Int64 }
+
+func newFakeClock() *fakeClock {
+	c := &fakeClock{}
+	c.ns.Store(time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC).UnixNano())
+	return c
+}
+
+func (c *fakeClock) Now() time.Time          { return time.Unix(0, c.ns.Load()).UTC() }
+func (c *fakeClock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
+
+// start runs the command with args and clock now on a free port and
+// returns its URL; the command is stopped, and must shut down cleanly,
+// when the test ends (a hang is the test binary's -timeout).
+func start(t *testing.T, now func() time.Time, args ...string) string {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	outR, outW := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, append([]string{"-listen", "127.0.0.1:0"}, args...), outW, io.Discard)
+		done <- run(ctx, append([]string{"-listen", "127.0.0.1:0"}, args...), outW, io.Discard, now)
 		outW.Close()
 	}()
 	t.Cleanup(func() {
 		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("run returned %v", err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Error("run did not shut down")
+		if err := <-done; err != nil {
+			t.Errorf("run returned %v", err)
 		}
 	})
 	line, err := bufio.NewReader(outR).ReadString('\n')
@@ -104,7 +89,7 @@ func get(t *testing.T, url string) *http.Response {
 }
 
 func TestRunFaultFlags(t *testing.T) {
-	base := start(t,
+	base := start(t, time.Now,
 		"-fault", "GET /rest/api/3/myself=503x2,retry-after=3",
 		"-fault", "*=429,only-reset-header",
 		"-rate-limit", "0.1", "-rate-burst", "4", "-per-issue-writes", "20")
@@ -146,18 +131,23 @@ func TestRunFaultFlags(t *testing.T) {
 }
 
 func TestRunOutageFlag(t *testing.T) {
-	base := start(t, "-outage", "502:200ms")
+	clock := newFakeClock()
+	base := start(t, clock.Now, "-outage", "502:200ms")
 	if resp := get(t, base+"/wiki/api/v2/spaces"); resp.StatusCode != 502 {
 		t.Fatalf("during the outage: status %d", resp.StatusCode)
 	}
-	time.Sleep(250 * time.Millisecond)
+	clock.Advance(199 * time.Millisecond)
+	if resp := get(t, base+"/wiki/api/v2/spaces"); resp.StatusCode != 502 {
+		t.Fatalf("just before the outage ends: status %d", resp.StatusCode)
+	}
+	clock.Advance(time.Millisecond)
 	if resp := get(t, base+"/wiki/api/v2/spaces"); resp.StatusCode != 200 {
 		t.Fatalf("after the outage: status %d", resp.StatusCode)
 	}
 }
 
 func TestRunDataCenterAndBackstageFlags(t *testing.T) {
-	base := start(t, "-bearer-token", "dc-pat-1", "-backstage-token", "bs-token-1", "-backstage-subject", "ci-bot",
+	base := start(t, time.Now, "-bearer-token", "dc-pat-1", "-backstage-token", "bs-token-1", "-backstage-subject", "ci-bot",
 		"-backstage-group", "group:default/payments-team=user:default/alice, user:default/bob",
 		"-backstage-owner", "component:default/checkout-api=group:default/payments-team",
 		"-backstage-extra-token", "argocd-notifications=argocd-token-1")
@@ -223,7 +213,7 @@ func TestRunFlagErrors(t *testing.T) {
 		{"-backstage-group", "=user:default/a"},
 		{"-bearer-token", "a b"},
 	} {
-		err := run(context.Background(), args, io.Discard, io.Discard)
+		err := run(context.Background(), args, io.Discard, io.Discard, time.Now)
 		if err == nil {
 			t.Errorf("run(%q) = nil, want error", args)
 		}
@@ -233,7 +223,7 @@ func TestRunFlagErrors(t *testing.T) {
 // TestRunAppliedFault starts the command with a "took effect, answer
 // lost" fault: the issue is created, and the client sees a reset.
 func TestRunAppliedFault(t *testing.T) {
-	base := start(t, "-fault", "POST /rest/api/2/issue=0,applied,reset")
+	base := start(t, time.Now, "-fault", "POST /rest/api/2/issue=0,applied,reset")
 	body := `{"fields":{"project":{"key":"OPS"},"issuetype":{"name":"Incident"},"summary":"lost"}}`
 	req, _ := http.NewRequest("POST", base+"/rest/api/2/issue", strings.NewReader(body))
 	req.SetBasicAuth("bot@example.com", "emulator-token")

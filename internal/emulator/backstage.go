@@ -144,18 +144,6 @@ func (e *Emulator) SetNotificationRead(id string, read bool) error {
 	return fmt.Errorf("emulator: no notification with id %q", id)
 }
 
-// SetBackstageToken replaces the static token the notifications backend
-// accepts and its subject (the origin of new notifications); an empty
-// subject keeps the current one.
-func (e *Emulator) SetBackstageToken(token, subject string) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.bsToken = token
-	if subject != "" {
-		e.bsSubject = subject
-	}
-}
-
 // jsError is a JavaScript error: its constructor name and message.
 type jsError struct {
 	name, msg string

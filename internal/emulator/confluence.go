@@ -226,17 +226,7 @@ func (e *Emulator) listSpaces(w http.ResponseWriter, r *http.Request) {
 	writeList(w, r, base, out, limit, offset)
 }
 
-func (e *Emulator) getSpace(w http.ResponseWriter, r *http.Request) {
-	e.locked(w, func() reply {
-		sp := e.st.spaceByID(r.PathValue("id"))
-		if sp == nil {
-			return wikiErrorReply(http.StatusNotFound, "NOT_FOUND", "Space not found")
-		}
-		return jsonReply(http.StatusOK, e.spaceWire(sp))
-	})
-}
-
-// pageFilter is the query of GET /pages and GET /spaces/{id}/pages.
+// pageFilter is the query of GET /pages.
 type pageFilter struct {
 	ids        []string
 	spaceIDs   []string
@@ -289,14 +279,6 @@ func (f pageFilter) matches(p *page) bool {
 }
 
 func (e *Emulator) listPages(w http.ResponseWriter, r *http.Request) {
-	e.listPagesFiltered(w, r, "")
-}
-
-func (e *Emulator) listSpacePages(w http.ResponseWriter, r *http.Request) {
-	e.listPagesFiltered(w, r, r.PathValue("id"))
-}
-
-func (e *Emulator) listPagesFiltered(w http.ResponseWriter, r *http.Request, spaceID string) {
 	q := r.URL.Query()
 	limit, offset, err := paging(q)
 	if err != nil {
@@ -310,14 +292,6 @@ func (e *Emulator) listPagesFiltered(w http.ResponseWriter, r *http.Request, spa
 	}
 	base := e.base(r)
 	e.mu.Lock()
-	if spaceID != "" {
-		if e.st.spaceByID(spaceID) == nil {
-			e.mu.Unlock()
-			writeWikiError(w, http.StatusNotFound, "NOT_FOUND", "Space not found")
-			return
-		}
-		f.spaceIDs = []string{spaceID}
-	}
 	var out []pageWire
 	for _, p := range e.st.pages {
 		if f.matches(p) {
@@ -650,25 +624,4 @@ func parsePageUpdate(obj map[string]json.RawMessage) (pageWrite, error) {
 	}
 	in.version, in.message, in.minorEdit = *v.Number, v.Message, v.MinorEdit
 	return in, nil
-}
-
-func (e *Emulator) deletePage(w http.ResponseWriter, r *http.Request) {
-	purge, err := boolParam(r.URL.Query(), "purge")
-	if err != nil {
-		writeWikiError(w, http.StatusBadRequest, "INVALID_REQUEST_PARAMETER", err.Error())
-		return
-	}
-	e.locked(w, func() reply {
-		p, ok := e.st.pageByID[r.PathValue("id")]
-		if !ok || (p.status == "trashed" && !purge) {
-			return wikiErrorReply(http.StatusNotFound, "NOT_FOUND", "Not Found")
-		}
-		if p.status == "trashed" || p.status == "draft" {
-			delete(e.st.pageByID, p.id)
-			e.st.pages = slices.DeleteFunc(e.st.pages, func(x *page) bool { return x == p })
-		} else {
-			p.status = "trashed"
-		}
-		return emptyReply(http.StatusNoContent)
-	})
 }

@@ -88,8 +88,6 @@ func TestSpaces(t *testing.T) {
 	if len(sl.Results) != 0 || sl.Results == nil {
 		t.Errorf("unknown key should give results [] = %+v", sl)
 	}
-	env.expect("GET", "/wiki/api/v2/spaces/"+sp.ID, nil, 200, nil)
-	env.expect("GET", "/wiki/api/v2/spaces/1", nil, 404, nil)
 	var home pageResp
 	env.expect("GET", "/wiki/api/v2/pages/"+sp.HomepageID, nil, 200, &home)
 	if home.SpaceID != sp.ID {
@@ -154,7 +152,9 @@ func TestCreatePageValidation(t *testing.T) {
 		t.Fatal(err)
 	}
 	trashed := env.createPage(spaceID, "Trashed postmortem", "<p>x</p>")
-	env.expect("DELETE", "/wiki/api/v2/pages/"+trashed.ID, nil, 204, nil)
+	if err := env.em.SetPageStatus(trashed.ID, "trashed"); err != nil {
+		t.Fatal(err)
+	}
 
 	tests := []struct {
 		name   string
@@ -257,7 +257,7 @@ func TestFindPagesByTitle(t *testing.T) {
 	env.expect("GET", "/wiki/api/v2/pages?space-id=abc", nil, 400, nil)
 	env.expect("GET", "/wiki/api/v2/pages?limit=0", nil, 400, nil)
 	// Space-scoped listing.
-	env.expect("GET", "/wiki/api/v2/spaces/"+otherID+"/pages?title="+url.QueryEscape("Postmortem: payments-api [rbk-1]"), nil, 200, &pl)
+	env.expect("GET", "/wiki/api/v2/pages?space-id="+otherID+"&title="+url.QueryEscape("Postmortem: payments-api [rbk-1]"), nil, 200, &pl)
 	if len(pl.Results) != 1 || pl.Results[0].SpaceID != otherID {
 		t.Errorf("space pages = %+v", pl.Results)
 	}

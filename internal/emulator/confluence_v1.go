@@ -414,20 +414,29 @@ func parseV1Write(obj map[string]json.RawMessage, update bool) (v1Write, error) 
 	return in, nil
 }
 
+// readV1Write reads the body of a content create (or update) with
+// parseV1Write, or answers 413 or 400 and returns false.
+func readV1Write(w http.ResponseWriter, r *http.Request, update bool) (v1Write, bool) {
+	obj, err := decodeObject(r)
+	if errors.Is(err, errTooLarge) {
+		writeV1Error(w, http.StatusRequestEntityTooLarge, "Request entity too large")
+		return v1Write{}, false
+	}
+	var in v1Write
+	if err == nil {
+		in, err = parseV1Write(obj, update)
+	}
+	if err != nil {
+		writeV1Error(w, http.StatusBadRequest, v1BadRequest+err.Error())
+		return v1Write{}, false
+	}
+	return in, true
+}
+
 func (e *Emulator) v1CreateContent(w http.ResponseWriter, r *http.Request) {
 	site := v1SiteOf(r)
-	obj, err := decodeObject(r)
-	if err != nil {
-		if errors.Is(err, errTooLarge) {
-			writeV1Error(w, http.StatusRequestEntityTooLarge, "Request entity too large")
-			return
-		}
-		writeV1Error(w, http.StatusBadRequest, v1BadRequest+err.Error())
-		return
-	}
-	in, err := parseV1Write(obj, false)
-	if err != nil {
-		writeV1Error(w, http.StatusBadRequest, v1BadRequest+err.Error())
+	in, ok := readV1Write(w, r, false)
+	if !ok {
 		return
 	}
 	// The create response expands what the caller sent; ?expand= adds more.
@@ -603,18 +612,8 @@ func (e *Emulator) v1GetContent(w http.ResponseWriter, r *http.Request) {
 
 func (e *Emulator) v1UpdateContent(w http.ResponseWriter, r *http.Request) {
 	site := v1SiteOf(r)
-	obj, err := decodeObject(r)
-	if err != nil {
-		if errors.Is(err, errTooLarge) {
-			writeV1Error(w, http.StatusRequestEntityTooLarge, "Request entity too large")
-			return
-		}
-		writeV1Error(w, http.StatusBadRequest, v1BadRequest+err.Error())
-		return
-	}
-	in, err := parseV1Write(obj, true)
-	if err != nil {
-		writeV1Error(w, http.StatusBadRequest, v1BadRequest+err.Error())
+	in, ok := readV1Write(w, r, true)
+	if !ok {
 		return
 	}
 	id := r.PathValue("id")

@@ -453,15 +453,6 @@ func bearerToken(r *http.Request) (string, bool) {
 	return tok, true
 }
 
-// SetBearerToken replaces the Data Center Personal Access Token accepted
-// as "Authorization: Bearer <PAT>" on the Data Center routes; "" rejects
-// Bearer there too.
-func (e *Emulator) SetBearerToken(pat string) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.bearer = pat
-}
-
 // SetCredentials replaces the accepted credentials, as rotating an API
 // token does: calls with the old token get 401 from now on.
 func (e *Emulator) SetCredentials(email, apiToken string) {
@@ -489,15 +480,7 @@ func (e *Emulator) routes() {
 		e.api("PUT "+p+"/issue/{issueIdOrKey}", k, e.editIssue)
 		e.api("GET "+p+"/issue/{issueIdOrKey}/comment", k, e.listComments)
 		e.api("POST "+p+"/issue/{issueIdOrKey}/comment", k, e.addComment)
-		e.api("GET "+p+"/issue/{issueIdOrKey}/remotelink", k, e.getRemoteLinks)
 		e.api("POST "+p+"/issue/{issueIdOrKey}/remotelink", k, e.upsertRemoteLink)
-		e.api("DELETE "+p+"/issue/{issueIdOrKey}/remotelink", k, e.deleteRemoteLinkByGlobalID)
-		e.api("GET "+p+"/issue/{issueIdOrKey}/remotelink/{linkId}", k, e.getRemoteLink)
-		e.api("DELETE "+p+"/issue/{issueIdOrKey}/remotelink/{linkId}", k, e.deleteRemoteLink)
-		e.api("GET "+p+"/issue/{issueIdOrKey}/properties", k, e.listProperties)
-		e.api("GET "+p+"/issue/{issueIdOrKey}/properties/{propertyKey}", k, e.getProperty)
-		e.api("PUT "+p+"/issue/{issueIdOrKey}/properties/{propertyKey}", k, e.setProperty)
-		e.api("DELETE "+p+"/issue/{issueIdOrKey}/properties/{propertyKey}", k, e.deleteProperty)
 		e.api("GET "+p+"/issue/{issueIdOrKey}/transitions", k, e.getTransitions)
 		e.api("POST "+p+"/issue/{issueIdOrKey}/transitions", k, e.doTransition)
 		if k.dc {
@@ -516,13 +499,10 @@ func (e *Emulator) routes() {
 
 	// Confluence Cloud REST v2.
 	e.api("GET /wiki/api/v2/spaces", wikiCloud, e.listSpaces)
-	e.api("GET /wiki/api/v2/spaces/{id}", wikiCloud, e.getSpace)
-	e.api("GET /wiki/api/v2/spaces/{id}/pages", wikiCloud, e.listSpacePages)
 	e.api("GET /wiki/api/v2/pages", wikiCloud, e.listPages)
 	e.api("POST /wiki/api/v2/pages", wikiCloud, e.createPage)
 	e.api("GET /wiki/api/v2/pages/{id}", wikiCloud, e.getPage)
 	e.api("PUT /wiki/api/v2/pages/{id}", wikiCloud, e.updatePage)
-	e.api("DELETE /wiki/api/v2/pages/{id}", wikiCloud, e.deletePage)
 	e.mux.HandleFunc("/wiki/api/v2/", e.notFoundAPI(wikiAPI, "/wiki/api/v2/"))
 
 	// Confluence REST v1 content API: the deprecated Cloud site path and

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 )
 
 // jiraErrorCollection is Jira's ErrorCollection wire type.
@@ -237,6 +238,42 @@ func decodeObject(r *http.Request) (map[string]json.RawMessage, error) {
 		return nil, errors.New("invalid JSON body: expected an object")
 	}
 	return obj, nil
+}
+
+// decodeMembers reads a JSON object body whose members must be among
+// members: Jira's request beans refuse unknown properties, naming the bean.
+func decodeMembers(r *http.Request, bean string, members ...string) (map[string]json.RawMessage, error) {
+	obj, err := decodeObject(r)
+	if err != nil {
+		return nil, err
+	}
+	for k := range obj {
+		if !slices.Contains(members, k) {
+			return nil, fmt.Errorf("Unrecognized field %q: not a member of %s", k, bean)
+		}
+	}
+	return obj, nil
+}
+
+// decodeBean decodes a body with decodeMembers into dst, answering a value
+// of the wrong type as Jira's JSON binding does.
+func decodeBean(r *http.Request, dst any, bean string, members ...string) error {
+	obj, err := decodeMembers(r, bean, members...)
+	if err != nil {
+		return err
+	}
+	b, err := json.Marshal(obj)
+	if err != nil {
+		return fmt.Errorf("re-encode %s: %w", bean, err)
+	}
+	if err := json.Unmarshal(b, dst); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			return fmt.Errorf("Invalid value for field %q: expected %s", te.Field, te.Type)
+		}
+		return fmt.Errorf("invalid %s: %w", bean, err)
+	}
+	return nil
 }
 
 // bodyError answers a decodeObject/readBody failure.

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 )
@@ -64,12 +63,6 @@ func writeCases() []writeCase {
 			key = env.createIssue("lost answer").Key
 			return p + "/issue/" + key
 		}
-		addLink := func(env *testEnv) string {
-			path := newIssue(env) + "/remotelink"
-			var l struct{ ID int64 }
-			env.expect("POST", path, link, 201, &l)
-			return path + "/" + strconv.FormatInt(l.ID, 10)
-		}
 		cases = append(cases,
 			writeCase{"POST " + p + "/issue",
 				func(env *testEnv) (string, any, []reqOpt) { return p + "/issue", issueBody("lost answer"), nil },
@@ -82,27 +75,6 @@ func writeCases() []writeCase {
 			writeCase{"POST " + p + "/issue/{issueIdOrKey}/remotelink",
 				func(env *testEnv) (string, any, []reqOpt) { return newIssue(env) + "/remotelink", link, nil },
 				func(env *testEnv) bool { return len(issueByKey(env, key).RemoteLinks) == 1 }},
-			writeCase{"DELETE " + p + "/issue/{issueIdOrKey}/remotelink",
-				func(env *testEnv) (string, any, []reqOpt) {
-					addLink(env)
-					return p + "/issue/" + key + "/remotelink?globalId=rollback-postmortem%3A1", nil, nil
-				},
-				func(env *testEnv) bool { return len(issueByKey(env, key).RemoteLinks) == 0 }},
-			writeCase{"DELETE " + p + "/issue/{issueIdOrKey}/remotelink/{linkId}",
-				func(env *testEnv) (string, any, []reqOpt) { return addLink(env), nil, nil },
-				func(env *testEnv) bool { return len(issueByKey(env, key).RemoteLinks) == 0 }},
-			writeCase{"PUT " + p + "/issue/{issueIdOrKey}/properties/{propertyKey}",
-				func(env *testEnv) (string, any, []reqOpt) {
-					return newIssue(env) + "/properties/rollback.event", map[string]any{"id": "1"}, nil
-				},
-				func(env *testEnv) bool { return issueByKey(env, key).Properties["rollback.event"] != nil }},
-			writeCase{"DELETE " + p + "/issue/{issueIdOrKey}/properties/{propertyKey}",
-				func(env *testEnv) (string, any, []reqOpt) {
-					path := newIssue(env) + "/properties/rollback.event"
-					env.expect("PUT", path, map[string]any{"id": "1"}, 201, nil)
-					return path, nil, nil
-				},
-				func(env *testEnv) bool { return issueByKey(env, key).Properties["rollback.event"] == nil }},
 			writeCase{"PUT " + p + "/issue/{issueIdOrKey}",
 				func(env *testEnv) (string, any, []reqOpt) {
 					return newIssue(env), map[string]any{"fields": map[string]any{"description": body("edited")}}, nil
@@ -135,12 +107,6 @@ func writeCases() []writeCase {
 					"body": map[string]any{"representation": "storage", "value": "<p>v2</p>"}, "version": map[string]any{"number": 2}}, nil
 			},
 			func(env *testEnv) bool { return pageByID(env, pageID).Version == 2 }},
-		writeCase{"DELETE /wiki/api/v2/pages/{id}",
-			func(env *testEnv) (string, any, []reqOpt) {
-				newPage(env)
-				return "/wiki/api/v2/pages/" + pageID, nil, nil
-			},
-			func(env *testEnv) bool { return pageByID(env, pageID).Status == "trashed" }},
 	)
 	for _, v1 := range []string{"/wiki/rest/api", "/rest/api"} {
 		cases = append(cases,

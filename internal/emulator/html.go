@@ -235,7 +235,6 @@ pre{background:#f4f5f7;padding:8px;overflow:auto}code{background:#f4f5f7;padding
 {{else}}<p class="meta">No remote links.</p>{{end}}
 <h2>Comments</h2>
 {{range .Comments}}<div class="comment"><p class="meta">{{.Created.Format "2006-01-02 15:04:05 MST"}}</p>{{.Body}}</div>{{else}}<p class="meta">No comments.</p>{{end}}
-{{if .Properties}}<h2>Properties</h2>{{range .Properties}}<h3>{{.Key}}</h3><pre>{{.Value}}</pre>{{end}}{{end}}
 {{template "foot"}}{{end}}
 
 {{define "page"}}{{template "head" .Page.Title}}
@@ -301,11 +300,6 @@ type commentView struct {
 	Body    template.HTML
 }
 
-type propertyView struct {
-	Key   string
-	Value string
-}
-
 func (e *Emulator) htmlIssue(w http.ResponseWriter, r *http.Request) {
 	is, ok := e.Issue(r.PathValue("key"))
 	if !ok {
@@ -316,33 +310,30 @@ func (e *Emulator) htmlIssue(w http.ResponseWriter, r *http.Request) {
 	for _, c := range e.Comments(is.Key) {
 		body := adfToHTML(c.Body)
 		if c.Body == nil {
-			body = wikiToHTML(c.BodyWiki)
+			body = wikiHTML(c.BodyWiki)
 		}
 		comments = append(comments, commentView{Created: c.Created, Body: body})
-	}
-	var props []propertyView
-	for k, v := range is.Properties {
-		var buf bytes.Buffer
-		if err := json.Indent(&buf, v, "", "  "); err != nil {
-			buf.Reset()
-			buf.Write(v)
-		}
-		props = append(props, propertyView{Key: k, Value: buf.String()})
 	}
 	e.render(w, http.StatusOK, "issue", struct {
 		Issue       Issue
 		Description template.HTML
 		Comments    []commentView
-		Properties  []propertyView
-	}{is, descriptionHTML(is), comments, props})
+	}{is, descriptionHTML(is), comments})
 }
 
 // descriptionHTML renders an issue's ADF or wiki-markup description.
 func descriptionHTML(is Issue) template.HTML {
 	if is.Description == nil && is.DescriptionWiki != "" {
-		return wikiToHTML(is.DescriptionWiki)
+		return wikiHTML(is.DescriptionWiki)
 	}
 	return adfToHTML(is.Description)
+}
+
+// wikiHTML shows wiki markup (Data Center's rich text) as the escaped
+// source in a <pre>: the view is for checking what a client wrote, and the
+// source shows that exactly without a renderer to maintain.
+func wikiHTML(s string) template.HTML {
+	return template.HTML("<pre class=\"wiki\">" + template.HTMLEscapeString(s) + "</pre>")
 }
 
 func (e *Emulator) pageSnapshot(id string) (Page, bool) {

@@ -208,3 +208,49 @@ func TestTinyCode(t *testing.T) {
 		}
 	}
 }
+
+func TestHTMLViewsDCAndBackstage(t *testing.T) {
+	env := newEnv(t, Options{})
+	evil := `<script>alert(1)</script>`
+	var c created
+	env.expect("POST", "/rest/api/2/issue", dcIssueBody("DC "+evil, "h2. Impact "+evil+"\n* [bad|javascript:alert(1)]\n||a||\n|"+evil+"|"), 201, &c)
+	env.expect("POST", "/rest/api/2/issue/"+c.Key+"/comment", map[string]any{"body": "comment *" + evil + "*"}, 201, nil)
+	env.notifyOK(entityNote("user:default/jdoe", map[string]any{"title": "Note " + evil, "description": "desc " + evil,
+		"link": "https://x.example/?q=" + evil, "scope": "scope " + evil}))
+	env.notifyOK(map[string]any{"recipients": map[string]any{"type": "broadcast"},
+		"payload": map[string]any{"title": "Relative", "link": "/catalog/x"}})
+
+	for _, tt := range []struct {
+		path string
+		want []string
+	}{
+		{"/browse/" + c.Key, []string{
+			"DC &lt;script&gt;alert(1)&lt;/script&gt;",
+			"<pre class=\"wiki\">h2. Impact &lt;script&gt;alert(1)&lt;/script&gt;\n* [bad|javascript:alert(1)]\n||a||\n|&lt;script&gt;alert(1)&lt;/script&gt;|</pre>",
+			"<pre class=\"wiki\">comment *&lt;script&gt;alert(1)&lt;/script&gt;*</pre>",
+		}},
+		{"/", []string{
+			"Backstage notifications",
+			"user:default/jdoe",
+			`<a href="https://x.example/?q=%3cscript%3ealert%281%29%3c/script%3e" rel="noopener noreferrer">Note &lt;script&gt;alert(1)&lt;/script&gt;</a>`,
+			"desc &lt;script&gt;alert(1)&lt;/script&gt;",
+			"scope &lt;script&gt;alert(1)&lt;/script&gt;",
+			"<em>broadcast</em>",
+			"Relative <span class=\"meta\">(/catalog/x)</span>",
+		}},
+	} {
+		resp, data := env.do("GET", tt.path, nil, noAuth())
+		html := string(data)
+		if resp.StatusCode != 200 {
+			t.Fatalf("GET %s = %d", tt.path, resp.StatusCode)
+		}
+		if strings.Contains(html, "<script>") || strings.Contains(html, `href="javascript`) {
+			t.Errorf("GET %s has unescaped markup:\n%s", tt.path, html)
+		}
+		for _, w := range tt.want {
+			if !strings.Contains(html, w) {
+				t.Errorf("GET %s missing %q\n%s", tt.path, w, html)
+			}
+		}
+	}
+}

@@ -31,7 +31,8 @@ const (
 	msgFieldCannotBeSet = "Field '%s' cannot be set. It is not on the appropriate screen, or unknown."
 )
 
-// Property limits from the entity property documentation.
+// Limits: entity properties from the entity property documentation, the
+// others from Jira's field validators.
 const (
 	maxPropertyKeyLen   = 255
 	maxPropertyValueLen = 32768
@@ -108,24 +109,16 @@ type issueInput struct {
 	labels     []string
 	priority   *priority
 	components []string
-	props      map[string]json.RawMessage
 	transition string
 }
 
 func (e *Emulator) createIssue(w http.ResponseWriter, r *http.Request) {
 	v := jiraVerOf(r)
-	obj, err := decodeObject(r)
+	// Issue entity properties are not emulated: "properties" is refused.
+	obj, err := decodeMembers(r, "IssueUpdateDetails", "fields", "update", "transition", "historyMetadata")
 	if err != nil {
 		bodyError(w, jiraAPI, err)
 		return
-	}
-	for k := range obj {
-		switch k {
-		case "fields", "update", "properties", "transition", "historyMetadata":
-		default:
-			writeJiraError(w, http.StatusBadRequest, []string{fmt.Sprintf("Unrecognized field %q: not a member of IssueUpdateDetails", k)}, nil)
-			return
-		}
 	}
 	if u := obj["update"]; !isNull(u) && string(compactJSON(u)) != "{}" {
 		// Deliberate deviation: the update verb form is not emulated.
@@ -144,12 +137,6 @@ func (e *Emulator) createIssue(w http.ResponseWriter, r *http.Request) {
 		writeJiraError(w, http.StatusInternalServerError, []string{err.Error()}, nil)
 		return
 	}
-	props, err := validateProperties(obj["properties"])
-	if err != nil {
-		writeJiraError(w, http.StatusBadRequest, []string{err.Error()}, nil)
-		return
-	}
-	in.props = props
 	if t := obj["transition"]; !isNull(t) {
 		ref, ok := decodeRef(t)
 		if !ok || ref.ID == "" {
@@ -336,7 +323,6 @@ func (e *Emulator) insertIssueLocked(in issueInput) *issue {
 		status:     statusToDo,
 		created:    now,
 		updated:    now,
-		props:      in.props,
 	}
 	st.nextIssueID++
 	if in.transition != "" {
@@ -378,12 +364,11 @@ func (e *Emulator) withIssue(w http.ResponseWriter, r *http.Request, fn func(is 
 
 // issueWire is an issue in GET /issue and search results.
 type issueWire struct {
-	Expand     string                     `json:"expand,omitempty"`
-	ID         string                     `json:"id"`
-	Self       string                     `json:"self,omitempty"`
-	Key        string                     `json:"key,omitempty"`
-	Fields     any                        `json:"fields,omitempty"`
-	Properties map[string]json.RawMessage `json:"properties,omitempty"`
+	Expand string `json:"expand,omitempty"`
+	ID     string `json:"id"`
+	Self   string `json:"self,omitempty"`
+	Key    string `json:"key,omitempty"`
+	Fields any    `json:"fields,omitempty"`
 }
 
 const issueExpand = "renderedFields,names,schema,operations,editmeta,changelog,versionedRepresentations"
@@ -444,7 +429,7 @@ func issueFieldNames() []string {
 	}
 }
 
-func (e *Emulator) issueWireLocked(is *issue, fs fieldSelection, props []string, base string, v jiraVer) issueWire {
+func (e *Emulator) issueWireLocked(is *issue, fs fieldSelection, base string, v jiraVer) issueWire {
 	w := issueWire{ID: is.id}
 	if !fs.idOnly() {
 		w.Expand = issueExpand
@@ -457,16 +442,6 @@ func (e *Emulator) issueWireLocked(is *issue, fs fieldSelection, props []string,
 			}
 		}
 		w.Fields = fields
-	}
-	for _, p := range props {
-		for _, k := range strings.Split(p, ",") {
-			if v, ok := is.props[strings.TrimSpace(k)]; ok {
-				if w.Properties == nil {
-					w.Properties = map[string]json.RawMessage{}
-				}
-				w.Properties[strings.TrimSpace(k)] = v
-			}
-		}
 	}
 	return w
 }
@@ -584,7 +559,7 @@ func (e *Emulator) getIssue(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	fs := parseFieldSelection(q["fields"], true)
 	e.withIssue(w, r, func(is *issue) reply {
-		return jsonReply(http.StatusOK, e.issueWireLocked(is, fs, q["properties"], base, v))
+		return jsonReply(http.StatusOK, e.issueWireLocked(is, fs, base, v))
 	})
 }
 

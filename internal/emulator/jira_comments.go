@@ -11,11 +11,13 @@ package emulator
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // commentWire is Jira's Comment.
@@ -83,18 +85,10 @@ func expands(r *http.Request, item string) bool {
 
 func (e *Emulator) addComment(w http.ResponseWriter, r *http.Request) {
 	v := jiraVerOf(r)
-	obj, err := decodeObject(r)
+	obj, err := decodeMembers(r, "Comment", "body", "visibility", "properties")
 	if err != nil {
 		bodyError(w, jiraAPI, err)
 		return
-	}
-	for k := range obj {
-		switch k {
-		case "body", "visibility", "properties":
-		default:
-			writeJiraError(w, http.StatusBadRequest, []string{fmt.Sprintf("Unrecognized field %q: not a member of Comment", k)}, nil)
-			return
-		}
 	}
 	props, err := validateProperties(obj["properties"])
 	if err != nil {
@@ -201,4 +195,46 @@ func nonNegativeParam(s string, def int) (int, error) {
 		return 0, fmt.Errorf("not a non-negative integer: %q", s)
 	}
 	return n, nil
+}
+
+type propertyInput struct {
+	Key   string          `json:"key"`
+	Value json.RawMessage `json:"value"`
+}
+
+// validateProperties checks a comment's entity properties with the limits
+// of Jira's entity property API (a key of 1–255 characters, a JSON value of
+// at most 32,768 bytes), in its words.
+func validateProperties(raw json.RawMessage) (map[string]json.RawMessage, error) {
+	if isNull(raw) {
+		return nil, nil
+	}
+	var in []propertyInput
+	if err := json.Unmarshal(raw, &in); err != nil {
+		return nil, errors.New("properties must be an array of {\"key\",\"value\"} objects")
+	}
+	out := map[string]json.RawMessage{}
+	for _, p := range in {
+		if err := validateProperty(p.Key, p.Value); err != nil {
+			return nil, err
+		}
+		out[p.Key] = compactJSON(p.Value)
+	}
+	return out, nil
+}
+
+func validateProperty(key string, value json.RawMessage) error {
+	switch {
+	case strings.TrimSpace(key) == "":
+		return errors.New("The property key cannot be empty.")
+	case utf8.RuneCountInString(key) > maxPropertyKeyLen:
+		return fmt.Errorf("The property key cannot be longer than %d characters.", maxPropertyKeyLen)
+	case isNull(value):
+		return errors.New("The property value cannot be empty.")
+	case !json.Valid(value):
+		return errors.New("The property value must be valid JSON.")
+	case len(compactJSON(value)) > maxPropertyValueLen:
+		return fmt.Errorf("The property value cannot be longer than %d bytes.", maxPropertyValueLen)
+	}
+	return nil
 }

@@ -10,24 +10,15 @@ import (
 // it may set are the summary and the description (ADF on v3, wiki markup on
 // v2, checked as on create), either under "fields" or as a "set" operation
 // under "update"; any other field is "not on the appropriate screen", as
-// Jira answers for fields missing from the edit screen. "properties" sets
-// issue entity properties as on create. 204 on success; on Cloud,
+// Jira answers for fields missing from the edit screen. 204 on success; on Cloud,
 // returnIssue=true answers 200 with the edited issue instead.
 func (e *Emulator) editIssue(w http.ResponseWriter, r *http.Request) {
 	v := jiraVerOf(r)
 	base := e.base(r)
-	obj, err := decodeObject(r)
+	obj, err := decodeMembers(r, "IssueUpdateDetails", "fields", "update", "historyMetadata")
 	if err != nil {
 		bodyError(w, jiraAPI, err)
 		return
-	}
-	for k := range obj {
-		switch k {
-		case "fields", "update", "properties", "historyMetadata":
-		default:
-			writeJiraError(w, http.StatusBadRequest, []string{fmt.Sprintf("Unrecognized field %q: not a member of IssueUpdateDetails", k)}, nil)
-			return
-		}
 	}
 	var fields, update map[string]json.RawMessage
 	if raw := obj["fields"]; !isNull(raw) && json.Unmarshal(raw, &fields) != nil {
@@ -107,10 +98,6 @@ func (e *Emulator) editIssue(w http.ResponseWriter, r *http.Request) {
 			errs[k] = fmt.Sprintf(msgFieldCannotBeSet, k)
 		}
 	}
-	props, err := validateProperties(obj["properties"])
-	if err != nil {
-		messages = append(messages, err.Error())
-	}
 	if len(messages) > 0 || len(errs) > 0 {
 		writeJiraError(w, http.StatusBadRequest, messages, errs)
 		return
@@ -125,17 +112,11 @@ func (e *Emulator) editIssue(w http.ResponseWriter, r *http.Request) {
 		if desc != nil {
 			is.desc = *desc
 		}
-		for k, val := range props {
-			if is.props == nil {
-				is.props = map[string]json.RawMessage{}
-			}
-			is.props[k] = val
-		}
 		if summary != nil || desc != nil {
 			is.updated = e.now()
 		}
 		if returnIssue {
-			return jsonReply(http.StatusOK, e.issueWireLocked(is, parseFieldSelection(nil, true), nil, base, v))
+			return jsonReply(http.StatusOK, e.issueWireLocked(is, parseFieldSelection(nil, true), base, v))
 		}
 		return emptyReply(http.StatusNoContent)
 	})

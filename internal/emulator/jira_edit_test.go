@@ -105,7 +105,7 @@ func TestEditIssueRefusals(t *testing.T) {
 }
 
 // An edit moves the issue's updated time and sets what it names, through
-// "fields" or a "set" under "update", and properties alongside; the issue
+// "fields" or a "set" under "update"; the issue
 // read back has the new values. Cloud's returnIssue answers the issue.
 func TestEditIssueApplies(t *testing.T) {
 	for _, fl := range jiraFlavours {
@@ -116,9 +116,8 @@ func TestEditIssueApplies(t *testing.T) {
 			path := fl.prefix + "/issue/" + key
 			now = now.Add(time.Hour)
 			env.expect("PUT", path, map[string]any{
-				"fields":     map[string]any{"summary": "renamed"},
-				"update":     map[string]any{"description": []any{map[string]any{"set": fl.body("set by an operation")}}},
-				"properties": []any{map[string]any{"key": "rollback.hash", "value": map[string]any{"h": "abc"}}},
+				"fields": map[string]any{"summary": "renamed"},
+				"update": map[string]any{"description": []any{map[string]any{"set": fl.body("set by an operation")}}},
 			}, http.StatusNoContent, nil)
 			is := issueByKey(env, key)
 			if is.Summary != "renamed" || !strings.Contains(descriptionOf(env, key), "set by an operation") {
@@ -126,9 +125,6 @@ func TestEditIssueApplies(t *testing.T) {
 			}
 			if !is.Updated.Equal(now) || is.Created.Equal(now) {
 				t.Errorf("updated %v, created %v; want updated %v", is.Updated, is.Created, now)
-			}
-			if string(is.Properties["rollback.hash"]) != `{"h":"abc"}` {
-				t.Errorf("property set with the edit: %s", is.Properties["rollback.hash"])
 			}
 
 			var got struct {

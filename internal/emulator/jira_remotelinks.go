@@ -1,41 +1,20 @@
 package emulator
 
-// Jira remote issue links, including the globalId upsert that makes
-// linking idempotent.
+// Jira remote issue links: the create, and the globalId upsert that makes
+// linking idempotent. Reading and deleting links over the API are not
+// emulated (no client does; tests read them with RemoteLinks).
 
 import (
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
-	"slices"
 	"strconv"
 	"unicode/utf8"
 )
 
-// remoteLinkWire is Jira's RemoteIssueLink.
-type remoteLinkWire struct {
-	ID           int64           `json:"id"`
-	Self         string          `json:"self"`
-	GlobalID     string          `json:"globalId,omitempty"`
-	Application  json.RawMessage `json:"application,omitempty"`
-	Relationship *string         `json:"relationship,omitempty"`
-	Object       json.RawMessage `json:"object"`
-}
-
 func remoteLinkSelf(base string, v jiraVer, issueKey string, id int64) string {
 	return base + v.prefix + "/issue/" + issueKey + "/remotelink/" + strconv.FormatInt(id, 10)
-}
-
-func (l *remoteLink) wire(base string, v jiraVer, issueKey string) remoteLinkWire {
-	return remoteLinkWire{
-		ID:           l.id,
-		Self:         remoteLinkSelf(base, v, issueKey, l.id),
-		GlobalID:     l.globalID,
-		Application:  l.application,
-		Relationship: l.relationship,
-		Object:       l.object,
-	}
 }
 
 type remoteObject struct {
@@ -45,18 +24,10 @@ type remoteObject struct {
 }
 
 func (e *Emulator) upsertRemoteLink(w http.ResponseWriter, r *http.Request) {
-	obj, err := decodeObject(r)
+	obj, err := decodeMembers(r, "RemoteIssueLinkRequest", "globalId", "application", "relationship", "object")
 	if err != nil {
 		bodyError(w, jiraAPI, err)
 		return
-	}
-	for k := range obj {
-		switch k {
-		case "globalId", "application", "relationship", "object":
-		default:
-			writeJiraError(w, http.StatusBadRequest, []string{fmt.Sprintf("Unrecognized field %q: not a member of RemoteIssueLinkRequest", k)}, nil)
-			return
-		}
 	}
 	errs := map[string]string{}
 	var globalID string
@@ -136,76 +107,5 @@ func (e *Emulator) upsertRemoteLink(w http.ResponseWriter, r *http.Request) {
 			ID   int64  `json:"id"`
 			Self string `json:"self"`
 		}{link.id, remoteLinkSelf(base, v, is.key, link.id)})
-	})
-}
-
-func (e *Emulator) getRemoteLinks(w http.ResponseWriter, r *http.Request) {
-	base, v := e.base(r), jiraVerOf(r)
-	q := r.URL.Query()
-	e.withIssue(w, r, func(is *issue) reply {
-		if q.Has("globalId") {
-			gid := q.Get("globalId")
-			for _, l := range is.links {
-				if l.globalID == gid {
-					return jsonReply(http.StatusOK, l.wire(base, v, is.key))
-				}
-			}
-			return jiraErrorReply(http.StatusNotFound, []string{fmt.Sprintf("No remote link with global id '%s' exists on issue %s.", gid, is.key)}, nil)
-		}
-		out := make([]remoteLinkWire, 0, len(is.links))
-		for _, l := range is.links {
-			out = append(out, l.wire(base, v, is.key))
-		}
-		return jsonReply(http.StatusOK, out)
-	})
-}
-
-func (e *Emulator) deleteRemoteLinkByGlobalID(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	gid := q.Get("globalId")
-	if gid == "" {
-		writeJiraError(w, http.StatusBadRequest, []string{"The global id of the remote link to delete must be provided."}, nil)
-		return
-	}
-	e.withIssue(w, r, func(is *issue) reply {
-		i := slices.IndexFunc(is.links, func(l *remoteLink) bool { return l.globalID == gid })
-		if i < 0 {
-			return jiraErrorReply(http.StatusNotFound, []string{fmt.Sprintf("No remote link with global id '%s' exists on issue %s.", gid, is.key)}, nil)
-		}
-		is.links = slices.Delete(is.links, i, i+1)
-		return emptyReply(http.StatusNoContent)
-	})
-}
-
-// linkIndex finds the link named by the {linkId} path value, or returns
-// the 404 reply.
-func linkIndex(r *http.Request, is *issue) (int, reply) {
-	id, err := strconv.ParseInt(r.PathValue("linkId"), 10, 64)
-	i := slices.IndexFunc(is.links, func(l *remoteLink) bool { return err == nil && l.id == id })
-	if i < 0 {
-		return i, jiraErrorReply(http.StatusNotFound, []string{fmt.Sprintf("Remote link with id '%s' does not exist on issue %s.", r.PathValue("linkId"), is.key)}, nil)
-	}
-	return i, reply{}
-}
-
-func (e *Emulator) getRemoteLink(w http.ResponseWriter, r *http.Request) {
-	base, v := e.base(r), jiraVerOf(r)
-	e.withIssue(w, r, func(is *issue) reply {
-		i, notFound := linkIndex(r, is)
-		if i < 0 {
-			return notFound
-		}
-		return jsonReply(http.StatusOK, is.links[i].wire(base, v, is.key))
-	})
-}
-
-func (e *Emulator) deleteRemoteLink(w http.ResponseWriter, r *http.Request) {
-	e.withIssue(w, r, func(is *issue) reply {
-		i, notFound := linkIndex(r, is)
-		if i < 0 {
-			return notFound
-		}
-		is.links = slices.Delete(is.links, i, i+1)
-		return emptyReply(http.StatusNoContent)
 	})
 }

@@ -14,7 +14,6 @@ func TestCreateIssue(t *testing.T) {
 	f["description"] = adfDoc("Automatic rollback")
 	f["priority"] = map[string]any{"name": "High"}
 	f["components"] = []any{map[string]any{"name": "payments-api"}}
-	body["properties"] = []any{map[string]any{"key": "rollback.event", "value": map[string]any{"eventId": "7f3a9c"}}}
 
 	var c created
 	env.expect("POST", "/rest/api/3/issue", body, http.StatusCreated, &c)
@@ -44,10 +43,9 @@ func TestCreateIssue(t *testing.T) {
 			Components []struct{ Name string }
 			Created    string `json:"created"`
 		} `json:"fields"`
-		Properties map[string]json.RawMessage `json:"properties"`
 	}
 	for _, ref := range []string{"OPS-1", "10000", "ops-1"} {
-		env.expect("GET", "/rest/api/3/issue/"+ref+"?properties=rollback.event", nil, 200, &got)
+		env.expect("GET", "/rest/api/3/issue/"+ref, nil, 200, &got)
 		if got.Key != "OPS-1" {
 			t.Fatalf("GET %s key = %s", ref, got.Key)
 		}
@@ -63,13 +61,6 @@ func TestCreateIssue(t *testing.T) {
 	}
 	if !strings.Contains(string(fl.Description), "Automatic rollback") {
 		t.Errorf("description = %s", fl.Description)
-	}
-	if string(got.Properties["rollback.event"]) != `{"eventId":"7f3a9c"}` {
-		t.Errorf("properties = %s", got.Properties)
-	}
-	is, _ := env.em.Issue("OPS-1")
-	if string(is.Properties["rollback.event"]) != `{"eventId":"7f3a9c"}` {
-		t.Errorf("snapshot properties = %v", is.Properties)
 	}
 
 	// fields= restricts the output.
@@ -122,7 +113,7 @@ func TestCreateIssueValidation(t *testing.T) {
 		{"unknown system field", func(b, f map[string]any) { f["assignee"] = map[string]any{"id": "x"} }, "assignee", "cannot be set", ""},
 		{"bad priority", func(b, f map[string]any) { f["priority"] = map[string]any{"name": "Apocalyptic"} }, "priority", "", ""},
 		{"unknown top-level key", func(b, f map[string]any) { b["bogus"] = true }, "", "", "bogus"},
-		{"bad property", func(b, f map[string]any) { b["properties"] = []any{map[string]any{"key": "", "value": 1}} }, "", "", "property key"},
+		{"issue properties", func(b, f map[string]any) { b["properties"] = []any{map[string]any{"key": "k", "value": 1}} }, "", "", "properties"},
 		{"update unsupported", func(b, f map[string]any) {
 			b["update"] = map[string]any{"labels": []any{map[string]any{"add": "x"}}}
 		}, "", "", "update"},
@@ -284,21 +275,6 @@ func TestRemoteLinkUpsert(t *testing.T) {
 		t.Errorf("after update = %+v", l)
 	}
 
-	// GET by globalId returns one object; without it, an array.
-	var one map[string]any
-	env.expect("GET", path+"?globalId=rollback-postmortem%3Arbk-7f3a9c", nil, 200, &one)
-	if one["globalId"] != "rollback-postmortem:rbk-7f3a9c" || one["relationship"] != nil || one["application"] != nil {
-		t.Errorf("GET by globalId = %v", one)
-	}
-	var all []map[string]any
-	env.expect("GET", path, nil, 200, &all)
-	if len(all) != 1 {
-		t.Errorf("GET all = %v", all)
-	}
-	env.expect("GET", path+"?globalId=nope", nil, 404, nil)
-	env.expect("GET", path+"/10000", nil, 200, nil)
-	env.expect("GET", path+"/999", nil, 404, nil)
-
 	// Without globalId every POST creates a new link.
 	noGID := map[string]any{"object": map[string]any{"url": "https://example.com/a", "title": "A"}}
 	env.expect("POST", path, noGID, 201, nil)
@@ -329,41 +305,6 @@ func TestRemoteLinkUpsert(t *testing.T) {
 		})
 	}
 	env.expect("POST", "/rest/api/3/issue/OPS-99/remotelink", full, 404, nil)
-
-	// DELETE by globalId.
-	env.expect("DELETE", path, nil, 400, nil)
-	env.expect("DELETE", path+"?globalId=rollback-postmortem%3Arbk-7f3a9c", nil, 204, nil)
-	env.expect("DELETE", path+"?globalId=rollback-postmortem%3Arbk-7f3a9c", nil, 404, nil)
-	if n := len(env.em.RemoteLinks(c.Key)); n != 2 {
-		t.Errorf("links after delete = %d", n)
-	}
-}
-
-func TestIssueProperties(t *testing.T) {
-	env := newEnv(t, Options{})
-	c := env.createIssue("x")
-	p := "/rest/api/3/issue/" + c.Key + "/properties/rollback.event"
-	resp, data := env.do("PUT", p, map[string]any{"eventId": "1"})
-	if resp.StatusCode != 201 || len(data) != 0 {
-		t.Errorf("first PUT = %d %q", resp.StatusCode, data)
-	}
-	env.expect("PUT", p, map[string]any{"eventId": "2"}, 200, nil)
-	var got struct {
-		Key   string
-		Value map[string]string
-	}
-	env.expect("GET", p, nil, 200, &got)
-	if got.Key != "rollback.event" || got.Value["eventId"] != "2" {
-		t.Errorf("GET = %+v", got)
-	}
-	var keys struct{ Keys []struct{ Key string } }
-	env.expect("GET", "/rest/api/3/issue/"+c.Key+"/properties", nil, 200, &keys)
-	if len(keys.Keys) != 1 {
-		t.Errorf("keys = %+v", keys)
-	}
-	env.expect("PUT", p, "", 400, nil)
-	env.expect("DELETE", p, nil, 204, nil)
-	env.expect("GET", p, nil, 404, nil)
 }
 
 func TestTransitions(t *testing.T) {

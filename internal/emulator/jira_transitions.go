@@ -40,18 +40,10 @@ func (e *Emulator) getTransitions(w http.ResponseWriter, r *http.Request) {
 
 func (e *Emulator) doTransition(w http.ResponseWriter, r *http.Request) {
 	ver := jiraVerOf(r)
-	obj, err := decodeObject(r)
+	obj, err := decodeMembers(r, "IssueUpdateDetails", "transition", "fields", "update", "historyMetadata")
 	if err != nil {
 		bodyError(w, jiraAPI, err)
 		return
-	}
-	for k := range obj {
-		switch k {
-		case "transition", "fields", "update", "historyMetadata", "properties":
-		default:
-			writeJiraError(w, http.StatusBadRequest, []string{fmt.Sprintf("Unrecognized field %q: not a member of IssueUpdateDetails", k)}, nil)
-			return
-		}
 	}
 	tr, ok := decodeRef(obj["transition"])
 	if isNull(obj["transition"]) || !ok || tr.ID == "" {
@@ -113,11 +105,6 @@ func (e *Emulator) doTransition(w http.ResponseWriter, r *http.Request) {
 			commentBodies = append(commentBodies, rt)
 		}
 	}
-	props, err := validateProperties(obj["properties"])
-	if err != nil {
-		writeJiraError(w, http.StatusBadRequest, []string{err.Error()}, nil)
-		return
-	}
 	if len(errs) > 0 {
 		writeJiraError(w, http.StatusBadRequest, nil, errs)
 		return
@@ -131,12 +118,6 @@ func (e *Emulator) doTransition(w http.ResponseWriter, r *http.Request) {
 		is.setStatus(to, resolution, e.now())
 		for _, b := range commentBodies {
 			e.addCommentLocked(is, b, nil)
-		}
-		for k, v := range props {
-			if is.props == nil {
-				is.props = map[string]json.RawMessage{}
-			}
-			is.props[k] = v
 		}
 		return emptyReply(http.StatusNoContent)
 	})

@@ -108,14 +108,15 @@ func TestPerIssueWriteLimit(t *testing.T) {
 	// Creates are not per-issue writes.
 	env.createIssue("c")
 
-	prop := func(issue string) string { return "/rest/api/3/issue/" + issue + "/properties/p" }
+	issue := func(idOrKey string) string { return "/rest/api/3/issue/" + idOrKey }
+	edit := map[string]any{"fields": map[string]any{"summary": "edited"}}
 	comment := map[string]any{"body": adfDoc("hi")}
-	env.expect("PUT", prop(a.Key), `{"n":1}`, 201, nil)
+	env.expect("PUT", issue(a.Key), edit, 204, nil)
 	clk.Advance(500 * time.Millisecond)
-	env.expect("POST", "/rest/api/3/issue/"+a.Key+"/comment", comment, 201, nil)
+	env.expect("POST", issue(a.Key)+"/comment", comment, 201, nil)
 
 	// A third write within 2 s, addressed by id, hits the same budget.
-	resp, data := env.do("PUT", prop(a.ID), `{"n":2}`)
+	resp, data := env.do("PUT", issue(a.ID), edit)
 	h := resp.Header
 	if resp.StatusCode != 429 || h.Get("RateLimit-Reason") != "jira-per-issue-on-write" ||
 		h.Get("Retry-After") != "2" || h.Get("X-RateLimit-Limit") != "2" || h.Get("X-RateLimit-Remaining") != "0" ||
@@ -127,18 +128,18 @@ func TestPerIssueWriteLimit(t *testing.T) {
 		t.Errorf("429 body = %s", data)
 	}
 	// Reads of that issue and writes to another are not affected.
-	env.expect("GET", prop(a.Key), nil, 200, nil)
-	env.expect("PUT", prop(b.Key), `{"n":1}`, 201, nil)
+	env.expect("GET", issue(a.Key), nil, 200, nil)
+	env.expect("PUT", issue(b.Key), edit, 204, nil)
 
 	// The window slides: the first write leaves it after 2 s.
 	clk.Advance(time.Second)
-	resp, _ = env.do("DELETE", prop(a.Key), nil)
+	resp, _ = env.do("POST", issue(a.Key)+"/comment", comment)
 	if resp.StatusCode != 429 || resp.Header.Get("Retry-After") != "1" {
 		t.Errorf("write 1.5 s in: status %d Retry-After %q, want 429 and 1", resp.StatusCode, resp.Header.Get("Retry-After"))
 	}
 	clk.Advance(500 * time.Millisecond)
-	env.expect("DELETE", prop(a.Key), nil, 204, nil)
-	env.expect("PUT", prop(a.Key), `{"n":3}`, 429, nil)
+	env.expect("POST", issue(a.Key)+"/comment", comment, 201, nil)
+	env.expect("PUT", issue(a.Key), edit, 429, nil)
 	if got := env.em.RateLimited(); got != 3 {
 		t.Errorf("RateLimited = %d, want 3", got)
 	}

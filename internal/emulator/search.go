@@ -1,7 +1,6 @@
 package emulator
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -25,14 +24,14 @@ const (
 
 const msgUnbounded = "Unbounded JQL queries are not allowed here. Please add a search restriction to your query."
 
-// searchRequest is SearchAndReconcileRequestBean.
+// searchRequest is SearchAndReconcileRequestBean. Its "properties" member
+// is accepted and has no effect: issues have no entity properties here.
 type searchRequest struct {
 	JQL             string   `json:"jql"`
 	Fields          []string `json:"fields"`
 	MaxResults      *int     `json:"maxResults"`
 	NextPageToken   *string  `json:"nextPageToken"`
 	Expand          string   `json:"expand"`
-	Properties      []string `json:"properties"`
 	FieldsByKeys    bool     `json:"fieldsByKeys"`
 	ReconcileIssues idList   `json:"reconcileIssues"`
 	FailFast        bool     `json:"failFast"`
@@ -72,21 +71,8 @@ type searchResponse struct {
 }
 
 func (e *Emulator) searchJQL(w http.ResponseWriter, r *http.Request) {
-	var req searchRequest
-	var err error
-	if r.Method == http.MethodPost {
-		req, err = decodeSearchBody(r)
-	} else {
-		req, err = decodeSearchQuery(r)
-	}
-	if err != nil {
-		bodyError(w, jiraAPI, err)
-		return
-	}
-
-	q, err := parseJQL(req.JQL)
-	if err != nil {
-		writeJiraError(w, http.StatusBadRequest, []string{err.Error()}, nil)
+	req, q, ok := readSearch(w, r, decodeSearchBody, decodeSearchQuery, func(req searchRequest) string { return req.JQL })
+	if !ok {
 		return
 	}
 	if !q.bounded() {
@@ -109,6 +95,7 @@ func (e *Emulator) searchJQL(w http.ResponseWriter, r *http.Request) {
 	}
 	offset := 0
 	if req.NextPageToken != nil && *req.NextPageToken != "" {
+		var err error
 		if offset, err = decodePageToken(*req.NextPageToken, req.JQL); err != nil {
 			writeJiraError(w, http.StatusBadRequest, []string{err.Error()}, nil)
 			return
@@ -141,7 +128,7 @@ func (e *Emulator) searchJQL(w http.ResponseWriter, r *http.Request) {
 		if offset < len(hits) {
 			end := min(offset+limit, len(hits))
 			for _, is := range hits[offset:end] {
-				resp.Issues = append(resp.Issues, e.issueWireLocked(is, fs, req.Properties, base, jiraV3))
+				resp.Issues = append(resp.Issues, e.issueWireLocked(is, fs, base, jiraV3))
 			}
 			if end < len(hits) {
 				resp.IsLast = false
@@ -152,43 +139,40 @@ func (e *Emulator) searchJQL(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
+// readSearch reads a search request from a POST body or the GET query and
+// parses its JQL, or answers 400 and returns false.
+func readSearch[T any](w http.ResponseWriter, r *http.Request, body, query func(*http.Request) (T, error), jql func(T) string) (T, *jqlQuery, bool) {
+	decode := query
+	if r.Method == http.MethodPost {
+		decode = body
+	}
+	req, err := decode(r)
+	if err != nil {
+		bodyError(w, jiraAPI, err)
+		return req, nil, false
+	}
+	q, err := parseJQL(jql(req))
+	if err != nil {
+		writeJiraError(w, http.StatusBadRequest, []string{err.Error()}, nil)
+		return req, nil, false
+	}
+	return req, q, true
+}
+
 func decodeSearchBody(r *http.Request) (searchRequest, error) {
-	obj, err := decodeObject(r)
-	if err != nil {
-		return searchRequest{}, err
-	}
 	// The bean is additionalProperties:false.
-	for k := range obj {
-		switch k {
-		case "jql", "fields", "maxResults", "nextPageToken", "expand", "properties",
-			"fieldsByKeys", "reconcileIssues", "failFast":
-		default:
-			return searchRequest{}, fmt.Errorf("Unrecognized field %q: not a member of SearchAndReconcileRequestBean", k)
-		}
-	}
-	b, err := json.Marshal(obj)
-	if err != nil {
-		return searchRequest{}, fmt.Errorf("re-encode search request: %w", err)
-	}
 	var req searchRequest
-	dec := json.NewDecoder(bytes.NewReader(b))
-	if err := dec.Decode(&req); err != nil {
-		var te *json.UnmarshalTypeError
-		if errors.As(err, &te) {
-			return searchRequest{}, fmt.Errorf("Invalid value for field %q: expected %s", te.Field, te.Type)
-		}
-		return searchRequest{}, fmt.Errorf("invalid search request: %w", err)
-	}
-	return req, nil
+	err := decodeBean(r, &req, "SearchAndReconcileRequestBean", "jql", "fields", "maxResults", "nextPageToken",
+		"expand", "properties", "fieldsByKeys", "reconcileIssues", "failFast")
+	return req, err
 }
 
 func decodeSearchQuery(r *http.Request) (searchRequest, error) {
 	q := r.URL.Query()
 	req := searchRequest{
-		JQL:        q.Get("jql"),
-		Fields:     queryList(q, "fields"),
-		Expand:     q.Get("expand"),
-		Properties: queryList(q, "properties"),
+		JQL:    q.Get("jql"),
+		Fields: queryList(q, "fields"),
+		Expand: q.Get("expand"),
 	}
 	if v := q.Get("maxResults"); v != "" {
 		n, err := strconv.Atoi(v)

@@ -6,9 +6,7 @@ package emulator
 // and is read-after-write: a new issue is found at once (no SearchLag).
 
 import (
-	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -18,14 +16,15 @@ import (
 // Data Center's jira.search.views.default.max.
 const maxResultsDC = 1000
 
-// dcSearchRequest is Data Center's SearchRequestBean.
+// dcSearchRequest is Data Center's SearchRequestBean. Its "properties"
+// member is accepted and has no effect: issues have no entity properties
+// here.
 type dcSearchRequest struct {
 	JQL           string          `json:"jql"`
 	StartAt       *int            `json:"startAt"`
 	MaxResults    *int            `json:"maxResults"`
 	Fields        []string        `json:"fields"`
 	Expand        json.RawMessage `json:"expand"` // string or array
-	Properties    []string        `json:"properties"`
 	FieldsByKeys  bool            `json:"fieldsByKeys"`
 	ValidateQuery json.RawMessage `json:"validateQuery"` // "strict"|"warn"|"none" or a boolean
 }
@@ -40,23 +39,11 @@ type dcSearchResponse struct {
 }
 
 func (e *Emulator) searchDC(w http.ResponseWriter, r *http.Request) {
-	var req dcSearchRequest
-	var err error
-	if r.Method == http.MethodPost {
-		req, err = decodeDCSearchBody(r)
-	} else {
-		req, err = decodeDCSearchQuery(r)
-	}
-	if err != nil {
-		bodyError(w, jiraAPI, err)
+	req, q, ok := readSearch(w, r, decodeDCSearchBody, decodeDCSearchQuery, func(req dcSearchRequest) string { return req.JQL })
+	if !ok {
 		return
 	}
 	validate, err := parseValidateQuery(req.ValidateQuery)
-	if err != nil {
-		writeJiraError(w, http.StatusBadRequest, []string{err.Error()}, nil)
-		return
-	}
-	q, err := parseJQL(req.JQL)
 	if err != nil {
 		writeJiraError(w, http.StatusBadRequest, []string{err.Error()}, nil)
 		return
@@ -93,7 +80,7 @@ func (e *Emulator) searchDC(w http.ResponseWriter, r *http.Request) {
 		resp.Total = len(hits)
 		if startAt < len(hits) {
 			for _, is := range hits[startAt:min(startAt+limit, len(hits))] {
-				resp.Issues = append(resp.Issues, e.issueWireLocked(is, fs, req.Properties, base, jiraV2))
+				resp.Issues = append(resp.Issues, e.issueWireLocked(is, fs, base, jiraV2))
 			}
 		}
 		return jsonReply(http.StatusOK, resp)
@@ -126,40 +113,19 @@ func parseValidateQuery(raw json.RawMessage) (string, error) {
 }
 
 func decodeDCSearchBody(r *http.Request) (dcSearchRequest, error) {
-	obj, err := decodeObject(r)
-	if err != nil {
-		return dcSearchRequest{}, err
-	}
-	for k := range obj {
-		switch k {
-		case "jql", "startAt", "maxResults", "fields", "expand", "properties", "fieldsByKeys", "validateQuery":
-		default:
-			// A client that sends Cloud's nextPageToken or reconcileIssues
-			// to Data Center learns it here.
-			return dcSearchRequest{}, fmt.Errorf("Unrecognized field %q: not a member of SearchRequestBean", k)
-		}
-	}
-	b, err := json.Marshal(obj)
-	if err != nil {
-		return dcSearchRequest{}, fmt.Errorf("re-encode search request: %w", err)
-	}
+	// A client that sends Cloud's nextPageToken or reconcileIssues to
+	// Data Center learns it here.
 	var req dcSearchRequest
-	if err := json.NewDecoder(bytes.NewReader(b)).Decode(&req); err != nil {
-		var te *json.UnmarshalTypeError
-		if errors.As(err, &te) {
-			return dcSearchRequest{}, fmt.Errorf("Invalid value for field %q: expected %s", te.Field, te.Type)
-		}
-		return dcSearchRequest{}, fmt.Errorf("invalid search request: %w", err)
-	}
-	return req, nil
+	err := decodeBean(r, &req, "SearchRequestBean", "jql", "startAt", "maxResults", "fields", "expand",
+		"properties", "fieldsByKeys", "validateQuery")
+	return req, err
 }
 
 func decodeDCSearchQuery(r *http.Request) (dcSearchRequest, error) {
 	q := r.URL.Query()
 	req := dcSearchRequest{
-		JQL:        q.Get("jql"),
-		Fields:     queryList(q, "fields"),
-		Properties: queryList(q, "properties"),
+		JQL:    q.Get("jql"),
+		Fields: queryList(q, "fields"),
 	}
 	for _, name := range []string{"startAt", "maxResults"} {
 		v := q.Get(name)

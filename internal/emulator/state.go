@@ -92,7 +92,6 @@ type issue struct {
 	created    time.Time
 	updated    time.Time
 	resolved   time.Time
-	props      map[string]json.RawMessage
 	comments   []*comment
 	links      []*remoteLink
 }
@@ -214,18 +213,17 @@ type Issue struct {
 	// Description is the ADF description of an issue created over v3;
 	// DescriptionWiki the wiki-markup description of one created over
 	// the Data Center v2 API. At most one is set.
-	Description     json.RawMessage            `json:"description,omitempty"`
-	DescriptionWiki string                     `json:"descriptionWiki,omitempty"`
-	Labels          []string                   `json:"labels"`
-	Priority        string                     `json:"priority,omitempty"`
-	Components      []string                   `json:"components,omitempty"`
-	Status          string                     `json:"status"`
-	StatusCategory  string                     `json:"statusCategory"`
-	Properties      map[string]json.RawMessage `json:"properties,omitempty"`
-	Created         time.Time                  `json:"created"`
-	Updated         time.Time                  `json:"updated"`
-	RemoteLinks     []RemoteLink               `json:"remoteLinks"`
-	Comments        int                        `json:"comments"`
+	Description     json.RawMessage `json:"description,omitempty"`
+	DescriptionWiki string          `json:"descriptionWiki,omitempty"`
+	Labels          []string        `json:"labels"`
+	Priority        string          `json:"priority,omitempty"`
+	Components      []string        `json:"components,omitempty"`
+	Status          string          `json:"status"`
+	StatusCategory  string          `json:"statusCategory"`
+	Created         time.Time       `json:"created"`
+	Updated         time.Time       `json:"updated"`
+	RemoteLinks     []RemoteLink    `json:"remoteLinks"`
+	Comments        int             `json:"comments"`
 }
 
 // Comment is a snapshot of a Jira issue comment: Body is the ADF of a
@@ -291,12 +289,6 @@ func (is *issue) snapshot() Issue {
 	}
 	if is.priority != nil {
 		s.Priority = is.priority.name
-	}
-	if len(is.props) > 0 {
-		s.Properties = make(map[string]json.RawMessage, len(is.props))
-		for k, v := range is.props {
-			s.Properties[k] = slices.Clone(v)
-		}
 	}
 	for _, l := range is.links {
 		s.RemoteLinks = append(s.RemoteLinks, l.snapshot(is.key))
