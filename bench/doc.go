@@ -1,6 +1,6 @@
 // Package bench holds the function's benchmarks and the quick tests that
 // pin the figures docs/benchmarks.md publishes (Atlassian calls per
-// incident, the side-by-side with the Sensor-only approach).
+// incident).
 //
 //	go test -run '^$' -bench . -benchmem ./bench/...
 //

@@ -28,7 +28,7 @@ func BenchmarkDrainAfterOutage(b *testing.B) {
 	)
 	for range b.N {
 		emu := harness.NewEmulator()
-		emu.SkipADFCheck(true)
+		emu.SkipADFSchema(true)
 		emu.SetRateLimit(emulator.RateLimit{PerSecond: clientRate * 5 / 4, Burst: 100})
 		h, d, err := harness.NewFunction(emu.URL, map[string]string{
 			"ATLASSIAN_RATE_LIMIT": strconv.Itoa(clientRate), "ATLASSIAN_RATE_BURST": "20",

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bytes"
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"function/bench/harness"
+	"function/internal/proc"
 )
 
 // memoryLimit is the container memory limit the manifests set; the
@@ -53,7 +55,7 @@ func megabyteEvent() []byte {
 //	go test -run '^$' -bench MemoryUnderLargeBodies -benchtime 1x ./bench/
 func BenchmarkMemoryUnderLargeBodies(b *testing.B) {
 	dir := b.TempDir()
-	bin, err := harness.BuildFunction(dir)
+	bin, err := proc.Build(context.Background(), "", dir, "./cmd/rollback-incident")
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -67,7 +69,7 @@ func BenchmarkMemoryUnderLargeBodies(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if _, err := p.WaitOK("/health/readiness", 10*time.Millisecond, 30*time.Second); err != nil {
+		if _, err := harness.WaitOK(p, "/health/readiness", 10*time.Millisecond, 30*time.Second); err != nil {
 			b.Fatal(err)
 		}
 		sign := func(body []byte) string {
@@ -105,9 +107,9 @@ func BenchmarkMemoryUnderLargeBodies(b *testing.B) {
 			return statuses
 		}
 		authed := burst(true)
-		_, peakAuthed, _ := p.Memory()
+		_, peakAuthed, _ := harness.Memory(p.Pid())
 		unauthed := burst(false)
-		_, peakUnauthed, _ := p.Memory()
+		_, peakUnauthed, _ := harness.Memory(p.Pid())
 
 		// 300 slow bodies: each announces 1 MB and sends a byte a second.
 		var conns []net.Conn
@@ -134,11 +136,11 @@ func BenchmarkMemoryUnderLargeBodies(b *testing.B) {
 			honestStatus = resp.StatusCode
 		}
 		honestTook := time.Since(start)
-		_, peakSlow, _ := p.Memory()
+		_, peakSlow, _ := harness.Memory(p.Pid())
 		for _, c := range conns {
 			c.Close()
 		}
-		p.Stop()
+		p.Stop(10 * time.Second)
 		emu.Close()
 		if honestStatus != http.StatusOK || len(emu.Issues()) != 1 {
 			b.Errorf("honest rollback during the slow bodies: %d, %d issues", honestStatus, len(emu.Issues()))

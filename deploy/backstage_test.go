@@ -485,7 +485,7 @@ func runBackstage(t *testing.T, argocdNS string, cm *corev1.ConfigMap) {
 			quiet(n, d, "on-health-degraded-backstage")
 		}
 		if fired, errs := argocdSend(t, n, d, trig); !fired || len(errs) > 0 {
-			t.Fatalf("%s: triggered %v, errors %v\nfunction log:\n%s", trig, fired, errs, s.fnLogs.String())
+			t.Fatalf("%s: triggered %v, errors %v\nfunction log:\n%s", trig, fired, errs, s.fn.Output())
 		}
 		ex := clusterProxy.take(functionHost)
 		var r functionReply

@@ -9,17 +9,16 @@ package deploy
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
+	"function/internal/proc"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -144,9 +143,10 @@ func compactJSON(t *testing.T, b []byte) []byte {
 // ---- the function and the emulator as processes ---------------------------
 
 var (
-	buildOnce sync.Once
-	buildDir  string
-	buildErr  error
+	buildOnce     sync.Once
+	buildDir      string
+	fnBin, emuBin string
+	buildErr      error
 )
 
 // binaries builds cmd/rollback-incident (the func-go HTTP entry, as the func
@@ -154,55 +154,19 @@ var (
 func binaries(t *testing.T) (function, emulator string) {
 	t.Helper()
 	buildOnce.Do(func() {
-		buildDir, buildErr = os.MkdirTemp("", "deploy-test-bin")
-		if buildErr != nil {
+		if buildDir, buildErr = os.MkdirTemp("", "deploy-test-bin"); buildErr != nil {
 			return
 		}
-		cmd := exec.Command("go", "build", "-o", buildDir+string(os.PathSeparator),
-			"./cmd/rollback-incident", "./cmd/atlassian-emulator")
-		cmd.Dir = functionSource()
-		cmd.Env = cleanEnv(os.Environ())
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		ctx := context.Background()
+		if fnBin, buildErr = proc.Build(ctx, functionSource(), buildDir, "./cmd/rollback-incident"); buildErr != nil {
+			return
 		}
+		emuBin, buildErr = proc.Build(ctx, functionSource(), buildDir, "./cmd/atlassian-emulator")
 	})
 	if buildErr != nil {
 		t.Fatal(buildErr)
 	}
-	return filepath.Join(buildDir, "rollback-incident"), filepath.Join(buildDir, "atlassian-emulator")
-}
-
-// cleanEnv drops the proxy settings TestMain installs for the Argo code.
-func cleanEnv(env []string) []string {
-	var out []string
-	for _, kv := range env {
-		k, _, _ := strings.Cut(kv, "=")
-		switch strings.ToUpper(k) {
-		case "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY":
-			continue
-		}
-		out = append(out, kv)
-	}
-	return out
-}
-
-// syncBuffer collects a process's output.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	return fnBin, emuBin
 }
 
 const testToken = "deploy-test-token-7c1e0b5d"
@@ -212,8 +176,7 @@ type stack struct {
 	t        *testing.T
 	emuURL   string
 	fnURL    string
-	fnLogs   *syncBuffer
-	emuLogs  *syncBuffer
+	fn       *proc.Process
 	requests int
 }
 
@@ -235,42 +198,10 @@ type stackOptions struct {
 func startStackWith(t *testing.T, o stackOptions) *stack {
 	t.Helper()
 	fnBin, emuBin := binaries(t)
-	s := &stack{t: t, fnLogs: &syncBuffer{}, emuLogs: &syncBuffer{}}
-
-	emu := exec.Command(emuBin, append([]string{"-listen", "127.0.0.1:0"}, o.emulatorArgs...)...)
-	emu.Env = []string{"PATH=" + os.Getenv("PATH")}
-	stdout, err := emu.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	emu.Stderr = s.emuLogs
-	if err := emu.Start(); err != nil {
-		t.Fatal(err)
-	}
-	stopProcess(t, emu, s.emuLogs, "emulator")
-	line := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		if sc.Scan() {
-			line <- strings.TrimSpace(sc.Text())
-		}
-		close(line)
-		_, _ = io.Copy(io.Discard, stdout)
-	}()
-	select {
-	case u, ok := <-line:
-		if !ok || !strings.HasPrefix(u, "http://") {
-			t.Fatalf("emulator did not print its URL:\n%s", s.emuLogs.String())
-		}
-		s.emuURL = u
-	case <-time.After(20 * time.Second):
-		t.Fatalf("emulator silent for 20 s:\n%s", s.emuLogs.String())
-	}
-
-	addr := freeAddr(t)
-	s.fnURL = "http://" + addr
-	fn := exec.Command(fnBin)
-	fn.Env = []string{
+	emu := startProcess(t, "emulator", proc.Options{Path: emuBin,
+		Args: append([]string{"-listen", "127.0.0.1:0"}, o.emulatorArgs...), Env: []string{"PATH=" + os.Getenv("PATH")}})
+	s := &stack{t: t, emuURL: emu.URL}
+	s.fn = startProcess(t, "function", proc.Options{Path: fnBin, Dir: t.TempDir(), Env: append([]string{
 		"PATH=" + os.Getenv("PATH"),
 		"HOME=" + t.TempDir(),
 		"JIRA_URL=" + s.emuURL,
@@ -278,61 +209,33 @@ func startStackWith(t *testing.T, o stackOptions) *stack {
 		"ATLASSIAN_API_TOKEN=emulator-token",
 		"AUTH_TOKEN=" + testToken,
 		"CLUSTER_NAME=deploy-test",
-		"LISTEN_ADDRESS=" + addr,
 		"ATLASSIAN_TIMEOUT=2s",
 		"REQUEST_DEADLINE=4s",
 		"LOG_LEVEL=debug",
-	}
-	fn.Env = append(fn.Env, o.functionEnv...)
-	fn.Dir = t.TempDir()
-	fn.Stdout, fn.Stderr = s.fnLogs, s.fnLogs
-	if err := fn.Start(); err != nil {
+	}, o.functionEnv...)})
+	s.fnURL = s.fn.URL
+	if err := s.fn.Ready(30 * time.Second); err != nil {
 		t.Fatal(err)
-	}
-	stopProcess(t, fn, s.fnLogs, "function")
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get(s.fnURL + "/health/readiness")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("function not ready in 30 s:\n%s", s.fnLogs.String())
-		}
-		time.Sleep(25 * time.Millisecond)
 	}
 	clusterProxy.route(t, functionHost, s.fnURL)
 	return s
 }
 
-func stopProcess(t *testing.T, cmd *exec.Cmd, logs *syncBuffer, name string) {
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
+// startProcess runs a process until the test ends (SIGINT, then SIGKILL
+// after 10 s), showing its output if the test failed.
+func startProcess(t *testing.T, name string, o proc.Options) *proc.Process {
+	t.Helper()
+	p, err := proc.Start(context.Background(), o)
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
 	t.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
+		p.Stop(10 * time.Second)
 		if t.Failed() {
-			t.Logf("%s output:\n%s", name, logs.String())
+			t.Logf("%s output:\n%s", name, p.Output())
 		}
 	})
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
+	return p
 }
 
 // emuIssue is the part of the emulator's issue view the tests read.
@@ -379,7 +282,7 @@ func (s *stack) requireOneIncident() emuIssue {
 	}
 	if len(issues) != 1 || len(pages) != 1 {
 		s.t.Fatalf("want exactly 1 issue and 1 page, got %d issues %+v and %d pages %+v\nfunction log:\n%s",
-			len(issues), issues, len(pages), pages, s.fnLogs.String())
+			len(issues), issues, len(pages), pages, s.fn.Output())
 	}
 	return issues[0]
 }

@@ -296,7 +296,7 @@ func TestRolloutsNotificationsViaArgoEvents(t *testing.T) {
 	useSensorSecret(t)
 	res := runSensorTrigger(t, sensor, "rollout-notification", esEvent(t, es.Name, "rollout", "webhook", (*events)[0]))
 	if res.err != nil {
-		t.Fatalf("trigger failed: %v\nfunction log:\n%s", res.err, s.fnLogs.String())
+		t.Fatalf("trigger failed: %v\nfunction log:\n%s", res.err, s.fn.Output())
 	}
 	checkCloudEventRequest(t, res, "argo-events/rollouts-webhook/rollout", "io.argoproj.events.webhook", "payments/checkout-api", "created")
 	s.requireOneIncident()

@@ -204,7 +204,7 @@ func TestRollbackSensorTriggersTheFunction(t *testing.T) {
 	event := esEvent(t, "replicasets-resource", "replicasets", "resource", readFixture(t, "replicaset-deployment-undo.json"))
 	r := runSensorTrigger(t, sensor, rsDependency, event)
 	if r.err != nil || r.attempts != 1 {
-		t.Fatalf("undo: %v after %d attempts\n%s", r.err, r.attempts, s.fnLogs.String())
+		t.Fatalf("undo: %v after %d attempts\n%s", r.err, r.attempts, s.fn.Output())
 	}
 	checkCloudEventRequest(t, r, "argo-events/replicasets-resource/replicasets", "io.argoproj.events.resource", "shop/inventory-7c9d8f6b54", "created")
 	issue := s.requireOneIncident()

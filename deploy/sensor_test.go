@@ -311,7 +311,7 @@ func TestSensorTriggersBothEventShapes(t *testing.T) {
 	r := runSensorTrigger(t, sensor, "rollout-notification",
 		esEvent(t, wes.Name, "rollout", "webhook", readFixture(t, "argo-events-webhook-event.json")))
 	if r.err != nil || r.attempts != 1 {
-		t.Fatalf("webhook event: %v after %d attempts\n%s", r.err, r.attempts, s.fnLogs.String())
+		t.Fatalf("webhook event: %v after %d attempts\n%s", r.err, r.attempts, s.fn.Output())
 	}
 	checkCloudEventRequest(t, r, "argo-events/rollouts-webhook/rollout", "io.argoproj.events.webhook", "payments/checkout-api", "created")
 	s.requireOneIncident()
@@ -321,11 +321,11 @@ func TestSensorTriggersBothEventShapes(t *testing.T) {
 	r = runSensorTrigger(t, sensor, "rollout-degraded",
 		esEvent(t, res.Name, "rollouts", "resource", readFixture(t, "argo-events-resource-rollout-degraded.json")))
 	if r.err != nil || r.attempts != 1 {
-		t.Fatalf("resource event: %v after %d attempts\n%s", r.err, r.attempts, s.fnLogs.String())
+		t.Fatalf("resource event: %v after %d attempts\n%s", r.err, r.attempts, s.fn.Output())
 	}
 	checkCloudEventRequest(t, r, "argo-events/rollouts-resource/rollouts", "io.argoproj.events.resource", "payments/checkout-api", "existing")
 	s.requireOneIncident()
-	if !strings.Contains(s.fnLogs.String(), r.event.ID()) {
+	if !strings.Contains(s.fn.Output(), r.event.ID()) {
 		t.Errorf("the function log does not name CloudEvent %s", r.event.ID())
 	}
 
@@ -373,7 +373,7 @@ func TestSensorRetriesWhenTheFunctionFails(t *testing.T) {
 		st = append(st, e.Status)
 	}
 	if r.err != nil || r.attempts != 3 || len(ex) != 3 || st[0] != 503 || st[1] != 503 || st[2] != 200 || r.deadLetters != 0 {
-		t.Fatalf("err %v after %d attempts, statuses %v, %d dead letters\n%s", r.err, r.attempts, st, r.deadLetters, s.fnLogs.String())
+		t.Fatalf("err %v after %d attempts, statuses %v, %d dead letters\n%s", r.err, r.attempts, st, r.deadLetters, s.fn.Output())
 	}
 	for _, e := range ex[1:] {
 		if e.Header.Get("Ce-Id") != ex[0].Header.Get("Ce-Id") {
@@ -465,7 +465,7 @@ func TestSensorAtlassianOutageLongerThanRetries(t *testing.T) {
 	_ = json.Unmarshal(r.body, &rep)
 	if r.err != nil || r.failed != nil || r.attempts != 1 || r.status != http.StatusAccepted || rep.Status != "accepted" || r.deadLetters != 0 {
 		t.Fatalf("during the outage: err %v (last attempt %v), %d attempts, %d dead letters, answer %d %s; want one attempt answered 202 accepted\n%s",
-			r.err, r.failed, r.attempts, r.deadLetters, r.status, r.body, s.fnLogs.String())
+			r.err, r.failed, r.attempts, r.deadLetters, r.status, r.body, s.fn.Output())
 	}
 	if time.Since(start) > window {
 		t.Fatalf("the delivery took %s, longer than the retry window %s", time.Since(start), window)
@@ -476,7 +476,7 @@ func TestSensorAtlassianOutageLongerThanRetries(t *testing.T) {
 	unavailable := `rollback_incident_attempts_total{outcome="unavailable"}`
 	for time.Since(start) < outage || s.metric(unavailable) < 2 {
 		if time.Since(start) > outage+time.Minute {
-			t.Fatalf("after %s the function made %v failed attempts, want 2 or more\n%s", time.Since(start), s.metric(unavailable), s.fnLogs.String())
+			t.Fatalf("after %s the function made %v failed attempts, want 2 or more\n%s", time.Since(start), s.metric(unavailable), s.fn.Output())
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
@@ -493,7 +493,7 @@ func TestSensorAtlassianOutageLongerThanRetries(t *testing.T) {
 	// plus its 30 s probe wait) opens the incident.
 	for s.metric(`rollback_incident_attempts_total{outcome="done"}`) < 1 {
 		if time.Since(ended) > 2*time.Minute {
-			t.Fatalf("no incident %s after the outage ended\n%s", time.Since(ended), s.fnLogs.String())
+			t.Fatalf("no incident %s after the outage ended\n%s", time.Since(ended), s.fn.Output())
 		}
 		time.Sleep(250 * time.Millisecond)
 	}

@@ -166,7 +166,7 @@ func TestWakeupSensorReconciles(t *testing.T) {
 		e.Header.Get("Content-Type") != "application/json" {
 		t.Errorf("request %s %s, Authorization %q, Content-Type %q", e.Method, e.Path, e.Header.Get("Authorization"), e.Header.Get("Content-Type"))
 	}
-	if !strings.Contains(s.fnLogs.String(), `"msg":"reconciled"`) {
+	if !strings.Contains(s.fn.Output(), `"msg":"reconciled"`) {
 		t.Errorf("the function did not log the reconcile")
 	}
 
@@ -274,7 +274,7 @@ func TestWakeupCronJobReconciles(t *testing.T) {
 	out, code := run(testToken, "")
 	var rep reconcileReply
 	if err := strictDecode([]byte(out), &rep); code != 0 || err != nil || rep.Status != "reconciled" || rep.Pending == nil {
-		t.Fatalf("exit %d, output %q (%v)\n%s", code, out, err, s.fnLogs.String())
+		t.Fatalf("exit %d, output %q (%v)\n%s", code, out, err, s.fn.Output())
 	}
 	ex := clusterProxy.take(functionHost)
 	if len(ex) != 1 || ex[0].Method != "POST" || ex[0].Path != "/reconcile" || ex[0].Header.Get("Authorization") != "Bearer "+testToken ||

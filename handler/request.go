@@ -75,6 +75,11 @@ func parseRequest(r *http.Request, body []byte) (request, *requestError) {
 }
 
 func readCloudEvent(r *http.Request, body []byte) (request, *requestError) {
+	if r.Header.Get("Ce-Specversion") == "" {
+		if err := inbound.DataBase64Error(body); err != nil {
+			return request{}, reject(http.StatusBadRequest, "invalid CloudEvent: %s", err.Error())
+		}
+	}
 	cr := r.Clone(r.Context())
 	cr.Body = io.NopCloser(bytes.NewReader(body))
 	cr.ContentLength = int64(len(body))

@@ -245,10 +245,8 @@ func unwrap(data []byte, obj map[string]json.RawMessage) (string, unwrapped, err
 	// (e.g. replayed from the JetStream bus): read by the SDK, as the
 	// handler reads one that came with it.
 	if _, ok := str(obj, "specversion"); ok {
-		if b64, ok := obj["data_base64"]; ok && !bytes.HasPrefix(b64, []byte(`"`)) {
-			// The SDK (v2.16.2) cuts off the quotes it assumes
-			// data_base64 has: anything but a string panics it.
-			return "", unwrapped{}, inputErrorf("cloudevent data_base64 is not a string")
+		if err := DataBase64Error(data); err != nil {
+			return "", unwrapped{}, err
 		}
 		var ev event.Event
 		if err := json.Unmarshal(data, &ev); err != nil {
@@ -306,4 +304,18 @@ func contextMeta(raw json.RawMessage) Meta {
 // invalidCloudEvent is the SDK's complaint on one line, short.
 func invalidCloudEvent(err error) error {
 	return inputErrorf("invalid CloudEvent: %s", clip(cleanString(strings.ReplaceAll(strings.TrimSpace(err.Error()), "\n", "; ")), 200))
+}
+
+// DataBase64Error refuses a structured CloudEvent (body) whose data_base64
+// is there but not a string: the SDK (v2.16.2) cuts off the quotes it
+// assumes data_base64 has, and anything else panics it. Whoever hands a
+// structured event to the SDK checks this first.
+func DataBase64Error(body []byte) error {
+	var ev struct {
+		DataBase64 json.RawMessage `json:"data_base64"`
+	}
+	if json.Unmarshal(body, &ev) != nil || ev.DataBase64 == nil || bytes.HasPrefix(ev.DataBase64, []byte(`"`)) {
+		return nil
+	}
+	return inputErrorf("cloudevent data_base64 is not a string")
 }

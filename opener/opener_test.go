@@ -518,6 +518,33 @@ func TestWindowsAskJiraAgain(t *testing.T) {
 	})
 }
 
+// Resolved longer ago than REOPEN_WINDOW, the same rollback failing again
+// is a new incident that names the resolved one, which stays resolved.
+func TestResolvedBeforeReopenWindowOpensNew(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		g := newRig(t, func(c *config.Config) { c.ReopenWindow = time.Hour })
+		ctx := context.Background()
+		in := rollback("checkout", "7")
+		fp := g.accept(in).Fingerprint
+		if _, err := g.o.Work(ctx, fp); err != nil {
+			t.Fatal(err)
+		}
+		_ = g.jira.DoTransition(ctx, "OPS-1", "2")
+		time.Sleep(25 * time.Hour) // past DEDUP_WINDOW and REOPEN_WINDOW
+		g.accept(in)
+		out, err := g.o.Work(ctx, fp)
+		if err != nil || out.JiraKey != "OPS-2" {
+			t.Fatalf("after REOPEN_WINDOW: %+v %v, want a new issue OPS-2", out, err)
+		}
+		if is, _ := g.jira.Issue("OPS-1"); !is.Done() {
+			t.Error("OPS-1, resolved before REOPEN_WINDOW, was reopened")
+		}
+		if desc, _, _ := g.jira.Description(ctx, "OPS-2"); !strings.Contains(string(desc), "OPS-1") {
+			t.Errorf("OPS-2 does not name the previous incident OPS-1: %s", desc)
+		}
+	})
+}
+
 // Every write step whose answer is lost after it took effect: the
 // rollback still ends with one issue, one page, one link, and its news
 // commented and on the page once.

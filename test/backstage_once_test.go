@@ -19,6 +19,7 @@ import (
 // shipped Backstage triggers stand aside for such an application, so this
 // is the only way the failure reaches Backstage.
 func TestBackstageOnceForAnIncident(t *testing.T) {
+	t.Parallel()
 	emu, ts := newEmulatorWith(t, emulator.Options{
 		BackstageGroups: map[string][]string{"group:default/payments-team": {"user:default/alice", "user:default/bob"}},
 		BackstageOwners: map[string]string{"component:default/checkout-api": "group:default/payments-team"},

@@ -185,7 +185,7 @@ func TestWrongAtlassianToken(t *testing.T) {
 		}
 	}
 	waitUntil(t, 30*time.Second, func() bool { return e.gauge(t, "rollback_incident_pending_rollbacks") == 3 })
-	if logs := e.logs.String(); !strings.Contains(logs, "ATLASSIAN_API_TOKEN") || strings.Contains(logs, wrong) {
+	if logs := e.output(); !strings.Contains(logs, "ATLASSIAN_API_TOKEN") || strings.Contains(logs, wrong) {
 		t.Errorf("the log does not name the variable, or shows the value:\n%s", logs)
 	}
 	e.kill()

@@ -2,54 +2,19 @@ package test
 
 import (
 	"net/http"
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
 
 	"function/internal/emulator"
 )
 
-const dcToken = "dc-personal-access-token"
-
-// TestDataCenterSuite runs the main end-to-end tests again, in a child test
-// process, against Jira Data Center (REST v2, wiki markup, personal access
-// token) and the Confluence v1 content API.
-func TestDataCenterSuite(t *testing.T) {
-	if dataCenter() {
-		return // already the child
-	}
-	tests := "^(TestIgnoredEvents|TestCapturedSensorRequests|TestConcurrentDeliveries|TestProjectAllowList|" +
-		"TestRepeatsBecomeTimeline|TestRestartReplaysADD|TestKilledBetweenIssueAndPage|TestRecurrenceLinksPrevious|" +
-		"TestReopenRule|TestStormOneProcess|TestAtlassianOutage|TestPartialFailureCompletes|TestAtlassianRefuses|" +
-		"TestHostileInputIsInert|TestOwnTemplates|TestStormAcrossReplicas)$"
-	cmd := exec.Command(os.Args[0], "-test.run", tests, "-test.count=1")
-	cmd.Env = append(os.Environ(), "RBI_TEST_DEPLOYMENT=datacenter")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("Data Center run failed: %v\n%s", err, out)
-	}
-	if !strings.Contains(string(out), "PASS") {
-		t.Fatalf("Data Center run ran nothing:\n%s", out)
-	}
-}
-
-// startDataCenter runs the function against the emulator speaking Jira Data
-// Center REST v2 and the Confluence v1 content API (no /wiki context path),
-// authenticated with a personal access token.
-func startDataCenter(t *testing.T) *env {
-	t.Helper()
-	emu, ts := newEmulatorWith(t, emulator.Options{})
-	return startWith(t, emu, ts, "ATLASSIAN_DEPLOYMENT=datacenter", "ATLASSIAN_EMAIL=", "ATLASSIAN_API_TOKEN=",
-		"ATLASSIAN_BEARER_TOKEN="+dcToken, "CONFLUENCE_URL="+ts.URL)
-}
-
 // TestDataCenterEndToEnd: the fixtures, in every envelope, open one issue
 // and one page per rollback on Data Center, linked both ways; the
 // description is wiki markup with the facts; news becomes a comment and a
 // timeline row.
 func TestDataCenterEndToEnd(t *testing.T) {
-	e := startDataCenter(t)
+	t.Parallel()
+	e := dataCenter.start(t)
 	keys := map[string]string{}
 	for _, f := range []string{"rollout-notification-webhook.json", "argo-events-resource-rollout-degraded.json",
 		"argocd-app-health-degraded.json", "workflow-failed.json"} {
@@ -120,6 +85,7 @@ func checkStormDelta(t *testing.T, e *env, replies []result, before int) {
 // from the object's annotation or BACKSTAGE_OWNERS, updated (not added) when
 // news arrives.
 func TestBackstageNotification(t *testing.T) {
+	t.Parallel()
 	emu, ts := newEmulatorWith(t, emulator.Options{BackstageGroups: map[string][]string{
 		"group:default/payments-team": {"user:default/alice", "user:default/bob"},
 	}})

@@ -31,126 +31,135 @@ func atlassianCalls(emu *emulator.Emulator) int {
 // Jira comment and a row of the page's timeline; identical repeats add
 // nothing and cost no Atlassian call.
 func TestRepeatsBecomeTimeline(t *testing.T) {
-	e := start(t)
-	notification := fixture(t, "rollout-notification-webhook.json")
-	first := e.post(notification, nil)
-	if first.status != http.StatusOK || first.reply.Status != "created" {
-		t.Fatalf("first: %d %s", first.status, first.body)
-	}
-	key := first.reply.JiraKey
+	t.Parallel()
+	eachDeployment(t, func(t *testing.T, d deployment) {
+		e := d.start(t)
+		notification := fixture(t, "rollout-notification-webhook.json")
+		first := e.post(notification, nil)
+		if first.status != http.StatusOK || first.reply.Status != "created" {
+			t.Fatalf("first: %d %s", first.status, first.body)
+		}
+		key := first.reply.JiraKey
 
-	// The same failure in other envelopes: the resource event brings facts
-	// the notification lacked (images, hashes), which update the page once
-	// and comment nothing; repeating them all changes nothing at all.
-	repeats := []string{"rollout-notification-webhook.json", "argo-events-resource-rollout-degraded.json", "argo-events-webhook-event.json"}
-	for _, f := range repeats {
-		if r := e.post(fixture(t, f), nil); r.reply.Status != "existing" || r.reply.JiraKey != key {
-			t.Fatalf("%s: %s", f, r.body)
+		// The same failure in other envelopes: the resource event brings facts
+		// the notification lacked (images, hashes), which update the page once
+		// and comment nothing; repeating them all changes nothing at all.
+		repeats := []string{"rollout-notification-webhook.json", "argo-events-resource-rollout-degraded.json", "argo-events-webhook-event.json"}
+		for _, f := range repeats {
+			if r := e.post(fixture(t, f), nil); r.reply.Status != "existing" || r.reply.JiraKey != key {
+				t.Fatalf("%s: %s", f, r.body)
+			}
 		}
-	}
-	before, version := atlassianCalls(e.emu), e.postmortems()[0].Version
-	for _, f := range repeats {
-		if r := e.post(fixture(t, f), nil); r.reply.Status != "existing" || r.reply.JiraKey != key {
-			t.Fatalf("%s: %s", f, r.body)
+		before, version := atlassianCalls(e.emu), e.postmortems()[0].Version
+		for _, f := range repeats {
+			if r := e.post(fixture(t, f), nil); r.reply.Status != "existing" || r.reply.JiraKey != key {
+				t.Fatalf("%s: %s", f, r.body)
+			}
 		}
-	}
-	if after := atlassianCalls(e.emu); after != before {
-		t.Errorf("identical repeats made %d Atlassian calls, want 0", after-before)
-	}
-	if n := len(e.emu.Comments(key)); n != 0 {
-		t.Errorf("repeats of the same failure added %d comments", n)
-	}
+		if after := atlassianCalls(e.emu); after != before {
+			t.Errorf("identical repeats made %d Atlassian calls, want 0", after-before)
+		}
+		if n := len(e.emu.Comments(key)); n != 0 {
+			t.Errorf("repeats of the same failure added %d comments", n)
+		}
 
-	// The AnalysisRun says something new.
-	for range 3 {
-		r := e.post(fixture(t, "analysisrun-failed.json"), nil)
-		if r.status != http.StatusOK || r.reply.JiraKey != key {
-			t.Fatalf("analysis run: %d %s", r.status, r.body)
+		// The AnalysisRun says something new.
+		for range 3 {
+			r := e.post(fixture(t, "analysisrun-failed.json"), nil)
+			if r.status != http.StatusOK || r.reply.JiraKey != key {
+				t.Fatalf("analysis run: %d %s", r.status, r.body)
+			}
 		}
-	}
-	comments := e.emu.Comments(key)
-	if len(comments) != 1 {
-		t.Fatalf("%d comments, want 1", len(comments))
-	}
-	if b, _ := json.Marshal(comments[0]); !strings.Contains(string(b), `AnalysisRun`) || !strings.Contains(string(b), `failureLimit`) {
-		t.Errorf("comment does not carry the news: %s", b)
-	}
-	pages := e.postmortems()
-	if len(pages) != 1 || pages[0].Version != version+1 {
-		t.Fatalf("pages %+v, want one page at version %d", pages, version+1)
-	}
-	body := pages[0].Body
-	timeline := body[strings.Index(body, "rollback-incident.timeline<"):strings.Index(body, "rollback-incident.timeline.end")]
-	if strings.Count(timeline, "<tr><td>") != 3 || strings.Count(timeline, "AnalysisRun checkout-api") != 1 || strings.Count(timeline, "Incident OPS-1 opened") != 1 {
-		t.Errorf("page timeline should have the failure, the opening and the news once each:\n%s", timeline)
-	}
+		comments := e.emu.Comments(key)
+		if len(comments) != 1 {
+			t.Fatalf("%d comments, want 1", len(comments))
+		}
+		if b, _ := json.Marshal(comments[0]); !strings.Contains(string(b), `AnalysisRun`) || !strings.Contains(string(b), `failureLimit`) {
+			t.Errorf("comment does not carry the news: %s", b)
+		}
+		pages := e.postmortems()
+		if len(pages) != 1 || pages[0].Version != version+1 {
+			t.Fatalf("pages %+v, want one page at version %d", pages, version+1)
+		}
+		body := pages[0].Body
+		timeline := body[strings.Index(body, "rollback-incident.timeline<"):strings.Index(body, "rollback-incident.timeline.end")]
+		if strings.Count(timeline, "<tr><td>") != 3 || strings.Count(timeline, "AnalysisRun checkout-api") != 1 || strings.Count(timeline, "Incident OPS-1 opened") != 1 {
+			t.Errorf("page timeline should have the failure, the opening and the news once each:\n%s", timeline)
+		}
+	})
 }
 
 // TestRestartReplaysADD: a restarted resource EventSource replays an ADD
 // for every degraded Rollout; a restarted function has lost its in-process
 // records. Neither opens a new incident nor comments.
 func TestRestartReplaysADD(t *testing.T) {
-	emu, ts := newEmulator(t)
-	e := startWith(t, emu, ts)
-	update := fixture(t, "argo-events-resource-rollout-degraded.json")
-	r := e.post(update, nil)
-	if r.reply.Status != "created" {
-		t.Fatalf("UPDATE: %s", r.body)
-	}
-	var ev map[string]json.RawMessage
-	if err := json.Unmarshal(update, &ev); err != nil {
-		t.Fatal(err)
-	}
-	add := []byte(`{"type":"ADD","body":` + string(ev["body"]) + `,"oldBody":null,"group":"argoproj.io","version":"v1alpha1","resource":"rollouts"}`)
-
-	e.kill()
-	e2 := startWith(t, emu, ts)
-	for range 3 {
-		r2 := e2.post(add, nil)
-		if r2.status != http.StatusOK || r2.reply.Status != "existing" || r2.reply.JiraKey != r.reply.JiraKey {
-			t.Fatalf("replayed ADD: %d %s", r2.status, r2.body)
+	t.Parallel()
+	eachDeployment(t, func(t *testing.T, d deployment) {
+		emu, ts := newEmulator(t)
+		e := d.startWith(t, emu, ts)
+		update := fixture(t, "argo-events-resource-rollout-degraded.json")
+		r := e.post(update, nil)
+		if r.reply.Status != "created" {
+			t.Fatalf("UPDATE: %s", r.body)
 		}
-	}
-	if len(emu.Issues()) != 1 || len(e2.postmortems()) != 1 || len(emu.Comments(r.reply.JiraKey)) != 0 {
-		t.Errorf("%d issues, %d pages, %d comments; want 1, 1, 0", len(emu.Issues()), len(e2.postmortems()), len(emu.Comments(r.reply.JiraKey)))
-	}
+		var ev map[string]json.RawMessage
+		if err := json.Unmarshal(update, &ev); err != nil {
+			t.Fatal(err)
+		}
+		add := []byte(`{"type":"ADD","body":` + string(ev["body"]) + `,"oldBody":null,"group":"argoproj.io","version":"v1alpha1","resource":"rollouts"}`)
+
+		e.kill()
+		e2 := d.startWith(t, emu, ts)
+		for range 3 {
+			r2 := e2.post(add, nil)
+			if r2.status != http.StatusOK || r2.reply.Status != "existing" || r2.reply.JiraKey != r.reply.JiraKey {
+				t.Fatalf("replayed ADD: %d %s", r2.status, r2.body)
+			}
+		}
+		if len(emu.Issues()) != 1 || len(e2.postmortems()) != 1 || len(emu.Comments(r.reply.JiraKey)) != 0 {
+			t.Errorf("%d issues, %d pages, %d comments; want 1, 1, 0", len(emu.Issues()), len(e2.postmortems()), len(emu.Comments(r.reply.JiraKey)))
+		}
+	})
 }
 
 // TestKilledBetweenIssueAndPage: the process dies after the issue exists
 // and while the page is being created; the redelivery to a new process
 // finishes the incident: one issue, one page, linked.
 func TestKilledBetweenIssueAndPage(t *testing.T) {
-	emu, ts := newEmulator(t)
-	e := startWith(t, emu, ts)
-	body := fixture(t, "workflow-failed.json")
-	emu.InjectFault(route("create page"), emulator.Fault{Delay: 30 * time.Second}, 1)
-	go func() {
-		req, _ := http.NewRequest(http.MethodPost, e.url+"/", strings.NewReader(string(body)))
-		req.Header.Set("Authorization", "Bearer "+testToken)
-		if resp, err := http.DefaultClient.Do(req); err == nil {
-			resp.Body.Close()
+	t.Parallel()
+	eachDeployment(t, func(t *testing.T, d deployment) {
+		emu, ts := newEmulator(t)
+		e := d.startWith(t, emu, ts)
+		body := fixture(t, "workflow-failed.json")
+		emu.InjectFault(d.route("create page"), emulator.Fault{Delay: 30 * time.Second}, 1)
+		go func() {
+			req, _ := http.NewRequest(http.MethodPost, e.url+"/", strings.NewReader(string(body)))
+			req.Header.Set("Authorization", "Bearer "+testToken)
+			if resp, err := http.DefaultClient.Do(req); err == nil {
+				resp.Body.Close()
+			}
+		}()
+		waitFor(t, func() bool { return emu.Calls()[d.route("create page")] == 1 })
+		e.kill()
+		if len(emu.Issues()) != 1 || len(e.postmortems()) != 0 {
+			t.Fatalf("before redelivery: %d issues, %d pages", len(emu.Issues()), len(e.postmortems()))
 		}
-	}()
-	waitFor(t, func() bool { return emu.Calls()[route("create page")] == 1 })
-	e.kill()
-	if len(emu.Issues()) != 1 || len(e.postmortems()) != 0 {
-		t.Fatalf("before redelivery: %d issues, %d pages", len(emu.Issues()), len(e.postmortems()))
-	}
-	emu.ClearFaults()
+		emu.ClearFaults()
 
-	e2 := startWith(t, emu, ts)
-	r := e2.post(body, nil)
-	if r.status != http.StatusOK || r.reply.Status != "existing" || r.reply.ConfluencePageID == "" {
-		t.Fatalf("redelivery: %d %s", r.status, r.body)
-	}
-	if len(emu.Issues()) != 1 || len(e2.postmortems()) != 1 || len(emu.RemoteLinks(r.reply.JiraKey)) != 1 {
-		t.Errorf("%d issues, %d pages, %d links; want 1 each", len(emu.Issues()), len(e2.postmortems()), len(emu.RemoteLinks(r.reply.JiraKey)))
-	}
+		e2 := d.startWith(t, emu, ts)
+		r := e2.post(body, nil)
+		if r.status != http.StatusOK || r.reply.Status != "existing" || r.reply.ConfluencePageID == "" {
+			t.Fatalf("redelivery: %d %s", r.status, r.body)
+		}
+		if len(emu.Issues()) != 1 || len(e2.postmortems()) != 1 || len(emu.RemoteLinks(r.reply.JiraKey)) != 1 {
+			t.Errorf("%d issues, %d pages, %d links; want 1 each", len(emu.Issues()), len(e2.postmortems()), len(emu.RemoteLinks(r.reply.JiraKey)))
+		}
+	})
 }
 
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
-	waitUntil(t, 10*time.Second, cond)
+	waitUntil(t, 30*time.Second, cond)
 }
 
 // waitUntil polls cond until it holds, failing the test after d.
@@ -183,85 +192,33 @@ func (e *env) opened(n int) bool {
 // TestRecurrenceLinksPrevious: the same Rollout failing again at a new
 // revision is a new incident that names and links the earlier one.
 func TestRecurrenceLinksPrevious(t *testing.T) {
-	e := start(t)
-	send := func(rev int) reply {
-		body := fmt.Sprintf(`{"rolloutName":"checkout-api","namespace":"payments","phase":"Degraded","message":"RolloutAborted: Rollout aborted update to revision %d: Step-based analysis phase error/failed"}`, rev)
-		r := e.post([]byte(body), nil)
-		if r.status != http.StatusOK || r.reply.Status != "created" {
-			t.Fatalf("revision %d: %d %s", rev, r.status, r.body)
+	t.Parallel()
+	eachDeployment(t, func(t *testing.T, d deployment) {
+		e := d.start(t)
+		send := func(rev int) reply {
+			body := fmt.Sprintf(`{"rolloutName":"checkout-api","namespace":"payments","phase":"Degraded","message":"RolloutAborted: Rollout aborted update to revision %d: Step-based analysis phase error/failed"}`, rev)
+			r := e.post([]byte(body), nil)
+			if r.status != http.StatusOK || r.reply.Status != "created" {
+				t.Fatalf("revision %d: %d %s", rev, r.status, r.body)
+			}
+			return r.reply
 		}
-		return r.reply
-	}
-	first, second := send(7), send(8)
-	if first.JiraKey == second.JiraKey || first.Fingerprint == second.Fingerprint {
-		t.Fatalf("revisions 7 and 8 share an incident: %+v %+v", first, second)
-	}
-	is, _ := e.emu.Issue(second.JiraKey)
-	if !strings.Contains(description(is), first.JiraKey) {
-		t.Errorf("%s does not name the previous incident %s", second.JiraKey, first.JiraKey)
-	}
-	found := false
-	for _, l := range e.emu.RemoteLinks(second.JiraKey) {
-		if l.URL == e.emuTS.URL+"/browse/"+first.JiraKey {
-			found = true
+		first, second := send(7), send(8)
+		if first.JiraKey == second.JiraKey || first.Fingerprint == second.Fingerprint {
+			t.Fatalf("revisions 7 and 8 share an incident: %+v %+v", first, second)
 		}
-	}
-	if !found {
-		t.Errorf("%s has no remote link to %s: %+v", second.JiraKey, first.JiraKey, e.emu.RemoteLinks(second.JiraKey))
-	}
-}
-
-// resolve moves an issue to Done as a person would.
-func resolve(t *testing.T, e *env, key string) {
-	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, e.emuTS.URL+"/rest/api/3/issue/"+key+"/transitions", strings.NewReader(`{"transition":{"id":"31"}}`))
-	req.SetBasicAuth(emulator.DefaultEmail, emulator.DefaultAPIToken)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil || resp.StatusCode != http.StatusNoContent {
-		t.Fatalf("resolve %s: %v %v", key, err, resp)
-	}
-	resp.Body.Close()
-}
-
-// TestReopenRule: the same revision failing again after its incident was
-// resolved reopens it within REOPEN_WINDOW, and opens a new incident linked
-// to it after.
-func TestReopenRule(t *testing.T) {
-	body := fixture(t, "rollout-notification-webhook.json")
-	t.Run("within REOPEN_WINDOW", func(t *testing.T) {
-		e := start(t, "DEDUP_WINDOW=1s", "REOPEN_WINDOW=1h")
-		first := e.post(body, nil).reply
-		resolve(t, e, first.JiraKey)
-		time.Sleep(1100 * time.Millisecond) // past DEDUP_WINDOW: the record is stale
-		r := e.post(body, nil)
-		if r.status != http.StatusOK || r.reply.JiraKey != first.JiraKey {
-			t.Fatalf("%d %s", r.status, r.body)
-		}
-		is, _ := e.emu.Issue(first.JiraKey)
-		if is.StatusCategory == "done" || len(e.emu.Issues()) != 1 {
-			t.Errorf("%s is %s (%s); %d issues", is.Key, is.Status, is.StatusCategory, len(e.emu.Issues()))
-		}
-		if c := e.emu.Comments(first.JiraKey); len(c) != 1 {
-			t.Errorf("%d comments, want the reopening one", len(c))
-		}
-	})
-	t.Run("after REOPEN_WINDOW", func(t *testing.T) {
-		e := start(t, "DEDUP_WINDOW=1s", "REOPEN_WINDOW=1ms")
-		first := e.post(body, nil).reply
-		resolve(t, e, first.JiraKey)
-		time.Sleep(1100 * time.Millisecond)
-		r := e.post(body, nil)
-		if r.status != http.StatusOK || r.reply.Status != "created" || r.reply.JiraKey == first.JiraKey {
-			t.Fatalf("%d %s", r.status, r.body)
-		}
-		is, _ := e.emu.Issue(r.reply.JiraKey)
+		is, _ := e.emu.Issue(second.JiraKey)
 		if !strings.Contains(description(is), first.JiraKey) {
-			t.Errorf("new incident does not name %s", first.JiraKey)
+			t.Errorf("%s does not name the previous incident %s", second.JiraKey, first.JiraKey)
 		}
-		// Later deliveries join the new incident, not the resolved one.
-		if again := e.post(body, nil).reply; again.JiraKey != r.reply.JiraKey {
-			t.Errorf("next delivery went to %s, want %s", again.JiraKey, r.reply.JiraKey)
+		found := false
+		for _, l := range e.emu.RemoteLinks(second.JiraKey) {
+			if l.URL == e.emuTS.URL+"/browse/"+first.JiraKey {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("%s has no remote link to %s: %+v", second.JiraKey, first.JiraKey, e.emu.RemoteLinks(second.JiraKey))
 		}
 	})
 }
@@ -270,14 +227,17 @@ func TestReopenRule(t *testing.T) {
 // distinct CloudEvent ids and a mix of envelopes → one issue, one page, one
 // link, and every reply names the same key.
 func TestStormOneProcess(t *testing.T) {
-	e := start(t)
-	replies := storm(t, []*env{e}, 500)
-	checkStorm(t, e.emu, replies)
-	// Without NATS the function says that replicas could duplicate, and how
-	// to avoid it.
-	if log := e.logs.String(); !strings.Contains(log, "duplicates") || !strings.Contains(log, "autoscaling.knative.dev/max-scale") {
-		t.Errorf("start-up log lacks the single-replica warning:\n%s", log)
-	}
+	t.Parallel()
+	eachDeployment(t, func(t *testing.T, d deployment) {
+		e := d.start(t)
+		replies := storm(t, []*env{e}, 500)
+		checkStorm(t, e.emu, replies)
+		// Without NATS the function says that replicas could duplicate, and how
+		// to avoid it.
+		if log := e.output(); !strings.Contains(log, "duplicates") || !strings.Contains(log, "autoscaling.knative.dev/max-scale") {
+			t.Errorf("start-up log lacks the single-replica warning:\n%s", log)
+		}
+	})
 }
 
 // storm sends n deliveries of the checkout-api rollback, spread over the

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
@@ -40,7 +41,8 @@ var envelopes = []envelope{
 	{"cloudevent structured (sdk)", func(e *env, b []byte) result { return e.sendCE(b, true) }},
 }
 
-var ceSeq int
+// ceSeq numbers the CloudEvents the tests send, across parallel tests.
+var ceSeq atomic.Int64
 
 // sendCE sends body as the data of a CloudEvent with the CloudEvents SDK
 // client, in binary or structured mode, and reads the CloudEvent reply.
@@ -50,9 +52,8 @@ func (e *env) sendCE(body []byte, structured bool) result {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	ceSeq++
 	ev := event.New()
-	ev.SetID(fmt.Sprintf("e2e-%d", ceSeq))
+	ev.SetID(fmt.Sprintf("e2e-%d", ceSeq.Add(1)))
 	ev.SetSource("argo-events/sensor/rollback-sensor")
 	ev.SetType("io.argoproj.rollouts.rollback")
 	if err := ev.SetData(event.ApplicationJSON, json.RawMessage(body)); err != nil {
@@ -85,6 +86,7 @@ func (e *env) sendCE(body []byte, structured bool) result {
 // the outcome, the dedupe across envelopes and sources, and what the
 // emulator ends up holding.
 func TestFixturesEndToEnd(t *testing.T) {
+	t.Parallel()
 	e := start(t)
 	files := []string{
 		"rollout-notification-webhook.json",
@@ -200,99 +202,106 @@ func contains(list []string, s string) bool {
 // TestIgnoredEvents: what is not a failure is answered 200 "ignored" with
 // the reason, and opens nothing.
 func TestIgnoredEvents(t *testing.T) {
-	e := start(t)
-	var resource map[string]json.RawMessage
-	if err := json.Unmarshal(fixture(t, "argo-events-resource-rollout-degraded.json"), &resource); err != nil {
-		t.Fatal(err)
-	}
-	bodies := map[string]string{
-		"healthy notification":    `{"rolloutName":"checkout-api","namespace":"payments","phase":"Healthy","message":"","timestamp":"2025-06-12T14:30:00Z"}`,
-		"ADD of healthy rollout":  `{"type":"ADD","body":` + string(resource["oldBody"]) + `,"oldBody":null,"group":"argoproj.io","version":"v1alpha1","resource":"rollouts"}`,
-		"DELETE":                  `{"type":"DELETE","body":` + string(resource["body"]) + `,"oldBody":null}`,
-		"argo cd healthy":         `{"source":"argocd","app":"checkout-api-prod","appNamespace":"argocd","healthStatus":"Healthy","operationPhase":"Succeeded"}`,
-		"workflow still running":  `{"apiVersion":"argoproj.io/v1alpha1","kind":"Workflow","metadata":{"name":"w","namespace":"n"},"status":{"phase":"Running"}}`,
-		"analysis run successful": `{"apiVersion":"argoproj.io/v1alpha1","kind":"AnalysisRun","metadata":{"name":"r","namespace":"n"},"status":{"phase":"Successful"}}`,
-	}
-	for name, body := range bodies {
-		for _, env := range envelopes {
-			r := env.send(e, []byte(body))
-			if r.status != http.StatusOK || r.reply.Status != "ignored" || r.reply.Reason == "" {
-				t.Errorf("%s via %s: %d %s", name, env.name, r.status, r.body)
+	t.Parallel()
+	eachDeployment(t, func(t *testing.T, d deployment) {
+		e := d.start(t)
+		var resource map[string]json.RawMessage
+		if err := json.Unmarshal(fixture(t, "argo-events-resource-rollout-degraded.json"), &resource); err != nil {
+			t.Fatal(err)
+		}
+		bodies := map[string]string{
+			"healthy notification":    `{"rolloutName":"checkout-api","namespace":"payments","phase":"Healthy","message":"","timestamp":"2025-06-12T14:30:00Z"}`,
+			"ADD of healthy rollout":  `{"type":"ADD","body":` + string(resource["oldBody"]) + `,"oldBody":null,"group":"argoproj.io","version":"v1alpha1","resource":"rollouts"}`,
+			"DELETE":                  `{"type":"DELETE","body":` + string(resource["body"]) + `,"oldBody":null}`,
+			"argo cd healthy":         `{"source":"argocd","app":"checkout-api-prod","appNamespace":"argocd","healthStatus":"Healthy","operationPhase":"Succeeded"}`,
+			"workflow still running":  `{"apiVersion":"argoproj.io/v1alpha1","kind":"Workflow","metadata":{"name":"w","namespace":"n"},"status":{"phase":"Running"}}`,
+			"analysis run successful": `{"apiVersion":"argoproj.io/v1alpha1","kind":"AnalysisRun","metadata":{"name":"r","namespace":"n"},"status":{"phase":"Successful"}}`,
+		}
+		for name, body := range bodies {
+			for _, env := range envelopes {
+				r := env.send(e, []byte(body))
+				if r.status != http.StatusOK || r.reply.Status != "ignored" || r.reply.Reason == "" {
+					t.Errorf("%s via %s: %d %s", name, env.name, r.status, r.body)
+				}
 			}
 		}
-	}
-	if n := len(e.emu.Issues()); n != 0 {
-		t.Errorf("%d issues opened for non-failures", n)
-	}
+		if n := len(e.emu.Issues()); n != 0 {
+			t.Errorf("%d issues opened for non-failures", n)
+		}
+	})
 }
 
 // TestCapturedSensorRequests replays, with their original headers, the
 // requests that a real Argo Events v1.9.6 Sensor and notifications-engine
 // v0.5.0 sent, and expects the right outcome for each.
 func TestCapturedSensorRequests(t *testing.T) {
-	e := start(t)
-	key := ""
-	for _, file := range []string{"captured/e2e-capture.jsonl", "captured/e2e-resource-capture.jsonl"} {
-		f, err := os.Open(filepath.Join("../testdata/fixtures", file))
-		if err != nil {
-			t.Fatal(err)
-		}
-		sc := bufio.NewScanner(f)
-		sc.Buffer(nil, 1<<20)
-		n := 0
-		for sc.Scan() {
-			n++
-			var c struct {
-				URL     string              `json:"url"`
-				Headers map[string][]string `json:"headers"`
-				Body    string              `json:"body"`
-			}
-			if err := json.Unmarshal(sc.Bytes(), &c); err != nil {
+	t.Parallel()
+	eachDeployment(t, func(t *testing.T, d deployment) {
+		e := d.start(t)
+		key := ""
+		for _, file := range []string{"captured/e2e-capture.jsonl", "captured/e2e-resource-capture.jsonl"} {
+			f, err := os.Open(filepath.Join("../testdata/fixtures", file))
+			if err != nil {
 				t.Fatal(err)
 			}
-			req, _ := http.NewRequest(http.MethodPost, e.url+c.URL, strings.NewReader(c.Body))
-			for k, vs := range c.Headers {
-				if k != "Content-Length" && k != "Accept-Encoding" {
-					req.Header[k] = vs
+			sc := bufio.NewScanner(f)
+			sc.Buffer(nil, 1<<20)
+			n := 0
+			for sc.Scan() {
+				n++
+				var c struct {
+					URL     string              `json:"url"`
+					Headers map[string][]string `json:"headers"`
+					Body    string              `json:"body"`
+				}
+				if err := json.Unmarshal(sc.Bytes(), &c); err != nil {
+					t.Fatal(err)
+				}
+				req, _ := http.NewRequest(http.MethodPost, e.url+c.URL, strings.NewReader(c.Body))
+				for k, vs := range c.Headers {
+					if k != "Content-Length" && k != "Accept-Encoding" {
+						req.Header[k] = vs
+					}
+				}
+				req.Header.Set("Authorization", "Bearer "+testToken)
+				r := e.do(req)
+				badInput := c.URL == "/t5-no-payload" || strings.HasPrefix(c.URL, "/fail-t") ||
+					strings.Contains(c.Body, `"phase":["Degraded"]`) || strings.Contains(c.Body, "0ee4dc7e609b4bb0a558d119bb932c0b")
+				ignored := c.URL == "/resource-all" && strings.Contains(c.Body, `"type":"ADD"`)
+				switch {
+				case badInput:
+					if r.status != http.StatusBadRequest || r.reply.Status != "rejected" || r.reply.Reason == "" {
+						t.Errorf("%s #%d %s: %d %s, want 400 with a reason", file, n, c.URL, r.status, r.body)
+					}
+				case ignored:
+					if r.status != http.StatusOK || r.reply.Status != "ignored" {
+						t.Errorf("%s #%d %s: %d %s, want ignored", file, n, c.URL, r.status, r.body)
+					}
+				default:
+					if r.status != http.StatusOK || (r.reply.Status != "created" && r.reply.Status != "existing") {
+						t.Errorf("%s #%d %s: %d %s, want an incident", file, n, c.URL, r.status, r.body)
+						continue
+					}
+					if key == "" {
+						key = r.reply.JiraKey
+					} else if r.reply.JiraKey != key {
+						t.Errorf("%s #%d %s: key %s, want %s", file, n, c.URL, r.reply.JiraKey, key)
+					}
 				}
 			}
-			req.Header.Set("Authorization", "Bearer "+testToken)
-			r := e.do(req)
-			badInput := c.URL == "/t5-no-payload" || strings.HasPrefix(c.URL, "/fail-t") ||
-				strings.Contains(c.Body, `"phase":["Degraded"]`) || strings.Contains(c.Body, "0ee4dc7e609b4bb0a558d119bb932c0b")
-			ignored := c.URL == "/resource-all" && strings.Contains(c.Body, `"type":"ADD"`)
-			switch {
-			case badInput:
-				if r.status != http.StatusBadRequest || r.reply.Status != "rejected" || r.reply.Reason == "" {
-					t.Errorf("%s #%d %s: %d %s, want 400 with a reason", file, n, c.URL, r.status, r.body)
-				}
-			case ignored:
-				if r.status != http.StatusOK || r.reply.Status != "ignored" {
-					t.Errorf("%s #%d %s: %d %s, want ignored", file, n, c.URL, r.status, r.body)
-				}
-			default:
-				if r.status != http.StatusOK || (r.reply.Status != "created" && r.reply.Status != "existing") {
-					t.Errorf("%s #%d %s: %d %s, want an incident", file, n, c.URL, r.status, r.body)
-					continue
-				}
-				if key == "" {
-					key = r.reply.JiraKey
-				} else if r.reply.JiraKey != key {
-					t.Errorf("%s #%d %s: key %s, want %s", file, n, c.URL, r.reply.JiraKey, key)
-				}
-			}
+			f.Close()
 		}
-		f.Close()
-	}
-	if n := len(e.emu.Issues()); n != 1 {
-		t.Errorf("%d issues, want 1 for the one rollback all captures describe", n)
-	}
+		if n := len(e.emu.Issues()); n != 1 {
+			t.Errorf("%d issues, want 1 for the one rollback all captures describe", n)
+		}
+	})
 }
 
 // TestCurlExamples runs the reference curl script (three binary-mode and
 // one structured-mode CloudEvent, and a plain JSON POST) against the
 // function: every request is accepted, the plain POST included.
 func TestCurlExamples(t *testing.T) {
+	t.Parallel()
 	for _, tool := range []string{"bash", "curl", "python3"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Fatalf("%s is needed for this test (.ci/run installs it): %v", tool, err)
@@ -325,66 +334,72 @@ func TestCurlExamples(t *testing.T) {
 // TestConcurrentDeliveries: many deliveries of one rollback at once, in
 // every envelope, open one issue and one page, and every reply names them.
 func TestConcurrentDeliveries(t *testing.T) {
-	e := start(t)
-	body := []byte(`{"rolloutName":"storm-api","namespace":"payments","phase":"Degraded","message":"RolloutAborted: Rollout aborted update to revision 3: Step-based analysis phase error/failed","timestamp":"2025-06-12T14:03:28Z"}`)
-	const n = 120
-	var wg sync.WaitGroup
-	results := make([]result, n)
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			env := envelopes[i%len(envelopes)]
-			// sendCE's sequence counter is not concurrency-safe; plain
-			// envelopes are enough to race here.
-			if i%len(envelopes) >= 2 {
-				env = envelopes[i%2]
+	t.Parallel()
+	eachDeployment(t, func(t *testing.T, d deployment) {
+		e := d.start(t)
+		body := []byte(`{"rolloutName":"storm-api","namespace":"payments","phase":"Degraded","message":"RolloutAborted: Rollout aborted update to revision 3: Step-based analysis phase error/failed","timestamp":"2025-06-12T14:03:28Z"}`)
+		const n = 120
+		var wg sync.WaitGroup
+		results := make([]result, n)
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				env := envelopes[i%len(envelopes)]
+				// sendCE's sequence counter is not concurrency-safe; plain
+				// envelopes are enough to race here.
+				if i%len(envelopes) >= 2 {
+					env = envelopes[i%2]
+				}
+				results[i] = env.send(e, body)
+			}()
+		}
+		wg.Wait()
+		created := 0
+		for i, r := range results {
+			if r.status != http.StatusOK || r.reply.JiraKey != results[0].reply.JiraKey || r.reply.ConfluencePageID != results[0].reply.ConfluencePageID {
+				t.Errorf("delivery %d: %d %s", i, r.status, r.body)
 			}
-			results[i] = env.send(e, body)
-		}()
-	}
-	wg.Wait()
-	created := 0
-	for i, r := range results {
-		if r.status != http.StatusOK || r.reply.JiraKey != results[0].reply.JiraKey || r.reply.ConfluencePageID != results[0].reply.ConfluencePageID {
-			t.Errorf("delivery %d: %d %s", i, r.status, r.body)
+			if r.reply.Status == "created" {
+				created++
+			}
 		}
-		if r.reply.Status == "created" {
-			created++
+		if created != 1 {
+			t.Errorf("%d replies say created, want 1", created)
 		}
-	}
-	if created != 1 {
-		t.Errorf("%d replies say created, want 1", created)
-	}
-	if len(e.emu.Issues()) != 1 || len(e.postmortems()) != 1 || len(e.emu.RemoteLinks(results[0].reply.JiraKey)) != 1 {
-		t.Errorf("emulator: %d issues, %d pages, %d links; want 1 each", len(e.emu.Issues()), len(e.postmortems()), len(e.emu.RemoteLinks(results[0].reply.JiraKey)))
-	}
+		if len(e.emu.Issues()) != 1 || len(e.postmortems()) != 1 || len(e.emu.RemoteLinks(results[0].reply.JiraKey)) != 1 {
+			t.Errorf("emulator: %d issues, %d pages, %d links; want 1 each", len(e.emu.Issues()), len(e.postmortems()), len(e.emu.RemoteLinks(results[0].reply.JiraKey)))
+		}
+	})
 }
 
 // TestProjectAllowList: the payload's jiraProject is honoured only when
 // allowed; anything else files in the default project.
 func TestProjectAllowList(t *testing.T) {
-	e := start(t)
-	send := func(name, project, issueType string) reply {
-		body := fmt.Sprintf(`{"rolloutName":%q,"namespace":"payments","phase":"Degraded","message":"m","jiraProject":%q,"jiraIssueType":%q}`, name, project, issueType)
-		r := e.post([]byte(body), nil)
-		if r.status != http.StatusOK {
-			t.Fatalf("%s: %d %s", name, r.status, r.body)
+	t.Parallel()
+	eachDeployment(t, func(t *testing.T, d deployment) {
+		e := d.start(t)
+		send := func(name, project, issueType string) reply {
+			body := fmt.Sprintf(`{"rolloutName":%q,"namespace":"payments","phase":"Degraded","message":"m","jiraProject":%q,"jiraIssueType":%q}`, name, project, issueType)
+			r := e.post([]byte(body), nil)
+			if r.status != http.StatusOK {
+				t.Fatalf("%s: %d %s", name, r.status, r.body)
+			}
+			return r.reply
 		}
-		return r.reply
-	}
-	if k := send("a", "SRE", "Incident").JiraKey; !strings.HasPrefix(k, "SRE-") {
-		t.Errorf("allowed project SRE: key %s", k)
-	}
-	if k := send("b", "SECRET", "Incident").JiraKey; !strings.HasPrefix(k, "OPS-") {
-		t.Errorf("disallowed project SECRET: key %s, want OPS-", k)
-	}
-	if k := send("c", `OPS" OR project = SECRET`, "Bug").JiraKey; !strings.HasPrefix(k, "OPS-") {
-		t.Errorf("injected project: key %s", k)
-	}
-	for _, is := range e.emu.Issues() {
-		if is.IssueType != "Incident" {
-			t.Errorf("%s has type %s; the payload may not pick types beyond JIRA_ALLOWED_ISSUE_TYPES", is.Key, is.IssueType)
+		if k := send("a", "SRE", "Incident").JiraKey; !strings.HasPrefix(k, "SRE-") {
+			t.Errorf("allowed project SRE: key %s", k)
 		}
-	}
+		if k := send("b", "SECRET", "Incident").JiraKey; !strings.HasPrefix(k, "OPS-") {
+			t.Errorf("disallowed project SECRET: key %s, want OPS-", k)
+		}
+		if k := send("c", `OPS" OR project = SECRET`, "Bug").JiraKey; !strings.HasPrefix(k, "OPS-") {
+			t.Errorf("injected project: key %s", k)
+		}
+		for _, is := range e.emu.Issues() {
+			if is.IssueType != "Incident" {
+				t.Errorf("%s has type %s; the payload may not pick types beyond JIRA_ALLOWED_ISSUE_TYPES", is.Key, is.IssueType)
+			}
+		}
+	})
 }

@@ -1,9 +1,7 @@
 package test
 
 import (
-	"bytes"
 	"net/http"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +10,7 @@ import (
 // TestBadInput: malformed requests get a 4xx with a reason a person
 // understands, and reach nothing.
 func TestBadInput(t *testing.T) {
+	t.Parallel()
 	e := start(t, "MAX_BODY_BYTES=4096")
 	valid := `{"rolloutName":"a","namespace":"b","phase":"Degraded"}`
 	tests := []struct {
@@ -32,6 +31,8 @@ func TestBadInput(t *testing.T) {
 		{"binary ce without id", valid, map[string]string{"Content-Type": "application/json", "Ce-Specversion": "1.0", "Ce-Source": "s", "Ce-Type": "t"}, 400, "invalid CloudEvent"},
 		{"binary ce bad specversion", valid, map[string]string{"Ce-Specversion": "0.1", "Ce-Id": "1", "Ce-Source": "s", "Ce-Type": "t"}, 400, "invalid CloudEvent"},
 		{"structured ce truncated", `{"specversion":"1.0","id":"1","source":"s","type":"t","data":{`, map[string]string{"Content-Type": "application/cloudevents+json"}, 400, "invalid CloudEvent"},
+		// The SDK (v2.16.2) panics on a data_base64 that is not a string.
+		{"structured ce data_base64 not a string", `{"specversion":"1.0","id":"1","source":"s","type":"t","data_base64":1}`, map[string]string{"Content-Type": "application/cloudevents+json"}, 400, "data_base64 is not a string"},
 		{"ce with xml data", `<x/>`, map[string]string{"Content-Type": "application/xml", "Ce-Specversion": "1.0", "Ce-Id": "1", "Ce-Source": "s", "Ce-Type": "t"}, 415, "not JSON"},
 		{"batch", `[]`, map[string]string{"Content-Type": "application/cloudevents-batch+json"}, 415, "one event per request"},
 		{"too large", `{"rolloutName":"a","namespace":"b","phase":"Degraded","message":"` + strings.Repeat("x", 5000) + `"}`, nil, 413, "larger than 4096"},
@@ -61,6 +62,7 @@ func TestBadInput(t *testing.T) {
 // TestUnauthorized: without the bearer token nothing happens, and the
 // answer says nothing about why.
 func TestUnauthorized(t *testing.T) {
+	t.Parallel()
 	e := start(t)
 	body := fixture(t, "rollout-notification-webhook.json")
 	for name, auth := range map[string]string{
@@ -95,6 +97,7 @@ func TestUnauthorized(t *testing.T) {
 // TestHugeHeaderNotLogged: a caller's header values are clipped in the
 // log, so a 900 KB CloudEvent id cannot flood it.
 func TestHugeHeaderNotLogged(t *testing.T) {
+	t.Parallel()
 	e := start(t)
 	id := strings.Repeat("i", 900_000)
 	r := e.post(fixture(t, "argo-events-resource-rollout-degraded.json"), map[string]string{
@@ -108,7 +111,7 @@ func TestHugeHeaderNotLogged(t *testing.T) {
 			t.Errorf("log line carries a %d-byte ce_id", len(v))
 		}
 	}
-	if n := len(e.logs.String()); n > 200_000 {
+	if n := len(e.output()); n > 200_000 {
 		t.Errorf("the log grew to %d bytes", n)
 	}
 }
@@ -117,46 +120,53 @@ func TestHugeHeaderNotLogged(t *testing.T) {
 // accepted (the function keeps the rollback); when Atlassian is back the
 // function opens exactly one incident by itself, and a redelivery says so.
 func TestAtlassianOutage(t *testing.T) {
-	e := start(t)
-	body := fixture(t, "rollout-notification-webhook.json")
-	for _, status := range []int{503, 500, 429} {
-		e.emu.SetOutage(status)
-		r := e.post(body, nil)
-		if r.status != http.StatusAccepted || r.reply.Status != "accepted" || !strings.Contains(r.reply.Reason, "will finish it") || r.reply.Fingerprint == "" {
-			t.Errorf("outage %d: %d %s", status, r.status, r.body)
+	t.Parallel()
+	eachDeployment(t, func(t *testing.T, d deployment) {
+		e := d.start(t)
+		body := fixture(t, "rollout-notification-webhook.json")
+		for _, status := range []int{503, 500, 429} {
+			e.emu.SetOutage(status)
+			r := e.post(body, nil)
+			if r.status != http.StatusAccepted || r.reply.Status != "accepted" || !strings.Contains(r.reply.Reason, "will finish it") || r.reply.Fingerprint == "" {
+				t.Errorf("outage %d: %d %s", status, r.status, r.body)
+			}
 		}
-	}
-	e.emu.ClearOutage()
-	waitUntil(t, time.Minute, func() bool { return e.opened(1) })
-	r := e.post(body, nil)
-	if r.status != http.StatusOK || r.reply.Status != "existing" || r.reply.JiraKey == "" {
-		t.Fatalf("after the outage: %d %s", r.status, r.body)
-	}
+		e.emu.ClearOutage()
+		waitUntil(t, time.Minute, func() bool { return e.opened(1) })
+		r := e.post(body, nil)
+		if r.status != http.StatusOK || r.reply.Status != "existing" || r.reply.JiraKey == "" {
+			t.Fatalf("after the outage: %d %s", r.status, r.body)
+		}
+	})
 }
 
 // TestPartialFailureCompletes: a failure after the issue exists is kept
 // in custody: the reply is 202 with the key, and the function finishes the
 // page and the link without a second issue and without a redelivery.
 func TestPartialFailureCompletes(t *testing.T) {
-	e := start(t)
-	body := fixture(t, "argocd-app-health-degraded.json")
-	e.emu.FailNext(route("create page"), http.StatusInternalServerError, 1)
-	e.emu.FailNext(route("remote link"), http.StatusInternalServerError, 1)
-	r := e.post(body, nil)
-	if r.status != http.StatusAccepted || r.reply.JiraKey == "" {
-		t.Fatalf("first delivery: %d %s", r.status, r.body)
-	}
-	waitUntil(t, time.Minute, func() bool { return e.opened(1) })
-	r3 := e.post(body, nil)
-	if r3.status != http.StatusOK || r3.reply.Status != "existing" || r3.reply.JiraKey != r.reply.JiraKey || r3.reply.ConfluencePageID == "" {
-		t.Fatalf("later delivery: %d %s", r3.status, r3.body)
-	}
+	t.Parallel()
+	eachDeployment(t, func(t *testing.T, d deployment) {
+		e := d.start(t)
+		body := fixture(t, "argocd-app-health-degraded.json")
+		e.emu.FailNext(d.route("create page"), http.StatusInternalServerError, 1)
+		e.emu.FailNext(d.route("remote link"), http.StatusInternalServerError, 1)
+		r := e.post(body, nil)
+		if r.status != http.StatusAccepted || r.reply.JiraKey == "" {
+			t.Fatalf("first delivery: %d %s", r.status, r.body)
+		}
+		waitUntil(t, time.Minute, func() bool { return e.opened(1) })
+		r3 := e.post(body, nil)
+		if r3.status != http.StatusOK || r3.reply.Status != "existing" || r3.reply.JiraKey != r.reply.JiraKey || r3.reply.ConfluencePageID == "" {
+			t.Fatalf("later delivery: %d %s", r3.status, r3.body)
+		}
+	})
 }
 
 // TestAtlassianUnreachable: nothing listening at JIRA_URL: accepted and
 // kept, with a reason that says Atlassian is unavailable.
 func TestAtlassianUnreachable(t *testing.T) {
-	closed := "http://" + freeAddr(t)
+	t.Parallel()
+	closed := closedURL(t, "http")
 	e := start(t, "JIRA_URL="+closed)
 	r := e.post(fixture(t, "rollout-notification-webhook.json"), nil)
 	if r.status != http.StatusAccepted || !strings.Contains(r.reply.Reason, "unavailable") {
@@ -168,19 +178,23 @@ func TestAtlassianUnreachable(t *testing.T) {
 // not exist) is accepted and kept for when an operator fixes the
 // configuration, with Jira's reason in the reply.
 func TestAtlassianRefuses(t *testing.T) {
-	e := start(t, "JIRA_PROJECT=NOPE", "JIRA_ALLOWED_PROJECTS=NOPE")
-	r := e.post(fixture(t, "rollout-notification-webhook.json"), nil)
-	if r.status != http.StatusAccepted || !strings.Contains(r.reply.Reason, "project") || !strings.Contains(r.reply.Reason, "keeps the rollback") {
-		t.Errorf("%d %s", r.status, r.body)
-	}
+	t.Parallel()
+	eachDeployment(t, func(t *testing.T, d deployment) {
+		e := d.start(t, "JIRA_PROJECT=NOPE", "JIRA_ALLOWED_PROJECTS=NOPE")
+		r := e.post(fixture(t, "rollout-notification-webhook.json"), nil)
+		if r.status != http.StatusAccepted || !strings.Contains(r.reply.Reason, "project") || !strings.Contains(r.reply.Reason, "keeps the rollback") {
+			t.Errorf("%d %s", r.status, r.body)
+		}
+	})
 }
 
 // TestConfigErrors: a missing or invalid setting stops start-up with a
 // message naming the variable, and never prints a secret.
 func TestConfigErrors(t *testing.T) {
+	t.Parallel()
 	base := []string{
 		"JIRA_URL=https://example.atlassian.net", "ATLASSIAN_EMAIL=bot@example.com",
-		"ATLASSIAN_API_TOKEN=tok-s3cr3t-123", "AUTH_TOKEN=caller-s3cr3t-456", "LISTEN_ADDRESS=" + freeAddr(t),
+		"ATLASSIAN_API_TOKEN=tok-s3cr3t-123", "AUTH_TOKEN=caller-s3cr3t-456", "LISTEN_ADDRESS=127.0.0.1:0",
 	}
 	tests := []struct {
 		name  string
@@ -207,33 +221,19 @@ func TestConfigErrors(t *testing.T) {
 				k, v, _ := strings.Cut(kv, "=")
 				env[k] = v
 			}
-			cmd := exec.Command(binary)
+			var vars []string
 			for k, v := range env {
-				if v != "" {
-					cmd.Env = append(cmd.Env, k+"="+v)
-				}
+				vars = append(vars, k+"="+v)
 			}
-			var out bytes.Buffer
-			cmd.Stdout, cmd.Stderr = &out, &out
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
+			out, err := runToExit(t, vars...)
+			if err == nil {
+				t.Fatalf("exited 0:\n%s", out)
 			}
-			done := make(chan error, 1)
-			go func() { done <- cmd.Wait() }()
-			select {
-			case err := <-done:
-				if err == nil {
-					t.Fatalf("exited 0:\n%s", out.String())
-				}
-			case <-time.After(10 * time.Second):
-				_ = cmd.Process.Kill()
-				t.Fatalf("did not stop on bad configuration:\n%s", out.String())
+			if !strings.Contains(out, tc.names) {
+				t.Errorf("output does not name %s:\n%s", tc.names, out)
 			}
-			if !strings.Contains(out.String(), tc.names) {
-				t.Errorf("output does not name %s:\n%s", tc.names, out.String())
-			}
-			if strings.Contains(out.String(), "s3cr3t") {
-				t.Errorf("output leaks a secret:\n%s", out.String())
+			if strings.Contains(out, "s3cr3t") {
+				t.Errorf("output leaks a secret:\n%s", out)
 			}
 		})
 	}

@@ -191,7 +191,7 @@ type funcEnv struct {
 	Value *string `yaml:"value"`
 }
 
-// harnessDefaults are the variables launchOnce sets unless told otherwise;
+// harnessDefaults are the variables launch sets unless told otherwise;
 // func run sets none of them, so the local profile's process must not have
 // them either.
 var harnessDefaults = []string{"JIRA_URL", "ATLASSIAN_EMAIL", "ATLASSIAN_API_TOKEN", "AUTH_TOKEN", "CLUSTER_NAME",
@@ -231,6 +231,7 @@ func funcRoute(t *testing.T, e *env) string {
 // too and prints the reply event, and func's default test data gets a 400
 // that says what is expected.
 func TestFuncInvokeLocalProfile(t *testing.T) {
+	t.Parallel()
 	e := startLocalProfile(t)
 	route := funcRoute(t, e)
 
@@ -281,13 +282,12 @@ func TestFuncInvokeLocalProfile(t *testing.T) {
 	}
 
 	// The log is complete once the process has exited.
-	_ = e.cmd.Process.Signal(os.Interrupt)
-	<-e.exited
+	e.interrupt()
 	if !logged(e, "event ignored", def.Reason) {
-		t.Errorf("the function's log does not say what func's default data is:\n%s", e.logs.String())
+		t.Errorf("the function's log does not say what func's default data is:\n%s", e.output())
 	}
 	if !logged(e, "ALLOW_UNAUTHENTICATED=true: anyone who can reach this function can open incidents", "") {
-		t.Errorf("the local profile runs unauthenticated without saying so:\n%s", e.logs.String())
+		t.Errorf("the local profile runs unauthenticated without saying so:\n%s", e.output())
 	}
 }
 
@@ -295,6 +295,7 @@ func TestFuncInvokeLocalProfile(t *testing.T) {
 // set) refuses func invoke's request, which has no Authorization header:
 // this is why the local profile turns authentication off.
 func TestFuncInvokeNeedsLocalProfile(t *testing.T) {
+	t.Parallel()
 	e := start(t)
 	status, body := funcInvokeHTTP(t, funcRoute(t, e), fixture(t, "rollout-notification-webhook.json"))
 	if status != http.StatusUnauthorized {
@@ -309,14 +310,14 @@ func TestFuncInvokeNeedsLocalProfile(t *testing.T) {
 // lines included, is one JSON object per line with slog's keys (time in RFC
 // 3339, level, msg), at LOG_LEVEL.
 func TestOneLogFormat(t *testing.T) {
+	t.Parallel()
 	for _, level := range []string{"info", "debug"} {
 		t.Run(level, func(t *testing.T) {
 			e := start(t, "LOG_LEVEL="+level)
 			e.post(fixture(t, "rollout-notification-webhook.json"), nil)
-			_ = e.cmd.Process.Signal(os.Interrupt)
-			<-e.exited
+			e.interrupt()
 			funcGo := 0
-			for _, line := range strings.Split(strings.TrimSpace(e.logs.String()), "\n") {
+			for _, line := range strings.Split(strings.TrimSpace(e.output()), "\n") {
 				var m map[string]any
 				if err := json.Unmarshal([]byte(line), &m); err != nil {
 					t.Errorf("not a JSON line: %q", line)
@@ -341,7 +342,7 @@ func TestOneLogFormat(t *testing.T) {
 			// func-go v0.22.0 logs four "Function implements …" lines at
 			// info, and "function starting" / "function stopping" at debug.
 			if want := map[string]int{"info": 4, "debug": 6}[level]; funcGo != want {
-				t.Errorf("%d of func-go's lines at LOG_LEVEL=%s, want %d:\n%s", funcGo, level, want, e.logs.String())
+				t.Errorf("%d of func-go's lines at LOG_LEVEL=%s, want %d:\n%s", funcGo, level, want, e.output())
 			}
 		})
 	}
@@ -351,16 +352,15 @@ func TestOneLogFormat(t *testing.T) {
 // main, as the func scaffolding's main does), not also as func-go's
 // "function error" line.
 func TestConfigurationErrorOnce(t *testing.T) {
-	cmd := exec.Command(binary)
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "LISTEN_ADDRESS=" + freeAddr(t)}
-	out, err := cmd.CombinedOutput()
+	t.Parallel()
+	out, err := runToExit(t, "LISTEN_ADDRESS=127.0.0.1:0")
 	if err == nil {
 		t.Fatalf("started without JIRA_URL:\n%s", out)
 	}
-	if n := strings.Count(string(out), "JIRA_URL: is required"); n != 1 {
+	if n := strings.Count(out, "JIRA_URL: is required"); n != 1 {
 		t.Errorf("the configuration error is printed %d times, want once:\n%s", n, out)
 	}
-	if strings.Contains(string(out), `"function error"`) {
+	if strings.Contains(out, `"function error"`) {
 		t.Errorf("func-go's copy of the error is still printed:\n%s", out)
 	}
 }

@@ -15,6 +15,7 @@ import (
 // the page ends with every event's facts, the recovery and its durations,
 // and the person's words.
 func TestLivingIncident(t *testing.T) {
+	t.Parallel()
 	e := start(t)
 	first := e.post(fixture(t, "rollout-notification-webhook.json"), nil)
 	if first.status != http.StatusOK || first.reply.Status != "created" {
@@ -83,6 +84,7 @@ func TestLivingIncident(t *testing.T) {
 // TestHealthyWithoutIncident: a healthy object that had no incident is
 // ignored, at no Atlassian call.
 func TestHealthyWithoutIncident(t *testing.T) {
+	t.Parallel()
 	e := start(t)
 	for _, f := range []string{"argo-events-resource-rollout-healthy.json", "argocd-app-healthy-synced.json", "workflow-succeeded-retry.json"} {
 		if r := e.post(fixture(t, f), nil); r.status != http.StatusOK || r.reply.Status != "ignored" {

@@ -14,8 +14,7 @@ import (
 // delivery has its own id, as every redelivery of a real one would.
 func (e *env) sensorDelivery(eventSource, eventName string, data []byte) result {
 	e.t.Helper()
-	ceSeq++
-	id := fmt.Sprintf("%032x", ceSeq)
+	id := fmt.Sprintf("%032x", ceSeq.Add(1))
 	ctx := fmt.Sprintf(`{"id":%q,"source":%q,"specversion":"1.0","type":"resource","datacontenttype":"application/json","subject":%q,"time":"2025-06-12T14:19:56Z"}`, id, eventSource, eventName)
 	body := []byte(`{"context":` + ctx + `,"data":` + string(data) + `}`)
 	return e.post(body, map[string]string{
@@ -47,6 +46,7 @@ func commentTexts(t *testing.T, e *env, key string) []string {
 // the ReplicaSet changes of a normal rollout open nothing; redeliveries of
 // the rollback add nothing.
 func TestManualUndoOpensOneIncident(t *testing.T) {
+	t.Parallel()
 	e := start(t)
 	for _, f := range []string{"replicaset-rollout-new-add.json", "replicaset-rollout-scale-up.json", "replicaset-scale-down.json", "replicaset-resync.json"} {
 		r := e.sensorDelivery("replicasets-resource", "replicasets", fixture(t, f))
@@ -115,6 +115,7 @@ func TestManualUndoOpensOneIncident(t *testing.T) {
 // the failed images, the news adds the restored ones. Needs the opener to
 // honour Incident.Joins.
 func TestUndoAfterAbortJoinsTheAbortIncident(t *testing.T) {
+	t.Parallel()
 	e := start(t)
 	abort := e.sensorDelivery("rollouts-resource", "rollouts", fixture(t, "argo-events-resource-rollout-degraded.json"))
 	if abort.status != http.StatusOK || abort.reply.Status != "created" {

@@ -1,9 +1,11 @@
 package test
 
 import (
+	"io"
+	"net"
 	"net/http"
-	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -32,13 +34,13 @@ func jetStream(t *testing.T) (*server.Server, string) {
 
 // replicas starts n function processes that share one emulator and one
 // JetStream bucket, as n Knative replicas would.
-func replicas(t *testing.T, n int, extra ...string) (*emulator.Emulator, []*env) {
+func (d deployment) replicas(t *testing.T, n int, extra ...string) (*emulator.Emulator, []*env) {
 	t.Helper()
 	_, url := jetStream(t)
 	emu, ts := newEmulator(t)
 	var envs []*env
 	for range n {
-		envs = append(envs, startWith(t, emu, ts, append([]string{"NATS_URL=" + url}, extra...)...))
+		envs = append(envs, d.startWith(t, emu, ts, append([]string{"NATS_URL=" + url}, extra...)...))
 	}
 	return emu, envs
 }
@@ -46,19 +48,23 @@ func replicas(t *testing.T, n int, extra ...string) (*emulator.Emulator, []*env)
 // TestStormAcrossReplicas: the 500-delivery storm spread over three
 // processes sharing one JetStream opens exactly one incident.
 func TestStormAcrossReplicas(t *testing.T) {
-	emu, envs := replicas(t, 3)
-	checkStorm(t, emu, storm(t, envs, 500))
-	for _, e := range envs {
-		if strings.Contains(e.logs.String(), "duplicates") {
-			t.Errorf("with NATS the start-up log must not warn about duplicates:\n%s", e.logs.String())
+	t.Parallel()
+	eachDeployment(t, func(t *testing.T, d deployment) {
+		emu, envs := d.replicas(t, 3)
+		checkStorm(t, emu, storm(t, envs, 500))
+		for _, e := range envs {
+			if strings.Contains(e.output(), "duplicates") {
+				t.Errorf("with NATS the start-up log must not warn about duplicates:\n%s", e.output())
+			}
 		}
-	}
+	})
 }
 
 // TestSearchLagNoDuplicate: Jira's search hides new issues for 60 s; the
 // shared record, not the search, keeps the replicas from duplicating.
 func TestSearchLagNoDuplicate(t *testing.T) {
-	emu, envs := replicas(t, 3, "REQUEST_DEADLINE=3s")
+	t.Parallel()
+	emu, envs := cloud.replicas(t, 3, "REQUEST_DEADLINE=4s", "FINISH_BUDGET=3500ms")
 	emu.SetSearchLag(60 * time.Second)
 	checkStorm(t, emu, storm(t, envs, 150))
 
@@ -88,6 +94,7 @@ func TestSearchLagNoDuplicate(t *testing.T) {
 // answers 503 (the sender retries) and opens nothing, rather than risk a
 // duplicate.
 func TestStoreUnavailableFailsClosed(t *testing.T) {
+	t.Parallel()
 	ns, url := jetStream(t)
 	e := start(t, "NATS_URL="+url)
 	ns.Shutdown()
@@ -106,7 +113,8 @@ func TestStoreUnavailableFailsClosed(t *testing.T) {
 // a delivery is answered 202 waiting for the index, and once search shows
 // the issue the function completes the incident by itself.
 func TestInterruptedCreateWaitsForIndex(t *testing.T) {
-	emu, envs := replicas(t, 2, "REQUEST_DEADLINE=3s")
+	t.Parallel()
+	emu, envs := cloud.replicas(t, 2, "REQUEST_DEADLINE=4s", "FINISH_BUDGET=3500ms")
 	emu.SetSearchLag(60 * time.Second)
 	body := fixture(t, "argocd-app-health-degraded.json")
 	emu.InjectFault("POST /rest/api/3/issue", emulator.Fault{DelayAfter: 30 * time.Second}, 1)
@@ -140,9 +148,9 @@ func TestInterruptedCreateWaitsForIndex(t *testing.T) {
 // once NATS answers.
 func TestStartWithNATSDown(t *testing.T) {
 	t.Parallel()
-	addr := freeAddr(t)
+	g := newGate(t)
 	emu, ts := newEmulator(t)
-	e := startWithoutWaiting(t, emu, ts, "NATS_URL=nats://"+addr)
+	e := cloud.launch(t, emu, ts, "NATS_URL=nats://"+g.addr())
 	body := fixture(t, "rollout-notification-webhook.json")
 	if r := e.post(body, nil); r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") == "" {
 		t.Errorf("before NATS: %d %s, want 503 with Retry-After", r.status, r.body)
@@ -152,21 +160,66 @@ func TestStartWithNATSDown(t *testing.T) {
 		t.Fatalf("ready without NATS: %v %v", err, resp)
 	}
 	resp.Body.Close()
-	host, port, _ := strings.Cut(addr, ":")
-	p, _ := strconv.Atoi(port)
-	ns, err := server.NewServer(&server.Options{Host: host, Port: p, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
-	if err != nil {
+	_, natsURL := jetStream(t)
+	g.open(strings.TrimPrefix(natsURL, "nats://"))
+	if err := e.p.Ready(30 * time.Second); err != nil {
 		t.Fatal(err)
 	}
-	go ns.Start()
-	t.Cleanup(ns.Shutdown)
-	waitReady(t, e, 30*time.Second)
 	if r := e.post(body, nil); r.status != http.StatusOK || r.reply.Status != "created" {
 		t.Errorf("after NATS came up: %d %s", r.status, r.body)
 	}
 	select {
-	case <-e.exited:
+	case <-e.p.Exited():
 		t.Fatal("the function exited")
 	default:
+	}
+}
+
+// gate is a TCP address that drops every connection until it is opened,
+// then forwards them to a server: NATS "down" and then "up" at one address
+// the operating system assigned, without giving the port up in between.
+type gate struct {
+	ln     net.Listener
+	target atomic.Pointer[string]
+}
+
+func newGate(t *testing.T) *gate {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &gate{ln: ln}
+	t.Cleanup(func() { ln.Close() })
+	go g.serve()
+	return g
+}
+
+func (g *gate) addr() string { return g.ln.Addr().String() }
+
+// open forwards connections from now on to target (host:port).
+func (g *gate) open(target string) { g.target.Store(&target) }
+
+func (g *gate) serve() {
+	for {
+		c, err := g.ln.Accept()
+		if err != nil {
+			return
+		}
+		target := g.target.Load()
+		if target == nil {
+			c.Close()
+			continue
+		}
+		go func() {
+			defer c.Close()
+			up, err := net.Dial("tcp", *target)
+			if err != nil {
+				return
+			}
+			defer up.Close()
+			go func() { _, _ = io.Copy(up, c); up.Close() }()
+			_, _ = io.Copy(c, up)
+		}()
 	}
 }

@@ -12,19 +12,24 @@ import (
 // and checks that it prints a Jira key and a Confluence URL from the
 // emulator.
 func TestQuickstart(t *testing.T) {
+	t.Parallel()
 	bin := filepath.Join(t.TempDir(), "quickstart")
 	build := exec.Command("go", "build", "-o", bin, "./cmd/quickstart")
 	build.Dir = ".."
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
-	fn, emu := freeAddr(t), freeAddr(t)
-	cmd := exec.Command(bin, "-once", "-listen", fn, "-emulator", emu)
+	cmd := exec.Command(bin, "-once", "-listen", "127.0.0.1:0", "-emulator", "127.0.0.1:0")
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
 	out, err := cmd.Output()
 	if err != nil {
 		t.Fatalf("quickstart: %v\n%s", err, out)
 	}
+	m := regexp.MustCompile(`listening on http://(127\.0\.0\.1:\d+)/`).FindSubmatch(out)
+	if m == nil {
+		t.Fatalf("no emulator address in:\n%s", out)
+	}
+	emu := string(m[1])
 	if !regexp.MustCompile(`Jira issue:\s+OPS-1\s+http://` + regexp.QuoteMeta(emu) + `/browse/OPS-1`).Match(out) {
 		t.Errorf("no Jira key in:\n%s", out)
 	}

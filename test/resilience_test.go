@@ -3,12 +3,14 @@ package test
 import (
 	"bufio"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"regexp"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -42,6 +44,7 @@ func (e *env) deliver(body []byte) (result, int) {
 // injected failure. The faults include writes that took effect and whose
 // answer was lost (reset, or no answer until the client gives up).
 func TestFaultMatrix(t *testing.T) {
+	t.Parallel()
 	type route struct {
 		name, cloud, dc string
 		news            bool // the endpoint is used when news arrives, not at opening
@@ -81,27 +84,23 @@ func TestFaultMatrix(t *testing.T) {
 		newsCalls    = 5 // comment, read and update the page, read and update the description (new facts)
 		perFailure   = 4
 	)
-	dcVars := []string{"ATLASSIAN_DEPLOYMENT=datacenter", "ATLASSIAN_EMAIL=", "ATLASSIAN_API_TOKEN=", "ATLASSIAN_BEARER_TOKEN=" + dcToken}
-	for _, deployment := range []string{"cloud", "datacenter"} {
+	for _, d := range deployments {
 		for _, rt := range routes {
 			// Data Center runs every fault on the writes, where it differs.
-			if deployment == "datacenter" && !rt.write {
+			if d.dataCenter && !rt.write {
 				continue
 			}
 			for _, fl := range faults {
 				if fl.write && !rt.write {
 					continue
 				}
-				t.Run(deployment+"/"+rt.name+"/"+fl.name, func(t *testing.T) {
+				t.Run(d.name+"/"+rt.name+"/"+fl.name, func(t *testing.T) {
 					t.Parallel()
 					pattern := rt.cloud
-					vars := []string{"ATLASSIAN_TIMEOUT=2s", "JIRA_INDEX_GRACE=2s", "REQUEST_DEADLINE=8s"}
-					emu, ts := newEmulator(t)
-					if deployment == "datacenter" {
+					if d.dataCenter {
 						pattern = rt.dc
-						vars = append(append(vars, dcVars...), "CONFLUENCE_URL="+ts.URL)
 					}
-					e := startWith(t, emu, ts, vars...)
+					e := d.start(t, "ATLASSIAN_TIMEOUT=2s", "JIRA_INDEX_GRACE=2s", "REQUEST_DEADLINE=8s")
 					clean := openingCalls
 					if rt.news {
 						if r, _ := e.deliver(fixture(t, "rollout-notification-webhook.json")); r.status != http.StatusOK || !e.opened(1) {
@@ -153,8 +152,13 @@ func TestFaultMatrix(t *testing.T) {
 // under it: every incident is created, the caller sees no 429, and memory
 // stays bounded.
 func TestBurstUnderRateLimit(t *testing.T) {
+	t.Parallel()
 	emu, ts := newEmulator(t)
 	emu.SetRateLimit(emulator.RateLimit{PerSecond: 100, Burst: 100, PerIssueWrites: 20})
+	// 200 schema checks would cost this process about 35 s of CPU under the
+	// race detector, starving the tests beside it; the other tests check
+	// the descriptions.
+	emu.SkipADFSchema(true)
 	e := startWith(t, emu, ts, "REQUEST_DEADLINE=25s") // default client limit: 50 per second, burst 20
 	const n = 200
 	results := make([]result, n)
@@ -200,7 +204,7 @@ func TestBurstUnderRateLimit(t *testing.T) {
 		t.Errorf("the emulator answered 429 %d times in %d calls: the client-side limiter should keep (nearly) under the limit", got, calls)
 	}
 	t.Logf("%d Atlassian calls, %d answered 429 and retried", calls, emu.RateLimited())
-	rss := peakRSS(t, e.cmd.Process.Pid)
+	rss := peakRSS(t, e.p.Pid())
 	t.Logf("peak RSS after %d concurrent rollbacks: %d MiB", n, rss>>20)
 	if rss > 200<<20 {
 		t.Errorf("peak RSS %d MiB, want under 200 MiB", rss>>20)
@@ -228,61 +232,72 @@ func peakRSS(t *testing.T, pid int) int64 {
 
 // TestSIGTERMMidBurst: Knative scales a replica down in the middle of a
 // burst. The process stops accepting, finishes what it has started, and
-// exits; whatever was refused or cut off is redelivered to a new replica,
-// and no incident is left half-linked or doubled.
+// exits 0; what arrives after the signal is refused and redelivered to a
+// new replica, and no incident is left half-linked or doubled.
 func TestSIGTERMMidBurst(t *testing.T) {
+	t.Parallel()
 	emu, ts := newEmulator(t)
+	// Every Atlassian call takes 100 ms, so a rollback (four calls or more)
+	// is still in flight when the signal comes.
 	emu.InjectFault(emulator.AnyRoute, emulator.Fault{Delay: 100 * time.Millisecond}, 1_000_000)
 	e := startWith(t, emu, ts)
-	const n = 40
-	bodies := make([][]byte, n)
-	for i := range n {
-		bodies[i] = []byte(fmt.Sprintf(`{"rolloutName":"term-%02d","namespace":"payments","phase":"Degraded","message":"RolloutAborted: Rollout aborted update to revision 2"}`, i))
+	body := func(i int) []byte {
+		return []byte(fmt.Sprintf(`{"rolloutName":"term-%02d","namespace":"payments","phase":"Degraded","message":"RolloutAborted: Rollout aborted update to revision 2"}`, i))
 	}
-	results := make([]result, n)
+	const inFlight, after = 10, 10
+	results := make([]result, inFlight)
+	var finished atomic.Int32
 	var wg sync.WaitGroup
-	for i := range n {
+	for i := range inFlight {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			time.Sleep(time.Duration(i) * 15 * time.Millisecond) // a stream, not a single burst
-			results[i] = e.postQuiet(bodies[i], nil)
+			results[i] = e.postQuiet(body(i), nil)
+			finished.Add(1)
 		}()
 	}
 	waitFor(t, func() bool { return emu.Calls()["POST /rest/api/3/issue"] >= 5 })
-	if err := e.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	finishedAtSignal := finished.Load()
+	if err := e.p.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	wg.Wait()
-	select {
-	case <-e.exited:
-	case <-time.After(40 * time.Second):
-		t.Fatal("process did not exit after SIGTERM")
+	// The scenario: rollbacks were mid-way when the signal came.
+	if finishedAtSignal >= inFlight {
+		t.Fatalf("all %d deliveries had finished before SIGTERM: nothing was in flight", inFlight)
 	}
-	if code := e.cmd.ProcessState.ExitCode(); code != 0 {
-		t.Errorf("exit code %d after SIGTERM", code)
+	// The listener closes; what comes now is refused.
+	waitFor(t, func() bool {
+		c, err := net.Dial("tcp", strings.TrimPrefix(e.url, "http://"))
+		if err == nil {
+			c.Close()
+		}
+		return err != nil
+	})
+	for i := inFlight; i < inFlight+after; i++ {
+		if r := e.postQuiet(body(i), nil); r.status != 0 {
+			t.Errorf("delivery %d after the listener closed: %d %s, want refused", i, r.status, r.body)
+		}
+	}
+	wg.Wait()
+	if err := e.p.Err(); err != nil {
+		t.Errorf("exit after SIGTERM: %v", err)
+	}
+	// What was in flight finished before the process exited.
+	for i, r := range results {
+		if r.status != http.StatusOK {
+			t.Errorf("in-flight delivery %d: %d %s, want 200 (finished before exit)", i, r.status, r.body)
+		}
 	}
 	emu.ClearFaults()
-	done, refused := 0, 0
 	e2 := startWith(t, emu, ts)
-	for i, r := range results {
-		if r.status == http.StatusOK {
-			done++
-			continue
-		}
-		refused++
-		if r2, _ := e2.deliver(bodies[i]); r2.status != http.StatusOK {
-			t.Errorf("redelivery %d: %d %s", i, r2.status, r2.body)
+	for i := inFlight; i < inFlight+after; i++ {
+		if r, _ := e2.deliver(body(i)); r.status/100 != 2 {
+			t.Errorf("redelivery %d: %d %s", i, r.status, r.body)
 		}
 	}
-	t.Logf("%d finished before exit, %d redelivered", done, refused)
-	if done == 0 || refused == 0 {
-		t.Logf("note: the signal did not land mid-burst (%d done, %d refused)", done, refused)
-	}
+	// A redelivery answered 202 (a slow moment) is finished by e2 itself.
+	waitUntil(t, time.Minute, func() bool { return e2.opened(inFlight + after) })
 	issues := emu.Issues()
-	if len(issues) != n || len(e2.postmortems()) != n {
-		t.Fatalf("%d issues, %d pages; want %d each", len(issues), len(e2.postmortems()), n)
-	}
 	for _, is := range issues {
 		if l := emu.RemoteLinks(is.Key); len(l) != 1 {
 			t.Errorf("%s has %d remote links", is.Key, len(l))
@@ -292,6 +307,7 @@ func TestSIGTERMMidBurst(t *testing.T) {
 
 // TestMetrics: /metrics shows the counts a run produced.
 func TestMetrics(t *testing.T) {
+	t.Parallel()
 	e := start(t)
 	e.post(fixture(t, "rollout-notification-webhook.json"), nil)                                // created
 	e.post(fixture(t, "argo-events-webhook-event.json"), nil)                                   // existing

@@ -9,8 +9,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -61,6 +59,7 @@ func (e *env) postAs(token string, body []byte) result {
 // (SigV4 checked by the fake), and picks up a rotated token on Jira's 401
 // without a restart.
 func TestSecretsManagerCredentials(t *testing.T) {
+	t.Parallel()
 	fake, smEnv := secretsManager(t)
 	fake.SetSecret(secretName, secretJSON(smAPIToken))
 	emu, ts := newEmulator(t)
@@ -93,12 +92,13 @@ func TestSecretsManagerCredentials(t *testing.T) {
 // does not crash: it is not ready, answers 503 with Retry-After, and
 // becomes ready and opens the incident once Secrets Manager is back.
 func TestSecretsManagerUnavailable(t *testing.T) {
+	t.Parallel()
 	fake, smEnv := secretsManager(t)
 	fake.SetSecret(secretName, secretJSON(smAPIToken))
 	fake.FailNext(awsfake.CodeInternalServiceErr, 10)
 	emu, ts := newEmulator(t)
 	emu.SetCredentials(emulator.DefaultEmail, smAPIToken)
-	e := startWithoutWaiting(t, emu, ts, smEnv...)
+	e := cloud.launch(t, emu, ts, smEnv...)
 
 	resp, err := http.Get(e.url + "/health/readiness")
 	if err != nil {
@@ -113,7 +113,9 @@ func TestSecretsManagerUnavailable(t *testing.T) {
 		t.Errorf("%d %s, want 503 with Retry-After", r.status, r.body)
 	}
 	// The background retry reads the secret once the failures are spent.
-	waitReady(t, e, 30*time.Second)
+	if err := e.p.Ready(30 * time.Second); err != nil {
+		t.Fatal(err)
+	}
 	r = e.postAs(smAuthToken, fixture(t, "rollout-notification-webhook.json"))
 	if r.status != http.StatusOK || r.reply.Status != "created" {
 		t.Fatalf("after recovery: %d %s", r.status, r.body)
@@ -124,6 +126,7 @@ func TestSecretsManagerUnavailable(t *testing.T) {
 // TestSecretsManagerMisconfigured: a secret that does not exist, or one
 // with the wrong content, stops the function at start with the reason.
 func TestSecretsManagerMisconfigured(t *testing.T) {
+	t.Parallel()
 	for name, setup := range map[string]func(f *awsfake.Fake){
 		"missing secret": func(f *awsfake.Fake) {},
 		"access denied": func(f *awsfake.Fake) {
@@ -138,7 +141,7 @@ func TestSecretsManagerMisconfigured(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			fake, smEnv := secretsManager(t)
 			setup(fake)
-			out, err := runToExit(t, append(smEnv, "JIRA_URL=https://x.atlassian.net", "LISTEN_ADDRESS="+freeAddr(t))...)
+			out, err := runToExit(t, append(smEnv, "JIRA_URL=https://x.atlassian.net", "LISTEN_ADDRESS=127.0.0.1:0")...)
 			if err == nil {
 				t.Fatalf("started with a misconfigured secret:\n%s", out)
 			}
@@ -154,34 +157,9 @@ func TestSecretsManagerMisconfigured(t *testing.T) {
 	}
 }
 
-// runToExit runs the function with only env and waits for it to stop.
-func runToExit(t *testing.T, env ...string) (string, error) {
-	t.Helper()
-	cmd := exec.Command(binary)
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
-	for _, kv := range env {
-		if !strings.HasSuffix(kv, "=") {
-			cmd.Env = append(cmd.Env, kv)
-		}
-	}
-	var out syncBuffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		return out.String(), err
-	case <-time.After(20 * time.Second):
-		_ = cmd.Process.Kill()
-		return out.String(), nil
-	}
-}
-
 // TestHMACSignature: with HMAC_SECRET the body must be signed.
 func TestHMACSignature(t *testing.T) {
+	t.Parallel()
 	const key = "hmac-key-5ecret"
 	e := start(t, "AUTH_TOKEN=", "HMAC_SECRET="+key)
 	body := fixture(t, "rollout-notification-webhook.json")
@@ -213,6 +191,7 @@ func TestHMACSignature(t *testing.T) {
 // checks that none of them appears in any reply, log line, health or
 // metrics output.
 func TestNoSecretLeaks(t *testing.T) {
+	t.Parallel()
 	emu, ts := newEmulator(t)
 	emu.SetCredentials(emulator.DefaultEmail, "a-different-token") // Jira answers 401
 	e := startWith(t, emu, ts, "ATLASSIAN_API_TOKEN="+smAPIToken, "AUTH_TOKEN="+smAuthToken, "LOG_LEVEL=debug")
@@ -235,7 +214,7 @@ func TestNoSecretLeaks(t *testing.T) {
 // health and metrics endpoints for the known secret values.
 func assertNoSecrets(t *testing.T, e *env, replies ...[]byte) {
 	t.Helper()
-	texts := []string{e.logs.String()}
+	texts := []string{e.output()}
 	for _, b := range replies {
 		texts = append(texts, string(b))
 	}
@@ -262,41 +241,44 @@ func assertNoSecrets(t *testing.T, e *env, replies ...[]byte) {
 // Confluence storage XHTML and JQL; the incident opens, and the text
 // reaches Atlassian only as text.
 func TestHostileInputIsInert(t *testing.T) {
-	e := start(t)
-	hostile := `</td></tr></tbody></table><script>alert(1)</script>]]><ac:structured-macro ac:name="html"><ac:plain-text-body><![CDATA[<img src=x onerror=alert(2)>]]></ac:plain-text-body></ac:structured-macro>" OR project = SECRET OR labels = "x` + "\u0000\u0007\u202e\U0001F525 é"
-	body, _ := json.Marshal(map[string]any{
-		"rolloutName": "hostile-api", "namespace": "payments", "phase": "Degraded",
-		"message": hostile, "reason": hostile, "strategy": hostile, "images": []string{hostile},
-		"jiraProject": `OPS" OR project = SECRET`, "rolloutURL": "javascript:alert(3)",
-	})
-	r := e.post(body, nil)
-	if r.status != http.StatusOK || r.reply.Status != "created" {
-		t.Fatalf("%d %s", r.status, r.body)
-	}
-	is, _ := e.emu.Issue(r.reply.JiraKey)
-	if is.Project != "OPS" {
-		t.Errorf("filed in %s", is.Project)
-	}
-	desc := description(is)
-	if strings.Contains(desc, "javascript:") || !strings.Contains(desc, "alert") {
-		t.Errorf("description: the text must be there as text, the link not at all:\n%s", desc)
-	}
-	pages := e.postmortems()
-	if len(pages) != 1 {
-		t.Fatalf("%d pages", len(pages))
-	}
-	page := pages[0].Body
-	for _, bad := range []string{"<script", "<img", `ac:name="html"`, "<![CDATA[", "javascript:", "\u202e", "\u0000"} {
-		if strings.Contains(page, bad) {
-			t.Errorf("page contains %q", bad)
+	t.Parallel()
+	eachDeployment(t, func(t *testing.T, d deployment) {
+		e := d.start(t)
+		hostile := `</td></tr></tbody></table><script>alert(1)</script>]]><ac:structured-macro ac:name="html"><ac:plain-text-body><![CDATA[<img src=x onerror=alert(2)>]]></ac:plain-text-body></ac:structured-macro>" OR project = SECRET OR labels = "x` + "\u0000\u0007\u202e\U0001F525 é"
+		body, _ := json.Marshal(map[string]any{
+			"rolloutName": "hostile-api", "namespace": "payments", "phase": "Degraded",
+			"message": hostile, "reason": hostile, "strategy": hostile, "images": []string{hostile},
+			"jiraProject": `OPS" OR project = SECRET`, "rolloutURL": "javascript:alert(3)",
+		})
+		r := e.post(body, nil)
+		if r.status != http.StatusOK || r.reply.Status != "created" {
+			t.Fatalf("%d %s", r.status, r.body)
 		}
-	}
-	if !strings.Contains(page, "&lt;script&gt;alert(1)&lt;/script&gt;") || !strings.Contains(page, "\U0001F525 é") {
-		t.Errorf("page lost the text instead of escaping it")
-	}
-	// The storm of the same hostile event still finds its one incident:
-	// the JQL label search is quoted.
-	if r2 := e.post(body, nil); r2.reply.Status != "existing" || r2.reply.JiraKey != r.reply.JiraKey {
-		t.Errorf("repeat: %s", r2.body)
-	}
+		is, _ := e.emu.Issue(r.reply.JiraKey)
+		if is.Project != "OPS" {
+			t.Errorf("filed in %s", is.Project)
+		}
+		desc := description(is)
+		if strings.Contains(desc, "javascript:") || !strings.Contains(desc, "alert") {
+			t.Errorf("description: the text must be there as text, the link not at all:\n%s", desc)
+		}
+		pages := e.postmortems()
+		if len(pages) != 1 {
+			t.Fatalf("%d pages", len(pages))
+		}
+		page := pages[0].Body
+		for _, bad := range []string{"<script", "<img", `ac:name="html"`, "<![CDATA[", "javascript:", "\u202e", "\u0000"} {
+			if strings.Contains(page, bad) {
+				t.Errorf("page contains %q", bad)
+			}
+		}
+		if !strings.Contains(page, "&lt;script&gt;alert(1)&lt;/script&gt;") || !strings.Contains(page, "\U0001F525 é") {
+			t.Errorf("page lost the text instead of escaping it")
+		}
+		// The storm of the same hostile event still finds its one incident:
+		// the JQL label search is quoted.
+		if r2 := e.post(body, nil); r2.reply.Status != "existing" || r2.reply.JiraKey != r.reply.JiraKey {
+			t.Errorf("repeat: %s", r2.body)
+		}
+	})
 }

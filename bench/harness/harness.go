@@ -1,6 +1,7 @@
 // Package harness holds what the benchmarks (bench/) and the load driver
-// (cmd/loadgen) share: building and running the function binary as a
-// process, the Atlassian emulator and the Secrets Manager fake behind
+// (cmd/loadgen) share: the function binary run as a process (through
+// internal/proc, as the end-to-end tests run it) and its memory and CPU
+// readings, the Atlassian emulator and the Secrets Manager fake behind
 // httptest servers, the deliveries of a rollback, and statistics.
 //
 // Nothing here is used by the function itself.
@@ -8,11 +9,11 @@ package harness
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -21,13 +22,13 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 
 	"function/internal/awsfake"
 	"function/internal/emulator"
+	"function/internal/proc"
 )
 
 // Test credentials used by every scenario.
@@ -40,52 +41,13 @@ const (
 	awsRegion  = "eu-west-1"
 )
 
-// ModuleRoot returns the directory of the function module (the nearest
-// go.mod above the working directory that declares "module function").
-func ModuleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		b, err := os.ReadFile(filepath.Join(dir, "go.mod"))
-		if err == nil && strings.HasPrefix(string(b), "module function\n") {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("go.mod of module function not found above the working directory")
-		}
-		dir = parent
-	}
-}
-
 // Fixture reads testdata/fixtures/name.
 func Fixture(name string) ([]byte, error) {
-	root, err := ModuleRoot()
+	root, err := proc.ModuleRoot()
 	if err != nil {
 		return nil, err
 	}
 	return os.ReadFile(filepath.Join(root, "testdata", "fixtures", name))
-}
-
-// BuildFunction builds ./cmd/rollback-incident into dir and returns the
-// binary's path. extra are more `go build` flags (e.g. -ldflags=-s -w).
-func BuildFunction(dir string, extra ...string) (string, error) {
-	root, err := ModuleRoot()
-	if err != nil {
-		return "", err
-	}
-	out := filepath.Join(dir, "rollback-incident")
-	args := append([]string{"build", "-o", out}, extra...)
-	args = append(args, "./cmd/rollback-incident")
-	cmd := exec.Command("go", args...)
-	cmd.Dir = root
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("go build ./cmd/rollback-incident: %w", err)
-	}
-	return out, nil
 }
 
 // Emulator is the Atlassian emulator behind an httptest server.
@@ -94,7 +56,6 @@ type Emulator struct {
 	Server *httptest.Server
 	URL    string
 	served atomic.Int64 // nanoseconds spent serving requests
-	light  atomic.Bool  // replace issue descriptions before the emulator checks them
 }
 
 // NewEmulator starts an emulator with the OPS project and the INCIDENTS
@@ -104,9 +65,6 @@ func NewEmulator() *Emulator {
 	e := &Emulator{Emulator: emu}
 	e.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		if e.light.Load() && r.Method == http.MethodPost && r.URL.Path == "/rest/api/3/issue" {
-			lightenDescription(r)
-		}
 		emu.ServeHTTP(w, r)
 		e.served.Add(int64(time.Since(start)))
 	}))
@@ -123,40 +81,6 @@ func (e *Emulator) ServiceTime() time.Duration { return time.Duration(e.served.L
 
 // Close stops the server.
 func (e *Emulator) Close() { e.Server.Close() }
-
-// SkipADFCheck makes the emulator check a minimal ADF document in place
-// of each issue description it is sent (the function still renders and
-// sends its full description). The emulator's ADF schema check costs tens
-// of ms of CPU per issue, which in a storm of distinct rollbacks competes
-// with the function for this machine's cores; Atlassian does that work on
-// its own servers. The end-to-end tests check the real descriptions.
-func (e *Emulator) SkipADFCheck(on bool) { e.light.Store(on) }
-
-// minimalADF is a valid ADF document.
-const minimalADF = `{"type":"doc","version":1,"content":[{"type":"paragraph","content":[{"type":"text","text":"description not checked by the load rig"}]}]}`
-
-func lightenDescription(r *http.Request) {
-	b, err := io.ReadAll(r.Body)
-	r.Body.Close()
-	restore := func(b []byte) {
-		r.Body = io.NopCloser(bytes.NewReader(b))
-		r.ContentLength = int64(len(b))
-	}
-	var obj map[string]json.RawMessage
-	var fields map[string]json.RawMessage
-	if err != nil || json.Unmarshal(b, &obj) != nil || json.Unmarshal(obj["fields"], &fields) != nil || fields["description"] == nil {
-		restore(b)
-		return
-	}
-	fields["description"] = json.RawMessage(minimalADF)
-	obj["fields"], _ = json.Marshal(fields)
-	nb, err := json.Marshal(obj)
-	if err != nil {
-		restore(b)
-		return
-	}
-	restore(nb)
-}
 
 // AddLatency holds every API call d before serving it, for the next
 // 1<<30 calls: a realistic Atlassian Cloud round trip.
@@ -276,96 +200,28 @@ func FunctionEnv(jiraURL string, overrides ...map[string]string) map[string]stri
 	return env
 }
 
-// Process is one running function process.
-type Process struct {
-	Cmd     *exec.Cmd
-	URL     string
-	Started time.Time // just before exec
-	Logs    *SyncBuffer
-	Exited  chan struct{}
-}
-
-// FreeAddr returns a free 127.0.0.1 port.
-func FreeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
-}
-
-// Launch execs the binary with exactly env (plus PATH, HOME and a free
-// LISTEN_ADDRESS unless given).
-func Launch(binary string, env map[string]string) (*Process, error) {
-	addr := env["LISTEN_ADDRESS"]
-	if addr == "" {
-		var err error
-		if addr, err = FreeAddr(); err != nil {
-			return nil, err
-		}
-	}
-	cmd := exec.Command(binary)
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.TempDir(), "LISTEN_ADDRESS=" + addr}
+// Launch execs the binary with exactly env (plus PATH and HOME) on a port
+// the operating system assigns, and returns once it listens.
+func Launch(binary string, env map[string]string) (*proc.Process, error) {
+	vars := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.TempDir()}
 	for k, v := range env {
-		if k != "LISTEN_ADDRESS" {
-			cmd.Env = append(cmd.Env, k+"="+v)
-		}
+		vars = append(vars, k+"="+v)
 	}
-	p := &Process{Cmd: cmd, URL: "http://" + addr, Logs: &SyncBuffer{}, Exited: make(chan struct{})}
-	cmd.Stdout, cmd.Stderr = p.Logs, p.Logs
-	p.Started = time.Now()
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	go func() { _ = cmd.Wait(); close(p.Exited) }()
-	return p, nil
+	return proc.Start(context.Background(), proc.Options{Path: binary, Env: vars})
 }
 
-// probe is a client that never reuses a connection across processes.
-var probe = &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-
-// WaitOK polls GET path every interval until it answers 200 and returns
-// the time since exec. It fails if the process exits or timeout passes.
-func (p *Process) WaitOK(path string, interval, timeout time.Duration) (time.Duration, error) {
-	deadline := p.Started.Add(timeout)
-	for {
-		resp, err := probe.Get(p.URL + path)
-		if err == nil {
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return time.Since(p.Started), nil
-			}
-		}
-		select {
-		case <-p.Exited:
-			return 0, fmt.Errorf("function exited:\n%s", p.Logs.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			return 0, fmt.Errorf("GET %s not 200 within %v:\n%s", path, timeout, p.Logs.String())
-		}
-		time.Sleep(interval)
-	}
+// WaitOK polls GET path on p every interval until it answers 200, for at
+// most timeout, and returns the time since exec.
+func WaitOK(p *proc.Process, path string, interval, timeout time.Duration) (time.Duration, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	return p.WaitOK(ctx, path, interval)
 }
 
-// Stop sends SIGINT (func-go drains and exits) and kills the process if
-// it has not exited within 10 s.
-func (p *Process) Stop() {
-	_ = p.Cmd.Process.Signal(os.Interrupt)
-	select {
-	case <-p.Exited:
-	case <-time.After(10 * time.Second):
-		_ = p.Cmd.Process.Kill()
-		<-p.Exited
-	}
-}
-
-// Memory returns the process's resident set size now (VmRSS) and its
+// Memory returns process pid's resident set size now (VmRSS) and its
 // high-water mark (VmHWM), in bytes.
-func (p *Process) Memory() (rss, peak int64, err error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.Cmd.Process.Pid))
+func Memory(pid int) (rss, peak int64, err error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, 0, err
 	}
@@ -392,9 +248,9 @@ func (p *Process) Memory() (rss, peak int64, err error) {
 	return rss, peak, nil
 }
 
-// CPU returns the process's user+system CPU time so far.
-func (p *Process) CPU() (time.Duration, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.Cmd.Process.Pid))
+// CPU returns process pid's user+system CPU time so far.
+func CPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0, err
 	}
@@ -495,30 +351,14 @@ func Deliver(c *http.Client, url string, d Delivery, attempts int) Result {
 	return r
 }
 
-// SyncBuffer is a goroutine-safe bytes.Buffer for process output.
-type SyncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *SyncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *SyncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // helloMain is the smallest func-go-like process: a net/http server that
 // answers its health checks. Its start-up is the floor a Go process
 // reaches on this machine.
 const helloMain = `package main
 
 import (
+	"fmt"
+	"net"
 	"net/http"
 	"os"
 )
@@ -527,7 +367,12 @@ func main() {
 	ok := func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("OK")) }
 	http.HandleFunc("/health/liveness", ok)
 	http.HandleFunc("/health/readiness", ok)
-	if err := http.ListenAndServe(os.Getenv("LISTEN_ADDRESS"), nil); err != nil {
+	ln, err := net.Listen("tcp", os.Getenv("LISTEN_ADDRESS"))
+	if err != nil {
+		os.Exit(1)
+	}
+	fmt.Println("http://" + ln.Addr().String()) // the announcement internal/proc reads
+	if err := http.Serve(ln, nil); err != nil {
 		os.Exit(1)
 	}
 }

@@ -10,13 +10,13 @@
 //	go run ./cmd/loadgen -scenario calls
 //	go run ./cmd/loadgen -scenario storm-duplicates -n 1000 -latency 150ms
 //	go run ./cmd/loadgen -scenario storm-distinct -n 200 -latency 150ms
-//	go run ./cmd/loadgen -scenario side-by-side
 //
 // -env KEY=VALUE (repeatable) changes the function's environment, e.g.
 // -env ATLASSIAN_RATE_LIMIT=100 for the storms.
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"os"
@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"function/bench/harness"
+	"function/internal/proc"
 )
 
 type envFlags map[string]string
@@ -57,8 +58,8 @@ type options struct {
 
 func main() {
 	o := options{env: envFlags{}}
-	flag.StringVar(&o.scenario, "scenario", "all", "cold-start | footprint | overhead | calls | storm-duplicates | storm-distinct | side-by-side | all | idle | go-bench")
-	flag.IntVar(&o.n, "n", 0, "repetitions / deliveries (0: the scenario's default: cold-start 30, overhead 2000, storm-duplicates 1000, storm-distinct 200, side-by-side 100 for its storm row)")
+	flag.StringVar(&o.scenario, "scenario", "all", "cold-start | footprint | overhead | calls | storm-duplicates | storm-distinct | all | idle | go-bench")
+	flag.IntVar(&o.n, "n", 0, "repetitions / deliveries (0: the scenario's default: cold-start 30, overhead 2000, storm-duplicates 1000, storm-distinct 200)")
 	flag.DurationVar(&o.latency, "latency", -1, "latency the emulator adds to every Atlassian call (default: 150ms for the storms, 0 otherwise)")
 	flag.StringVar(&o.binary, "binary", "", "function binary to run (default: go build ./cmd/rollback-incident into a temporary directory)")
 	flag.Var(o.env, "env", "KEY=VALUE added to the function's environment (repeatable)")
@@ -95,7 +96,7 @@ func run(o options) error {
 	defer os.RemoveAll(dir)
 	if o.binary == "" && o.scenario != "idle" && o.scenario != "go-bench" {
 		fmt.Fprintln(os.Stderr, "building ./cmd/rollback-incident …")
-		if o.binary, err = harness.BuildFunction(dir); err != nil {
+		if o.binary, err = proc.Build(context.Background(), "", dir, "./cmd/rollback-incident"); err != nil {
 			return err
 		}
 	}
@@ -111,7 +112,6 @@ func run(o options) error {
 		"calls":            calls,
 		"storm-duplicates": stormDuplicates,
 		"storm-distinct":   stormDistinct,
-		"side-by-side":     sideBySide,
 		// idle only waits (with -wait-idle) and reports the machine's load:
 		// run it before go test -bench on a shared machine.
 		"idle": func(options) error { return nil },
@@ -121,7 +121,7 @@ func run(o options) error {
 	}
 	names := []string{o.scenario}
 	if o.scenario == "all" {
-		names = []string{"cold-start", "footprint", "overhead", "calls", "storm-duplicates", "storm-distinct", "side-by-side"}
+		names = []string{"cold-start", "footprint", "overhead", "calls", "storm-duplicates", "storm-distinct"}
 	}
 	for _, name := range names {
 		f, ok := scenarios[name]
@@ -146,7 +146,7 @@ func run(o options) error {
 
 // goBench runs go test -run '^$' -bench . -benchmem -benchtime 2s -count n ./bench/...
 func goBench(o options) error {
-	root, err := harness.ModuleRoot()
+	root, err := proc.ModuleRoot()
 	if err != nil {
 		return err
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"maps"
 	"net/http"
@@ -14,18 +13,18 @@ import (
 	"time"
 
 	"function/bench/harness"
-	"function/bench/sensor"
+	"function/internal/proc"
 )
 
 // launchReady starts the function against emu with env and waits for
 // readiness.
-func launchReady(o options, env map[string]string) (*harness.Process, error) {
+func launchReady(o options, env map[string]string) (*proc.Process, error) {
 	p, err := harness.Launch(o.binary, env)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := p.WaitOK("/health/readiness", 5*time.Millisecond, 30*time.Second); err != nil {
-		p.Stop()
+	if _, err := harness.WaitOK(p, "/health/readiness", 5*time.Millisecond, 30*time.Second); err != nil {
+		p.Stop(10 * time.Second)
 		return nil, err
 	}
 	return p, nil
@@ -72,7 +71,7 @@ func coldStart(o options, dir string) error {
 	// emulator's ADF schema.
 	if p, err := launchReady(o, modes[0].env); err == nil {
 		harness.Post(harness.NewClient(1), p.URL, notification)
-		p.Stop()
+		p.Stop(10 * time.Second)
 	} else {
 		return err
 	}
@@ -123,14 +122,14 @@ func coldStart(o options, dir string) error {
 		if err != nil {
 			return err
 		}
-		l, err := p.WaitOK("/health/liveness", o.interval, 10*time.Second)
+		l, err := harness.WaitOK(p, "/health/liveness", o.interval, 10*time.Second)
 		if err != nil {
-			p.Stop()
+			p.Stop(10 * time.Second)
 			return err
 		}
-		r, err := p.WaitOK("/health/readiness", o.interval, 10*time.Second)
-		m, _, _ := p.Memory()
-		p.Stop()
+		r, err := harness.WaitOK(p, "/health/readiness", o.interval, 10*time.Second)
+		m, _, _ := harness.Memory(p.Pid())
+		p.Stop(10 * time.Second)
 		if err != nil {
 			return err
 		}
@@ -160,13 +159,13 @@ func initTrace(o options, env map[string]string, n int) error {
 		if err != nil {
 			return err
 		}
-		if _, err := p.WaitOK("/health/readiness", o.interval, 30*time.Second); err != nil {
-			p.Stop()
+		if _, err := harness.WaitOK(p, "/health/readiness", o.interval, 30*time.Second); err != nil {
+			p.Stop(10 * time.Second)
 			return err
 		}
-		p.Stop()
+		p.Stop(10 * time.Second)
 		var total time.Duration
-		for _, line := range strings.Split(p.Logs.String(), "\n") {
+		for _, line := range strings.Split(p.Output(), "\n") {
 			// init <pkg> @<t> ms, <d> ms clock, <b> bytes, <a> allocs
 			f := strings.Fields(line)
 			if len(f) < 7 || f[0] != "init" || f[6] != "clock," {
@@ -205,14 +204,14 @@ func oneColdStart(o options, env map[string]string, emu *harness.Emulator, d har
 	if err != nil {
 		return r, err
 	}
-	defer p.Stop()
-	if r.listening, err = p.WaitOK("/health/liveness", o.interval, 30*time.Second); err != nil {
+	defer p.Stop(10 * time.Second)
+	if r.listening, err = harness.WaitOK(p, "/health/liveness", o.interval, 30*time.Second); err != nil {
 		return r, err
 	}
-	if r.ready, err = p.WaitOK("/health/readiness", o.interval, 30*time.Second); err != nil {
+	if r.ready, err = harness.WaitOK(p, "/health/readiness", o.interval, 30*time.Second); err != nil {
 		return r, err
 	}
-	r.rssReady, _, _ = p.Memory()
+	r.rssReady, _, _ = harness.Memory(p.Pid())
 	st := emu.ServiceTime()
 	res := harness.Post(harness.NewClient(1), p.URL, d)
 	r.first = time.Since(p.Started)
@@ -230,7 +229,7 @@ func footprint(o options, dir string) error {
 	if err != nil {
 		return err
 	}
-	stripped, err := harness.BuildFunction(dir+"/stripped", "-ldflags=-s -w", "-trimpath")
+	stripped, err := proc.Build(context.Background(), "", dir+"/stripped", "./cmd/rollback-incident", "-ldflags=-s -w", "-trimpath")
 	if err != nil {
 		return err
 	}
@@ -264,19 +263,19 @@ func footprint(o options, dir string) error {
 		if err != nil {
 			return err
 		}
-		cpu0, _ := p.CPU()
+		cpu0, _ := harness.CPU(p.Pid())
 		time.Sleep(5 * time.Second)
-		cpu1, _ := p.CPU()
-		idle, idlePeak, err := p.Memory()
+		cpu1, _ := harness.CPU(p.Pid())
+		idle, idlePeak, err := harness.Memory(p.Pid())
 		if err != nil {
-			p.Stop()
+			p.Stop(10 * time.Second)
 			return err
 		}
 		emu.Reset()
 		r := harness.Post(harness.NewClient(1), p.URL, notification)
 		time.Sleep(time.Second)
-		after, afterPeak, _ := p.Memory()
-		p.Stop()
+		after, afterPeak, _ := harness.Memory(p.Pid())
+		p.Stop(10 * time.Second)
 		if r.Status != http.StatusOK {
 			return fmt.Errorf("incident: %d %s", r.Status, r.Body)
 		}
@@ -302,7 +301,7 @@ func overhead(o options) error {
 	if err != nil {
 		return err
 	}
-	defer p.Stop()
+	defer p.Stop(10 * time.Second)
 	c := harness.NewClient(4)
 	notification, err := harness.Notification()
 	if err != nil {
@@ -316,7 +315,7 @@ func overhead(o options) error {
 		return fmt.Errorf("first incident: %d %s", r.Status, r.Body)
 	}
 	measure := func(count int, next func(i int) harness.Delivery, want string) (cpu time.Duration, ds []time.Duration, emuTime time.Duration, err error) {
-		cpu0, _ := p.CPU()
+		cpu0, _ := harness.CPU(p.Pid())
 		st := emu.ServiceTime()
 		for i := range count {
 			r := harness.Post(c, p.URL, next(i))
@@ -325,7 +324,7 @@ func overhead(o options) error {
 			}
 			ds = append(ds, r.Duration)
 		}
-		cpu1, _ := p.CPU()
+		cpu1, _ := harness.CPU(p.Pid())
 		return (cpu1 - cpu0) / time.Duration(count), ds, emu.ServiceTime() - st, nil
 	}
 	fmt.Printf("### Overhead per event, whole process (func-go HTTP server included; keep-alive client on loopback)\n\n")
@@ -362,7 +361,7 @@ func calls(o options) error {
 	if err != nil {
 		return err
 	}
-	defer p.Stop()
+	defer p.Stop(10 * time.Second)
 	c := harness.NewClient(1)
 	notification, err := harness.Notification()
 	if err != nil {
@@ -380,7 +379,7 @@ func calls(o options) error {
 	fmt.Println()
 	fmt.Println("| delivery | reply | calls | which |")
 	fmt.Println("|---|---|---|---|")
-	step := func(p *harness.Process, label string, d harness.Delivery) error {
+	step := func(p *proc.Process, label string, d harness.Delivery) error {
 		before := emu.Calls()
 		r := harness.Post(c, p.URL, d)
 		if r.Err != nil || r.Status != http.StatusOK {
@@ -410,7 +409,7 @@ func calls(o options) error {
 	if err != nil {
 		return err
 	}
-	defer p2.Stop()
+	defer p2.Stop(10 * time.Second)
 	if err := step(p2, "identical duplicate on another replica without the record (no NATS)", notification); err != nil {
 		return err
 	}
@@ -436,7 +435,7 @@ type stormResult struct {
 
 // fire sends all deliveries at once (every goroutine waits on one barrier)
 // and waits for every reply, retrying as the sender would.
-func fire(o options, emu *harness.Emulator, p *harness.Process, ds []harness.Delivery) stormResult {
+func fire(o options, emu *harness.Emulator, p *proc.Process, ds []harness.Delivery) stormResult {
 	c := harness.NewClient(len(ds))
 	out := stormResult{results: make([]harness.Result, len(ds))}
 	ends := make([]time.Time, len(ds))
@@ -453,7 +452,7 @@ func fire(o options, emu *harness.Emulator, p *harness.Process, ds []harness.Del
 	}
 	calls0 := emu.Calls()
 	time.Sleep(50 * time.Millisecond) // let every goroutine reach the barrier
-	cpu0, _ := p.CPU()
+	cpu0, _ := harness.CPU(p.Pid())
 	self0 := harness.SelfCPU()
 	st := emu.ServiceTime()
 	t0 := time.Now()
@@ -463,10 +462,10 @@ func fire(o options, emu *harness.Emulator, p *harness.Process, ds []harness.Del
 		out.wall = max(out.wall, e.Sub(t0))
 		out.latencies = append(out.latencies, e.Sub(t0))
 	}
-	cpu1, _ := p.CPU()
+	cpu1, _ := harness.CPU(p.Pid())
 	out.cpu = cpu1 - cpu0
 	out.driverCPU = harness.SelfCPU() - self0
-	out.rss, out.peak, _ = p.Memory()
+	out.rss, out.peak, _ = harness.Memory(p.Pid())
 	out.calls = harness.Diff(calls0, emu.Calls())
 	out.issues = len(emu.Issues())
 	out.pages = emu.Postmortems()
@@ -530,7 +529,7 @@ func stormDuplicates(o options) error {
 	if err != nil {
 		return err
 	}
-	defer p.Stop()
+	defer p.Stop(10 * time.Second)
 	if latency > 0 {
 		emu.AddLatency(latency)
 	}
@@ -558,7 +557,7 @@ func stormDistinct(o options) error {
 	}
 	for _, light := range modes {
 		emu := harness.NewEmulator()
-		emu.SkipADFCheck(light)
+		emu.SkipADFSchema(light)
 		p, err := launchReady(o, functionEnv(o, emu))
 		if err != nil {
 			emu.Close()
@@ -572,7 +571,7 @@ func stormDistinct(o options) error {
 			ds[i] = harness.DistinctRollback("storm", i)
 		}
 		r := fire(o, emu, p, ds)
-		p.Stop()
+		p.Stop(10 * time.Second)
 		emu.Close()
 		title := "Storm of distinct rollbacks, emulator checks every description against the ADF schema"
 		if light {
@@ -584,116 +583,6 @@ func stormDistinct(o options) error {
 		if r.issues != n || r.pages != n {
 			return fmt.Errorf("%d rollbacks opened %d issues and %d pages", n, r.issues, r.pages)
 		}
-	}
-	return nil
-}
-
-// ---- 6. side by side with the Sensor-only approach ----------------------
-
-func sideBySide(o options) error {
-	m := orDefault(o.n, 0, 100)
-	latency := orDefault(o.latency, -1, 0)
-	emu := harness.NewEmulator()
-	defer emu.Close()
-	b := sensor.NewBench(emu, false)
-	defer b.Close()
-	p, err := launchReady(o, functionEnv(o, emu))
-	if err != nil {
-		return err
-	}
-	defer p.Stop()
-	if latency > 0 {
-		emu.AddLatency(latency)
-	}
-	c := harness.NewClient(m + 8)
-	deliver := func(d harness.Delivery) harness.Result { return harness.Post(c, p.URL, d) }
-	ctx := context.Background()
-
-	burst, err := harness.RollbackBurst()
-	if err != nil {
-		return err
-	}
-	intended, err := b.RunSensor(ctx, burst, sensor.AsIntended)
-	if err != nil {
-		return err
-	}
-	printed, err := b.RunSensor(ctx, burst, sensor.AsPrinted)
-	if err != nil {
-		return err
-	}
-	fn := b.RunFunction(burst, deliver)
-
-	// The storm row: m deliveries of one rollback's on-rollout-aborted
-	// notification (retries, redeliveries) of another Rollout.
-	stormBurst, err := harness.RollbackBurstFor("storm-api")
-	if err != nil {
-		return err
-	}
-	var one harness.Event
-	for _, ev := range stormBurst {
-		if ev.Name == "notification on-rollout-aborted" {
-			one = ev
-		}
-	}
-	storm := make([]harness.Event, m)
-	for i := range storm {
-		storm[i] = one
-		storm[i].ID = fmt.Sprintf("storm-api-ntf-%d", i)
-		storm[i].Name = fmt.Sprintf("%s #%d", one.Name, i)
-	}
-	sStorm, err := b.RunSensor(ctx, storm, sensor.AsIntended)
-	if err != nil {
-		return err
-	}
-	fStorm := b.RunFunction(storm, deliver)
-
-	standIn := "served by the emulator"
-	if b.StandIn != nil {
-		standIn = "not served by the emulator: counted by the stand-in `bench/sensor.V1StandIn` (unique title per space, v1 400 on a duplicate)"
-	}
-	fmt.Printf("### Side by side with the Sensor-only approach (one emulator, one run, latency %v)\n\n", latency)
-	fmt.Printf("Confluence v1 `POST /wiki/rest/api/content` %s.\n\n", standIn)
-	fmt.Println("| burst | approach | events acted on | Atlassian calls | Jira issues | Confluence pages | refused (4xx) | wall |")
-	fmt.Println("|---|---|---|---|---|---|---|---|")
-	row := func(burst string, s sensor.Side) {
-		fmt.Printf("| %s | %s | %d of %d | %d | %d | %d | %d | %s |\n", burst, s.Approach, s.Handled, s.Events, s.Calls, s.Issues, s.Pages, s.Refused, harness.Ms(s.Wall))
-	}
-	row("one rollback: 3 notifications + 4 UPDATEs", intended)
-	row("one rollback: 3 notifications + 4 UPDATEs", printed)
-	row("one rollback: 3 notifications + 4 UPDATEs", fn)
-	row(fmt.Sprintf("%d deliveries of one notification", m), sStorm)
-	row(fmt.Sprintf("%d deliveries of one notification", m), fStorm)
-	ratio := func(a, b int) string {
-		switch {
-		case b == 0:
-			return "∞"
-		case a%b == 0:
-			return fmt.Sprintf("%d×", a/b)
-		}
-		return fmt.Sprintf("%.2f×", float64(a)/float64(b))
-	}
-	fmt.Printf("\nRatios, Sensor as intended ÷ function: burst — issues %s, pages %s, calls %s; %d-delivery storm — issues %s, pages %s, calls %s.\n\n",
-		ratio(intended.Issues, fn.Issues), ratio(intended.Pages, fn.Pages), ratio(intended.Calls, fn.Calls),
-		m, ratio(sStorm.Issues, fStorm.Issues), ratio(sStorm.Pages, fStorm.Pages), ratio(sStorm.Calls, fStorm.Calls))
-	fmt.Println("What Atlassian answered the Sensor's refused calls (first of each):")
-	fmt.Println()
-	for _, s := range []sensor.Side{intended, printed} {
-		for _, route := range slices.Sorted(maps.Keys(s.Refusals)) {
-			fmt.Printf("- %s, `%s`: `%s`\n", s.Approach, route, s.Refusals[route])
-		}
-	}
-	fmt.Println()
-	fmt.Println("Per event, one rollback:")
-	fmt.Println()
-	for _, s := range []sensor.Side{intended, printed, fn} {
-		fmt.Printf("- %s\n", s.Approach)
-		for _, e := range s.PerEvent {
-			fmt.Printf("  - %s\n", e)
-		}
-	}
-	fmt.Println()
-	if fn.Issues != 1 || fn.Pages != 1 || fStorm.Issues != 1 || fStorm.Pages != 1 {
-		return errors.New("the function opened more than one incident for one rollback")
 	}
 	return nil
 }

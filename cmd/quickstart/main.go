@@ -1,8 +1,9 @@
 // Command quickstart runs the whole job on one machine: the Atlassian
-// emulator, the function served by the real func-go runtime, and the bundled
-// sample rollback sent the way an Argo Events Sensor sends it (a binary-mode
-// CloudEvent). It prints the Jira key and the postmortem URL, then stays up
-// for curl until interrupted.
+// emulator, the function served by the real func-go runtime in a process of
+// its own (this binary again, as cmd/rollback-incident runs it), and the
+// bundled sample rollback sent the way an Argo Events Sensor sends it (a
+// binary-mode CloudEvent). It prints the Jira key and the postmortem URL,
+// then stays up for curl until interrupted.
 package main
 
 import (
@@ -18,19 +19,30 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
-	fhttp "knative.dev/func-go/http"
-
-	function "function"
 	"function/internal/emulator"
+	"function/internal/funcmain"
+	"function/internal/proc"
 )
 
 //go:embed sample-rollback.json
 var sample []byte
 
+// roleEnv set to "function" makes this binary the function's process: the
+// quick start starts itself again that way, so it needs no second build.
+const roleEnv = "QUICKSTART_ROLE"
+
 func main() {
+	if os.Getenv(roleEnv) == "function" {
+		if err := funcmain.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, err.Error())
+			os.Exit(1)
+		}
+		return
+	}
 	// The first line a newcomer sees from the quick start itself: `go run`
 	// prints nothing while it compiles (minutes on an empty cache).
 	started := time.Now()
@@ -75,23 +87,29 @@ func run(ctx context.Context, p progress, listen, emuListen string, once bool) e
 
 	// The function reads its configuration from the environment, as in a
 	// cluster; what the user already exported wins.
-	setDefault("JIRA_URL", emuURL)
-	setDefault("ATLASSIAN_EMAIL", emulator.DefaultEmail)
-	setDefault("ATLASSIAN_API_TOKEN", emulator.DefaultAPIToken)
-	setDefault("CLUSTER_NAME", "quickstart")
-	setDefault("LISTEN_ADDRESS", listen)
+	env := os.Environ()
+	env = setDefault(env, "JIRA_URL", emuURL)
+	env = setDefault(env, "ATLASSIAN_EMAIL", emulator.DefaultEmail)
+	env = setDefault(env, "ATLASSIAN_API_TOKEN", emulator.DefaultAPIToken)
+	env = setDefault(env, "CLUSTER_NAME", "quickstart")
+	env = setDefault(env, "LISTEN_ADDRESS", listen)
 	if os.Getenv("AUTH_TOKEN") == "" {
-		setDefault("ALLOW_UNAUTHENTICATED", "true")
+		env = setDefault(env, "ALLOW_UNAUTHENTICATED", "true")
 		p.step("note: no AUTH_TOKEN set, so this local run accepts unauthenticated callers (ALLOW_UNAUTHENTICATED=true)")
 	}
-
-	fnCtx, fnCancel := context.WithCancel(ctx)
-	defer fnCancel()
-	fnDone := make(chan error, 1)
-	fnURL := "http://" + os.Getenv("LISTEN_ADDRESS")
-	p.step("starting the function with the func-go runtime on %s (its JSON log lines go to stderr)", fnURL)
-	go func() { fnDone <- fhttp.New(function.New()).Start(fnCtx) }()
-	if err := waitReady(ctx, fnURL+"/health/readiness", fnDone); err != nil {
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	p.step("starting the function with the func-go runtime in its own process (its JSON log lines go to stderr)")
+	fn, err := proc.Start(ctx, proc.Options{Path: self, Env: append(env, roleEnv+"=function"), Output: os.Stderr})
+	if err != nil {
+		return fmt.Errorf("function: %w%s", err, inUseHint(err, "-listen"))
+	}
+	defer fn.Stop(25 * time.Second) // the function lets attempts in flight finish for up to 20 s
+	fnURL := fn.URL
+	p.step("function listening on %s", fnURL)
+	if err := fn.Ready(30 * time.Second); err != nil {
 		return err
 	}
 	p.step("function ready (GET /health/readiness answered 200)")
@@ -113,49 +131,30 @@ func run(ctx context.Context, p progress, listen, emuListen string, once bool) e
 	fmt.Fprintln(p.w, "Press Ctrl-C to stop.")
 	select {
 	case <-ctx.Done():
-		fnCancel()
-		<-fnDone
 		return nil
-	case err := <-fnDone:
-		return err
+	case <-fn.Exited():
+		return fmt.Errorf("function stopped: %v", fn.Err())
 	}
 }
 
 // inUseHint names the way out when an address is taken, most often by a
-// quick start still running.
+// quick start still running (the function's process says so in its
+// output, which the error carries).
 func inUseHint(err error, flagName string) string {
-	if errors.Is(err, syscall.EADDRINUSE) {
+	if errors.Is(err, syscall.EADDRINUSE) || strings.Contains(err.Error(), "address already in use") {
 		return fmt.Sprintf(" (another quick start still running? stop it, or pick another address with %s)", flagName)
 	}
 	return ""
 }
 
-func setDefault(key, value string) {
-	if os.Getenv(key) == "" {
-		os.Setenv(key, value)
-	}
-}
-
-func waitReady(ctx context.Context, url string, fnDone <-chan error) error {
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case err := <-fnDone:
-			return fmt.Errorf("function stopped: %w%s", err, inUseHint(err, "-listen"))
-		case <-ctx.Done():
-			return ctx.Err()
-		default:
+// setDefault adds key=value to env unless env sets key already.
+func setDefault(env []string, key, value string) []string {
+	for _, kv := range env {
+		if k, v, _ := strings.Cut(kv, "="); k == key && v != "" {
+			return env
 		}
-		resp, err := http.Get(url)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
-	return errors.New("function did not become ready in 30 s")
+	return append(env, key+"="+value)
 }
 
 type reply struct {

@@ -4,11 +4,22 @@ import (
 	"bytes"
 	"context"
 	"net"
+	"os"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 )
+
+// TestMain serves the function when the quick start starts this test
+// binary as its function process (os.Executable is the test binary here).
+func TestMain(m *testing.M) {
+	if os.Getenv(roleEnv) == "function" {
+		main()
+		return
+	}
+	os.Exit(m.Run())
+}
 
 // TestPhases: the quick start says what it is doing as it goes, each step
 // with the seconds since it started, and ends with the incident it opened.
@@ -22,16 +33,17 @@ func TestPhases(t *testing.T) {
 	clock := start
 	var out bytes.Buffer
 	p := progress{w: &out, start: start, now: func() time.Time { clock = clock.Add(300 * time.Millisecond); return clock }}
-	if err := run(context.Background(), p, freeAddr(t), freeAddr(t), true); err != nil {
+	if err := run(context.Background(), p, "127.0.0.1:0", "127.0.0.1:0", true); err != nil {
 		t.Fatalf("run: %v\n%s", err, out.String())
 	}
 	want := []string{
 		`[  0.3s] Atlassian emulator (Jira and Confluence) listening on http://127.0.0.1:`,
 		`[  0.6s] note: no AUTH_TOKEN set, so this local run accepts unauthenticated callers (ALLOW_UNAUTHENTICATED=true)`,
-		`[  0.9s] starting the function with the func-go runtime on http://127.0.0.1:`,
-		`[  1.2s] function ready`,
-		`[  1.5s] sending the sample rollback the way an Argo Events Sensor does`,
-		`[  1.8s] incident created: Jira issue OPS-1, postmortem page, linked`,
+		`[  0.9s] starting the function with the func-go runtime in its own process`,
+		`[  1.2s] function listening on http://127.0.0.1:`,
+		`[  1.5s] function ready`,
+		`[  1.8s] sending the sample rollback the way an Argo Events Sensor does`,
+		`[  2.1s] incident created: Jira issue OPS-1, postmortem page, linked`,
 	}
 	lines := strings.Split(out.String(), "\n")
 	if len(lines) < len(want) {
@@ -56,18 +68,12 @@ func TestAddressInUse(t *testing.T) {
 	}
 	defer l.Close()
 	var out bytes.Buffer
-	err = run(context.Background(), progress{w: &out, start: time.Now(), now: time.Now}, freeAddr(t), l.Addr().String(), true)
+	err = run(context.Background(), progress{w: &out, start: time.Now(), now: time.Now}, "127.0.0.1:0", l.Addr().String(), true)
 	if err == nil || !strings.Contains(err.Error(), "address already in use (another quick start still running? stop it, or pick another address with -emulator)") {
 		t.Errorf("run with the emulator's port taken: %v", err)
 	}
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	err = run(context.Background(), progress{w: &out, start: time.Now(), now: time.Now}, l.Addr().String(), "127.0.0.1:0", true)
+	if err == nil || !strings.Contains(err.Error(), "(another quick start still running? stop it, or pick another address with -listen)") {
+		t.Errorf("run with the function's port taken: %v", err)
 	}
-	defer l.Close()
-	return l.Addr().String()
 }

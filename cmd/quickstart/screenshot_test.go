@@ -158,3 +158,15 @@ func leftovers(t *testing.T, pgid int, dir string) []string {
 	}
 	return left
 }
+
+// freeAddr picks a port for the script, which takes fixed addresses (it
+// checks they are free first and that they are free again after it).
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}

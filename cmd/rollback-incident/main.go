@@ -1,19 +1,18 @@
-// Command rollback-incident runs the function as a plain process, exactly
-// as the func scaffolding's main does (func-go in HTTP mode). Use it to run
-// or build the function without the func CLI.
+// Command rollback-incident runs the function as a plain process, as the
+// func scaffolding's main does (func-go in HTTP mode), and logs the URL it
+// listens on (internal/funcmain). Use it to run or build the function
+// without the func CLI.
 package main
 
 import (
 	"fmt"
 	"os"
 
-	fhttp "knative.dev/func-go/http"
-
-	function "function"
+	"function/internal/funcmain"
 )
 
 func main() {
-	if err := fhttp.Start(function.New()); err != nil {
+	if err := funcmain.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, err.Error())
 		os.Exit(1)
 	}

@@ -1,6 +1,7 @@
 package emulator
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -81,10 +82,17 @@ func decodeRef(raw json.RawMessage) (idOrName, bool) {
 }
 
 // validateADF checks a rich-text field value, returning the message Jira
-// would put in errors[field], or "" when the value is valid ADF.
-func validateADF(raw json.RawMessage) (string, error) {
+// would put in errors[field], or "" when the value is valid ADF. Without
+// schema only the shape is checked (a JSON object, not a string).
+func validateADF(raw json.RawMessage, withoutSchema bool) (string, error) {
 	if _, ok := rawString(raw); ok {
 		return msgNotADF, nil
+	}
+	if withoutSchema {
+		if !bytes.HasPrefix(bytes.TrimSpace(raw), []byte("{")) {
+			return msgNotADF, nil
+		}
+		return "", nil
 	}
 	err := adfschema.ValidateJSON(raw)
 	if err == nil {
@@ -220,7 +228,7 @@ func (e *Emulator) validateIssueFields(fields map[string]json.RawMessage, v jira
 	}
 
 	if raw, ok := fields["description"]; ok && !isNull(raw) {
-		rt, msg, err := validateRichText(raw, v)
+		rt, msg, err := e.validateRichText(raw, v)
 		if err != nil {
 			return in, nil, err
 		}

@@ -111,7 +111,7 @@ func (e *Emulator) addComment(w http.ResponseWriter, r *http.Request) {
 		writeJiraError(w, http.StatusBadRequest, nil, map[string]string{"comment": "Comment body can not be empty!"})
 		return
 	}
-	rt, msg, err := validateRichText(body, v)
+	rt, msg, err := e.validateRichText(body, v)
 	if err != nil {
 		writeJiraError(w, http.StatusInternalServerError, []string{err.Error()}, nil)
 		return

@@ -83,7 +83,7 @@ func (e *Emulator) editIssue(w http.ResponseWriter, r *http.Request) {
 			var rt richText
 			if !isNull(raw) {
 				var msg string
-				rt, msg, err = validateRichText(raw, v)
+				rt, msg, err = e.validateRichText(raw, v)
 				if err != nil {
 					writeJiraError(w, http.StatusInternalServerError, []string{err.Error()}, nil)
 					return

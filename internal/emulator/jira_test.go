@@ -373,3 +373,22 @@ func TestSearchRemoved(t *testing.T) {
 		}
 	}
 }
+
+// SkipADFSchema leaves out the schema check, not the shape check, and can
+// be turned back on.
+func TestSkipADFSchema(t *testing.T) {
+	env := newEnv(t, Options{})
+	unknownNode := map[string]any{"type": "doc", "version": 1, "content": []any{map[string]any{"type": "marquee"}}}
+	create := func(desc any, status int) {
+		t.Helper()
+		body := issueBody("skip schema")
+		body["fields"].(map[string]any)["description"] = desc
+		env.expect("POST", "/rest/api/3/issue", body, status, nil)
+	}
+	env.em.SkipADFSchema(true)
+	create(unknownNode, 201)
+	create("plain text", 400)
+	create(42, 400)
+	env.em.SkipADFSchema(false)
+	create(unknownNode, 400)
+}

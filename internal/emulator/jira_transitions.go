@@ -93,7 +93,7 @@ func (e *Emulator) doTransition(w http.ResponseWriter, r *http.Request) {
 				errs["comment"] = "Comment body can not be empty!"
 				continue
 			}
-			rt, msg, err := validateRichText(op.Add.Body, ver)
+			rt, msg, err := e.validateRichText(op.Add.Body, ver)
 			if err != nil {
 				writeJiraError(w, http.StatusInternalServerError, []string{err.Error()}, nil)
 				return
