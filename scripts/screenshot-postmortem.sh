@@ -6,7 +6,8 @@
 # Usage: scripts/screenshot-postmortem.sh [OUTDIR]   (default: screenshots/ in the repository)
 # Needs: Go, curl, and Chromium (Debian: apt-get install chromium).
 # The quick start listens on FUNCTION_ADDR (default 127.0.0.1:18080) and the
-# emulator on EMULATOR_ADDR (default 127.0.0.1:18081), both free beforehand.
+# emulator on EMULATOR_ADDR (default 127.0.0.1:18081), both free beforehand;
+# with port 0 the system picks a free one, and the last line names both.
 #
 # Everything it starts runs in process groups of its own and is stopped when
 # it exits, whether it succeeded, failed or was interrupted, so it can run
@@ -26,6 +27,7 @@ chromium="$(command -v chromium || command -v chromium-browser || true)"
 command -v curl >/dev/null || fail "curl not found: install it"
 command -v setsid >/dev/null || fail "setsid not found (util-linux)"
 for addr in "$fn_addr" "$emu_addr"; do
+  [ "${addr##*:}" = 0 ] && continue # the system picks a free port
   if (exec 3<>"/dev/tcp/${addr%:*}/${addr##*:}") 2>/dev/null; then
     fail "$addr is in use (a quick start still running?): stop it, or set FUNCTION_ADDR / EMULATOR_ADDR"
   fi
@@ -87,10 +89,12 @@ done
 grep -q "Confluence page:" "$log" || { sed 's/^/  | /' "$log" >&2; fail "the quick start opened no incident within 60 s (its output is above)"; }
 issue="$(sed -n 's|^ *Jira issue: *[^ ]* *\(http[^ ]*\).*|\1|p' "$log")"
 page="$(sed -n 's|^ *Confluence page: *\(http[^ ]*\).*|\1|p' "$log")"
-[ -n "$issue" ] && [ -n "$page" ] || { sed 's/^/  | /' "$log" >&2; fail "could not read the issue and page URLs from the quick start's output (above)"; }
+fn_url="$(sed -n 's|.*\] function listening on \(http[^ ]*\).*|\1|p' "$log" | head -n 1)"
+emu_url="$(sed -n 's|.*\] Atlassian emulator (Jira and Confluence) listening on \(http[^ ]*\)/.*|\1|p' "$log" | head -n 1)"
+[ -n "$issue" ] && [ -n "$page" ] && [ -n "$fn_url" ] && [ -n "$emu_url" ] || { sed 's/^/  | /' "$log" >&2; fail "could not read the URLs from the quick start's output (above)"; }
 
 # News for the same rollback, so the comment and the timeline row show.
-curl -fsS -o /dev/null -X POST "http://$fn_addr/" -H 'Content-Type: application/json' \
+curl -fsS -o /dev/null -X POST "$fn_url/" -H 'Content-Type: application/json' \
   --data-binary @testdata/fixtures/analysisrun-failed.json || fail "the AnalysisRun news was not accepted (curl's reason above)"
 
 mkdir -p "$out"
@@ -113,3 +117,4 @@ shot() {
 shot "$out/postmortem.png" "$page"
 shot "$out/issue.png" "$issue"
 echo "saved $out/postmortem.png ($page) and $out/issue.png ($issue)"
+echo "the function listened on $fn_url and the emulator on $emu_url"

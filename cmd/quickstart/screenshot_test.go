@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -18,16 +19,27 @@ import (
 // running.
 
 // TestScreenshotScriptTwice: scripts/screenshot-postmortem.sh runs twice in
-// a row on the same ports; each run saves both screenshots, and after each
-// nothing it started is left running and the ports are free again.
+// a row on the same ports (the system picks them for the first run, which
+// names them); each run saves both screenshots, and after each nothing it
+// started is left running and the ports are free again.
 func TestScreenshotScriptTwice(t *testing.T) {
 	needScriptTools(t)
-	fn, emu := freeAddr(t), freeAddr(t)
+	fn, emu := "127.0.0.1:0", "127.0.0.1:0"
+	listened := regexp.MustCompile(`(?m)^the function listened on http://(\S+) and the emulator on http://(\S+)$`)
 	for run := 1; run <= 2; run++ {
 		out := t.TempDir()
 		stdout, stderr, err := runScreenshotScript(t, fn, emu, out)
 		if err != nil {
 			t.Fatalf("run %d: %v\nstdout:\n%s\nstderr:\n%s", run, err, stdout, stderr)
+		}
+		m := listened.FindStringSubmatch(stdout)
+		if m == nil {
+			t.Fatalf("run %d: stdout does not name the addresses:\n%s", run, stdout)
+		}
+		if run == 1 {
+			fn, emu = m[1], m[2]
+		} else if m[1] != fn || m[2] != emu {
+			t.Errorf("run 2 listened on %s and %s, want the addresses it was given, %s and %s", m[1], m[2], fn, emu)
 		}
 		if !strings.Contains(stdout, "saved "+filepath.Join(out, "postmortem.png")+" (http://"+emu+"/wiki/spaces/INCIDENTS/pages/") ||
 			!strings.Contains(stdout, filepath.Join(out, "issue.png")+" (http://"+emu+"/browse/OPS-1)") {
@@ -78,7 +90,7 @@ func TestScreenshotScriptFailsLoudly(t *testing.T) {
 		t.Fatal(err)
 	}
 	bound := "127.0.0.1:" + strconv.Itoa(sa.(*syscall.SockaddrInet4).Port)
-	_, stderr, err := runScreenshotScript(t, bound, freeAddr(t), t.TempDir())
+	_, stderr, err := runScreenshotScript(t, bound, "127.0.0.1:0", t.TempDir())
 	if err == nil {
 		t.Fatalf("the script succeeded with its function port taken:\n%s", stderr)
 	}
@@ -93,7 +105,7 @@ func TestScreenshotScriptFailsLoudly(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	_, stderr, err = runScreenshotScript(t, l.Addr().String(), freeAddr(t), t.TempDir())
+	_, stderr, err = runScreenshotScript(t, l.Addr().String(), "127.0.0.1:0", t.TempDir())
 	if err == nil || !strings.Contains(stderr, l.Addr().String()+" is in use") {
 		t.Errorf("with a port in use: %v\n%s", err, stderr)
 	}
@@ -157,16 +169,4 @@ func leftovers(t *testing.T, pgid int, dir string) []string {
 		}
 	}
 	return left
-}
-
-// freeAddr picks a port for the script, which takes fixed addresses (it
-// checks they are free first and that they are free again after it).
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
