@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -43,6 +44,7 @@ type Function struct {
 	metrics    *metrics.Metrics
 	drainer    *opener.Drainer
 	stopBG     context.CancelFunc // ends the background work started by Start
+	bg         sync.WaitGroup     // that work: Stop waits for it
 	closers    []func() error     // released by Stop, after the drainer
 }
 
@@ -59,7 +61,7 @@ func New() *Function {
 
 // Start reads the configuration from the environment and builds the
 // handler. An error stops the function, naming the variable at fault.
-func (f *Function) Start(ctx context.Context, _ map[string]string) error {
+func (f *Function) Start(ctx context.Context, _ map[string]string) (err error) {
 	cfg, err := config.Load()
 	if err != nil {
 		return fmt.Errorf("configuration: %w", err)
@@ -67,6 +69,11 @@ func (f *Function) Start(ctx context.Context, _ map[string]string) error {
 	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
 	// Background work (credential retries, the drainer) lives until Stop.
 	ctx, f.stopBG = context.WithCancel(ctx)
+	defer func() {
+		if err != nil { // a failed start leaves nothing running or open
+			_ = f.Stop(context.Background())
+		}
+	}()
 	src, err := credentialSource(ctx, cfg, log)
 	if err != nil {
 		return err
@@ -85,12 +92,12 @@ func (f *Function) Start(ctx context.Context, _ map[string]string) error {
 		return err
 	}
 	f.drainer = d
-	go d.Run(ctx)
-	go func() {
+	f.bg.Go(func() { d.Run(ctx) })
+	f.bg.Go(func() {
 		cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 		defer cancel()
 		d.Opener().CheckCredentials(cctx)
-	}()
+	})
 	f.handler.Store(h)
 	return nil
 }
@@ -137,7 +144,7 @@ func (f *Function) firstCredentials(ctx context.Context, cfg config.Config, src 
 		return nil
 	case errors.Is(err, secrets.ErrUnavailable):
 		log.Warn("Atlassian credentials unavailable at start; not ready until they can be read", "error", err.Error())
-		go func() {
+		f.bg.Go(func() {
 			for wait := time.Second; ; wait = min(wait*2, time.Minute) {
 				select {
 				case <-ctx.Done():
@@ -152,7 +159,7 @@ func (f *Function) firstCredentials(ctx context.Context, cfg config.Config, src 
 				}
 				log.Warn("Atlassian credentials still unavailable", "error", err.Error())
 			}
-		}()
+		})
 		return nil
 	default:
 		return fmt.Errorf("credentials: %w", err)
@@ -338,8 +345,18 @@ func (f *Function) Stop(ctx context.Context) error {
 	if f.stopBG != nil {
 		f.stopBG()
 	}
+	// The background work ends with its context; the store is closed
+	// only after it.
+	done := make(chan struct{})
+	go func() { f.bg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		errs = append(errs, fmt.Errorf("background work still running: %w", ctx.Err()))
+	}
 	for _, c := range f.closers {
 		errs = append(errs, c())
 	}
+	f.closers = nil // Stop may come again after a failed Start
 	return errors.Join(errs...)
 }

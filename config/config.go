@@ -34,7 +34,8 @@ type Config struct {
 	AtlassianAPIToken   Secret   `envconfig:"ATLASSIAN_API_TOKEN"`
 	AtlassianBearer     Secret   `envconfig:"ATLASSIAN_BEARER_TOKEN"`
 	// AtlassianSecretID names the AWS Secrets Manager secret (name or ARN)
-	// holding the credentials; it replaces the three variables above.
+	// holding the credentials; it replaces the three variables above, so
+	// setting any of them too is an error rather than silently unused.
 	AtlassianSecretID string        `envconfig:"ATLASSIAN_SECRET_ID"`
 	SecretTTL         time.Duration `envconfig:"SECRET_TTL" default:"5m"`
 	AuthToken         Secret        `envconfig:"AUTH_TOKEN"`
@@ -161,7 +162,8 @@ var (
 	numericID  = regexp.MustCompile(`^[0-9]{1,20}$`)
 )
 
-// normalize fills derived defaults and reports the first problem found.
+// normalize fills derived defaults and reports every problem found, each
+// naming its variable, so one start-up says all that needs fixing.
 func (c *Config) normalize() error {
 	var errs []error
 	bad := func(name, format string, args ...any) {
@@ -232,8 +234,8 @@ func (c *Config) normalize() error {
 
 	switch {
 	case c.AtlassianSecretID != "":
-		if c.AtlassianAPIToken != "" || c.AtlassianBearer != "" {
-			bad("ATLASSIAN_SECRET_ID", "set either ATLASSIAN_SECRET_ID or token variables, not both")
+		if c.AtlassianAPIToken != "" || c.AtlassianBearer != "" || c.AtlassianEmail != "" {
+			bad("ATLASSIAN_SECRET_ID", "set either ATLASSIAN_SECRET_ID or ATLASSIAN_EMAIL/ATLASSIAN_API_TOKEN/ATLASSIAN_BEARER_TOKEN, not both")
 		}
 		if c.SecretTTL < time.Second {
 			bad("SECRET_TTL", "must be at least 1s")

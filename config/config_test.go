@@ -15,7 +15,7 @@ func setEnv(t *testing.T, kv map[string]string) {
 	t.Helper()
 	for _, k := range []string{"JIRA_URL", "CONFLUENCE_URL", "JIRA_PROJECT", "JIRA_ISSUE_TYPE", "JIRA_ALLOWED_PROJECTS",
 		"JIRA_ALLOWED_ISSUE_TYPES", "CONFLUENCE_SPACE", "CONFLUENCE_PARENT_ID", "ATLASSIAN_EMAIL", "ATLASSIAN_API_TOKEN",
-		"AUTH_TOKEN", "ALLOW_UNAUTHENTICATED", "CLUSTER_NAME", "MAX_BODY_BYTES", "REQUEST_DEADLINE", "ATLASSIAN_TIMEOUT",
+		"ATLASSIAN_BEARER_TOKEN", "ATLASSIAN_SECRET_ID", "AUTH_TOKEN", "ALLOW_UNAUTHENTICATED", "CLUSTER_NAME", "MAX_BODY_BYTES", "REQUEST_DEADLINE", "ATLASSIAN_TIMEOUT",
 		"DEDUP_WINDOW", "LOG_LEVEL"} {
 		t.Setenv(k, kv[k]) // restores the variable after the test
 		if kv[k] == "" {
@@ -125,5 +125,28 @@ func TestSecretNeverPrints(t *testing.T) {
 	}
 	if s.Reveal() != "hunter2-value" {
 		t.Error("Reveal")
+	}
+}
+
+// The secret replaces every credential variable: one set beside it is an
+// error, not silently unused; and one start-up names every problem.
+func TestSecretIDAlone(t *testing.T) {
+	for _, extra := range []string{"ATLASSIAN_EMAIL", "ATLASSIAN_API_TOKEN", "ATLASSIAN_BEARER_TOKEN"} {
+		t.Run(extra, func(t *testing.T) {
+			setEnv(t, map[string]string{"JIRA_URL": "https://x.atlassian.net", "AUTH_TOKEN": "caller-TOKEN-value",
+				"ATLASSIAN_SECRET_ID": "rollback-incident/atlassian", extra: "x-TOKEN-value"})
+			_, err := Load()
+			if err == nil || !strings.Contains(err.Error(), "ATLASSIAN_SECRET_ID: set either") || strings.Contains(err.Error(), "TOKEN-value") {
+				t.Errorf("err = %v, want ATLASSIAN_SECRET_ID named and no value", err)
+			}
+		})
+	}
+	setEnv(t, map[string]string{"JIRA_URL": "https://x.atlassian.net", "ATLASSIAN_SECRET_ID": "rollback-incident/atlassian",
+		"CONFLUENCE_SPACE": "my space", "DEDUP_WINDOW": "0s"})
+	_, err := Load()
+	for _, want := range []string{"CONFLUENCE_SPACE: must be", "DEDUP_WINDOW: must be"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("err = %v, want %s named too", err, want)
+		}
 	}
 }

@@ -172,6 +172,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if found {
+			log = log.With("fingerprint", acc.Fingerprint)
+			ctx = opener.WithLogger(ctx, log)
 			outcome = string(StatusRecovered)
 			out, werr := h.finish(ctx, acc)
 			rep := replyTo(out)
@@ -180,7 +182,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			if !out.Done {
 				status, rep.Reason = http.StatusAccepted, rep.Reason+"; "+opener.Reason(h.cfg, werr)
 			}
-			log.Info("recovery recorded", "fingerprint", out.Fingerprint, "jira_key", out.JiraKey, "done", out.Done)
+			log.Info("recovery recorded", "jira_key", out.JiraKey, "done", out.Done)
 			h.reply(w, req, status, rep)
 			return
 		}
@@ -272,7 +274,7 @@ func (h *Handler) finish(ctx context.Context, acc opener.Outcome) (opener.Outcom
 	if until, down := h.drainer.Unavailable(); down {
 		return acc, fmt.Errorf("Atlassian answered unavailable to a recent attempt; next try after %s: %w", until.UTC().Format(time.RFC3339), opener.ErrUnavailable)
 	}
-	a, started := h.drainer.Finish(acc.Fingerprint)
+	a, started := h.drainer.Finish(ctx, acc.Fingerprint)
 	t := time.NewTimer(h.cfg.FinishBudget)
 	defer t.Stop()
 	select {

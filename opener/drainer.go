@@ -112,10 +112,12 @@ func (d *Drainer) held() (time.Time, bool) {
 
 // Finish starts an attempt on fp now, or returns the one running in this
 // process; started says which (only the starter may report the issue as
-// created by it). An attempt runs even if the caller goes away: the
-// rollback is in custody, and cancelling a create halfway would only cost
-// the index grace.
-func (d *Drainer) Finish(fp string) (a *Attempt, started bool) {
+// created by it). ctx's values go with the attempt (the request's logger,
+// which names the event and the fingerprint, and its trace context, which
+// every Atlassian call carries); its cancellation does not: an attempt
+// runs even if the caller goes away, since the rollback is in custody and
+// cancelling a create halfway would only cost the index grace.
+func (d *Drainer) Finish(ctx context.Context, fp string) (a *Attempt, started bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if a := d.inflight[fp]; a != nil {
@@ -129,11 +131,11 @@ func (d *Drainer) Finish(fp string) (a *Attempt, started bool) {
 	}
 	d.inflight[fp] = a
 	d.wg.Add(1)
-	go d.run(fp, a)
+	go d.run(ctx, fp, a)
 	return a, true
 }
 
-func (d *Drainer) run(fp string, a *Attempt) {
+func (d *Drainer) run(parent context.Context, fp string, a *Attempt) {
 	defer d.wg.Done()
 	defer func() {
 		d.mu.Lock()
@@ -141,14 +143,18 @@ func (d *Drainer) run(fp string, a *Attempt) {
 		d.mu.Unlock()
 		close(a.done)
 	}()
-	ctx, cancel := context.WithTimeout(d.base, d.o.cfg.RequestDeadline)
+	// The caller's values, the drainer's lifetime (Close cancels it).
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(parent), d.o.cfg.RequestDeadline)
 	defer cancel()
+	defer context.AfterFunc(d.base, cancel)()
+	log := loggerFrom(parent, d.log.With("fingerprint", fp))
+	ctx = WithLogger(ctx, log)
 	a.out, a.err = d.o.Work(ctx, fp)
 	if a.err == nil {
 		if a.out.Done {
 			// Also for rollbacks answered 202 long ago: the operator who
 			// read the 202's reason sees here when and where it opened.
-			d.log.Info("rollback finished", "fingerprint", fp, "jira_key", a.out.JiraKey, "page_id", a.out.PageID, "created", a.out.Created)
+			log.Info("rollback finished", "jira_key", a.out.JiraKey, "page_id", a.out.PageID, "created", a.out.Created)
 		}
 		d.opts.Observer.Attempt("done")
 		d.mu.Lock()
@@ -171,7 +177,7 @@ func (d *Drainer) run(fp string, a *Attempt) {
 		return NextAttempt(kind, r.Pending.Attempts+1, now, RetryAfter(a.err), r.CreatingSince, d.o.cfg.JiraIndexGrace)
 	})
 	if err != nil {
-		d.log.Warn("failed attempt not recorded", "fingerprint", fp, "error", err.Error())
+		log.Warn("failed attempt not recorded", "error", err.Error())
 		return
 	}
 	if rec.Pending != nil {
@@ -180,8 +186,14 @@ func (d *Drainer) run(fp string, a *Attempt) {
 	if rec.Pending == nil {
 		return // finished or abandoned meanwhile
 	}
-	d.log.Warn("rollback not finished yet; kept for a later attempt", "fingerprint", fp, "jira_key", rec.JiraKey,
+	log.Warn("rollback not finished yet; kept for a later attempt", "jira_key", rec.JiraKey,
 		"failure", kind.String(), "attempts", rec.Pending.Attempts, "next_attempt", rec.Pending.NextAt, "reason", Reason(d.o.cfg, a.err), "error", a.err.Error())
+}
+
+// withFingerprint gives a pass's attempt on fp the pass's logger (a
+// reconcile request's, or the drainer's) naming fp.
+func (d *Drainer) withFingerprint(ctx context.Context, fp string) context.Context {
+	return WithLogger(ctx, loggerFrom(ctx, d.log).With("fingerprint", fp))
 }
 
 // closeGate holds attempts back after Atlassian answered unavailable:
@@ -321,7 +333,7 @@ func (d *Drainer) Pass(ctx context.Context, all bool) (Counts, error) {
 		go func() {
 			defer wg.Done()
 			for fp := range next {
-				a, _ := d.Finish(fp)
+				a, _ := d.Finish(d.withFingerprint(ctx, fp), fp)
 				select {
 				case <-a.Done():
 					tally(a)
@@ -344,7 +356,7 @@ feed:
 				break feed
 			case <-t.C:
 			}
-			a, _ := d.Finish(w.fp)
+			a, _ := d.Finish(d.withFingerprint(ctx, w.fp), w.fp)
 			select {
 			case <-a.Done():
 				tally(a)

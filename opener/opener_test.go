@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -303,7 +304,7 @@ func TestLostCreateWaitsForIndex(t *testing.T) {
 		}
 		defer g.run()()
 		fp := g.accept(rollback("checkout", "7")).Fingerprint
-		a, _ := g.d.Finish(fp)
+		a, _ := g.d.Finish(context.Background(), fp)
 		<-a.Done()
 		if _, err := a.Result(); err == nil {
 			t.Fatal("the first attempt succeeded, want the lost answer")
@@ -334,7 +335,7 @@ func TestRefusedThenFixed(t *testing.T) {
 		}
 		defer g.run()()
 		fp := g.accept(rollback("checkout", "7")).Fingerprint
-		a, _ := g.d.Finish(fp)
+		a, _ := g.d.Finish(context.Background(), fp)
 		<-a.Done()
 		_, err := a.Result()
 		if reason := Reason(testConfig(), err); !strings.Contains(reason, "ATLASSIAN_EMAIL and ATLASSIAN_API_TOKEN") || strings.Contains(reason, "token\"") {
@@ -688,6 +689,48 @@ func TestRecoveryResolves(t *testing.T) {
 		other.Name = "cart"
 		if _, ok, err := g.o.Recover(context.Background(), &other); err != nil || ok {
 			t.Errorf("a healthy object without an incident was found: %v %v", ok, err)
+		}
+	})
+}
+
+// An attempt started for a request carries the request's values, not its
+// cancellation: every Atlassian call sends the request's trace context,
+// and the lines about it come from the request's logger (which names the
+// event). A pass's own attempt sends none and logs the fingerprint.
+func TestFinishCarriesRequestValues(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		g := newRig(t)
+		fp := g.accept(rollback("checkout", "7")).Fingerprint
+		var reqLogs syncBuffer
+		reqLog := slog.New(slog.NewJSONHandler(&reqLogs, nil)).With("ce_id", "ev-1", "fingerprint", fp)
+		const traceID = "4bf92f3577b34da6a3ce929d0e0e4736"
+		ctx := atlassian.WithTraceparent(context.Background(), "00-"+traceID+"-00f067aa0ba902b7-01")
+		ctx, cancel := context.WithCancel(WithLogger(ctx, reqLog))
+		a, started := g.d.Finish(ctx, fp)
+		cancel() // the request went away before the attempt ran
+		<-a.Done()
+		if out, err := a.Result(); !started || err != nil || !out.Done {
+			t.Fatalf("attempt: started %v, %+v, %v; want it finished", started, out, err)
+		}
+		for _, op := range []string{"search", "create", "link"} {
+			if tr := g.jira.Traces(op); len(tr) == 0 || slices.ContainsFunc(tr, func(id string) bool { return id != traceID }) {
+				t.Errorf("%s calls carried trace ids %q, want %s on each", op, tr, traceID)
+			}
+		}
+		if want := `"msg":"rollback finished","ce_id":"ev-1","fingerprint":"` + fp + `"`; !strings.Contains(reqLogs.String(), want) {
+			t.Errorf("the request's log has no %s:\n%s", want, reqLogs.String())
+		}
+
+		defer g.run()()
+		other := g.accept(rollback("cart", "3")).Fingerprint
+		g.d.Wake()
+		time.Sleep(2 * minGap) // the fake clock: the pass after the wake
+		synctest.Wait()
+		if tr := g.jira.Traces("create"); len(tr) != 2 || tr[1] != "" {
+			t.Errorf("create trace ids %q, want the pass's create to carry none", tr)
+		}
+		if want := `"msg":"rollback finished","fingerprint":"` + other + `"`; !strings.Contains(g.logs.String(), want) {
+			t.Errorf("the drainer's log has no %s:\n%s", want, g.logs.String())
 		}
 	})
 }

@@ -146,7 +146,11 @@ func (o *Opener) ensureIssue(ctx context.Context, in *incident.Incident, rec *st
 		// connection, 500, 502, 504) might have, so the intent stays.
 		if ae, ok := atlassian.AsError(err); ok && (ae.Status >= 400 && ae.Status < 500 || ae.Status == http.StatusServiceUnavailable) {
 			rec.CreatingSince = time.Time{}
-			_ = o.save(context.WithoutCancel(ctx), rec, "create intent cleared")
+			if serr := o.save(context.WithoutCancel(ctx), rec, "create intent cleared"); serr != nil {
+				// Safe, only slower: the kept intent makes the next
+				// attempt search through the index grace before creating.
+				loggerFrom(ctx, o.log).Warn("create intent not cleared", "error", serr.Error())
+			}
 		}
 		return false, fmt.Errorf("create jira issue: %w", err)
 	}

@@ -36,8 +36,9 @@ type Jira struct {
 	// Fail, when set, decides per call (op: create, search, link,
 	// comment, comments, myself) whether it fails, and whether the
 	// failure came after the write took effect (the answer lost).
-	Fail  func(op string) (err error, tookEffect bool)
-	calls map[string]int
+	Fail   func(op string) (err error, tookEffect bool)
+	calls  map[string]int
+	traces map[string][]string
 }
 
 // Issue is one issue: what search shows, its comments and its links.
@@ -50,10 +51,14 @@ type Issue struct {
 	links       map[string]jira.RemoteLink
 }
 
-func NewJira() *Jira { return &Jira{calls: map[string]int{}} }
+func NewJira() *Jira { return &Jira{calls: map[string]int{}, traces: map[string][]string{}} }
 
-func (f *Jira) call(op string) (error, bool) {
+// call counts op, notes the trace id its context would send (the
+// Atlassian client takes the traceparent from the context), and asks
+// Fail.
+func (f *Jira) call(ctx context.Context, op string) (error, bool) {
 	f.calls[op]++
+	f.traces[op] = append(f.traces[op], atlassian.TraceID(ctx))
 	if f.Fail == nil {
 		return nil, false
 	}
@@ -61,10 +66,10 @@ func (f *Jira) call(op string) (error, bool) {
 }
 
 // CreateIssue creates an issue with the labels asked for.
-func (f *Jira) CreateIssue(_ context.Context, n jira.NewIssue) (jira.Issue, error) {
+func (f *Jira) CreateIssue(ctx context.Context, n jira.NewIssue) (jira.Issue, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	err, effect := f.call("create")
+	err, effect := f.call(ctx, "create")
 	if err != nil && !effect {
 		return jira.Issue{}, err
 	}
@@ -82,10 +87,10 @@ func (f *Jira) CreateIssue(_ context.Context, n jira.NewIssue) (jira.Issue, erro
 }
 
 // FindByLabels finds the indexed issues with any of labels, newest first; reconcile ids are found whatever the index says.
-func (f *Jira) FindByLabels(_ context.Context, _, labels []string, reconcile []string) ([]jira.Found, error) {
+func (f *Jira) FindByLabels(ctx context.Context, _, labels []string, reconcile []string) ([]jira.Found, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if err, _ := f.call("search"); err != nil {
+	if err, _ := f.call(ctx, "search"); err != nil {
 		return nil, err
 	}
 	var out []jira.Found
@@ -109,10 +114,10 @@ func (f *Jira) find(key string) *Issue {
 }
 
 // UpsertRemoteLink keeps one link per globalId.
-func (f *Jira) UpsertRemoteLink(_ context.Context, key string, l jira.RemoteLink) error {
+func (f *Jira) UpsertRemoteLink(ctx context.Context, key string, l jira.RemoteLink) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	err, effect := f.call("link")
+	err, effect := f.call(ctx, "link")
 	if err != nil && !effect {
 		return err
 	}
@@ -125,10 +130,10 @@ func (f *Jira) UpsertRemoteLink(_ context.Context, key string, l jira.RemoteLink
 }
 
 // AddComment adds a comment, with its identity when it has one.
-func (f *Jira) AddComment(_ context.Context, key string, c jira.Comment) error {
+func (f *Jira) AddComment(ctx context.Context, key string, c jira.Comment) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	err, effect := f.call("comment")
+	err, effect := f.call(ctx, "comment")
 	if err != nil && !effect {
 		return err
 	}
@@ -147,10 +152,10 @@ func (f *Jira) AddComment(_ context.Context, key string, c jira.Comment) error {
 }
 
 // CommentIDs returns the identities of the issue's comments.
-func (f *Jira) CommentIDs(_ context.Context, key string) (map[string]bool, error) {
+func (f *Jira) CommentIDs(ctx context.Context, key string) (map[string]bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if err, _ := f.call("comments"); err != nil {
+	if err, _ := f.call(ctx, "comments"); err != nil {
 		return nil, err
 	}
 	ids := map[string]bool{}
@@ -161,10 +166,10 @@ func (f *Jira) CommentIDs(_ context.Context, key string) (map[string]bool, error
 }
 
 // Myself checks the credentials.
-func (f *Jira) Myself(context.Context) error {
+func (f *Jira) Myself(ctx context.Context) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	err, _ := f.call("myself")
+	err, _ := f.call(ctx, "myself")
 	return err
 }
 
@@ -190,20 +195,20 @@ func (f *Jira) DoTransition(_ context.Context, key, id string) error {
 func (f *Jira) BrowseURL(key string) string { return "https://jira.example/browse/" + key }
 
 // Description returns the issue's ADF description.
-func (f *Jira) Description(_ context.Context, key string) ([]byte, string, error) {
+func (f *Jira) Description(ctx context.Context, key string) ([]byte, string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if err, _ := f.call("description"); err != nil {
+	if err, _ := f.call(ctx, "description"); err != nil {
 		return nil, "", err
 	}
 	return f.find(key).Description, "", nil
 }
 
 // SetDescription replaces the issue's description.
-func (f *Jira) SetDescription(_ context.Context, key string, doc adf.Doc, _ string) error {
+func (f *Jira) SetDescription(ctx context.Context, key string, doc adf.Doc, _ string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	err, effect := f.call("edit")
+	err, effect := f.call(ctx, "edit")
 	if err != nil && !effect {
 		return err
 	}
@@ -223,6 +228,14 @@ func (f *Jira) Calls(op string) int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.calls[op]
+}
+
+// Traces is the trace id each op call's context carried, in order ("" for
+// none).
+func (f *Jira) Traces(op string) []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.traces[op])
 }
 
 // Issue returns the issue with key as search would show it.
