@@ -16,6 +16,7 @@ import (
 	"errors"
 	"io/fs"
 	"os"
+	"slices"
 )
 
 // FS holds the default templates.
@@ -43,7 +44,8 @@ func (o overlay) Open(name string) (fs.File, error) {
 	return o.base.Open(name)
 }
 
-// Glob lets template.ParseFS find a file in either layer.
+// Glob lets template.ParseFS find a file in either layer: each name once,
+// in lexical order, as fs.Glob gives them.
 func (o overlay) Glob(pattern string) ([]string, error) {
 	a, err := fs.Glob(o.top, pattern)
 	if err != nil {
@@ -53,13 +55,7 @@ func (o overlay) Glob(pattern string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	seen := map[string]bool{}
-	var out []string
-	for _, n := range append(a, b...) {
-		if !seen[n] {
-			seen[n] = true
-			out = append(out, n)
-		}
-	}
-	return out, nil
+	names := append(a, b...)
+	slices.Sort(names)
+	return slices.Compact(names), nil
 }
