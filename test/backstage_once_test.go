@@ -109,3 +109,43 @@ func requireOneEach(t *testing.T, emu *emulator.Emulator, names ...string) []emu
 	slices.SortFunc(ns, func(a, b emulator.Notification) int { return strings.Compare(a.User, b.User) })
 	return ns
 }
+
+// TestBackstageNotification: one notification per rollback, to the owner
+// from the object's annotation or BACKSTAGE_OWNERS, updated (not added) when
+// news arrives.
+func TestBackstageNotification(t *testing.T) {
+	t.Parallel()
+	emu, ts := newEmulatorWith(t, emulator.Options{BackstageGroups: map[string][]string{
+		"group:default/payments-team": {"user:default/alice", "user:default/bob"},
+	}})
+	e := startWith(t, emu, ts, "BACKSTAGE_URL="+ts.URL, "BACKSTAGE_TOKEN="+emulator.DefaultBackstageToken,
+		"BACKSTAGE_OWNERS=payments=group:default/payments-team")
+	for _, f := range []string{"rollout-notification-webhook.json", "argo-events-webhook-event.json", "rollout-notification-webhook.json"} {
+		if r := e.post(fixture(t, f), nil); r.status != http.StatusOK {
+			t.Fatalf("%s: %d %s", f, r.status, r.body)
+		}
+	}
+	ns := emu.Notifications()
+	if len(ns) != 2 { // one per user of the group
+		t.Fatalf("%d notifications, want 2 (alice and bob): %+v", len(ns), ns)
+	}
+	first := ns[0]
+	if !strings.HasPrefix(first.Payload.Scope, "rollback:") || first.Payload.Severity != "high" || !strings.Contains(first.Payload.Link, "/browse/OPS-1") {
+		t.Errorf("notification %+v", first)
+	}
+	// News updates the same notifications.
+	if r := e.post(fixture(t, "analysisrun-failed.json"), nil); r.status != http.StatusOK {
+		t.Fatalf("news: %d %s", r.status, r.body)
+	}
+	ns = emu.Notifications()
+	if len(ns) != 2 || ns[0].ID != first.ID || ns[0].Updated.IsZero() || !strings.Contains(ns[0].Payload.Description, "success-rate") {
+		t.Errorf("after news: %+v", ns)
+	}
+	// Without an owner and without broadcast, no notification.
+	if r := e.post([]byte(`{"rolloutName":"x","namespace":"other","phase":"Degraded","message":"m"}`), nil); r.status != http.StatusOK {
+		t.Fatalf("%d %s", r.status, r.body)
+	}
+	if got := len(emu.Notifications()); got != 2 {
+		t.Errorf("%d notifications, want still 2", got)
+	}
+}

@@ -313,3 +313,18 @@ func checkStorm(t *testing.T, emu *emulator.Emulator, replies []result) {
 		t.Errorf("emulator: %d issues, %d pages, %d links; want 1 each", len(emu.Issues()), pages, len(emu.RemoteLinks(key)))
 	}
 }
+
+// checkStormDelta checks a storm of deliveries of an existing rollback:
+// every reply is a 200 naming the same issue, and the emulator still
+// holds the before issues it held.
+func checkStormDelta(t *testing.T, e *env, replies []result, before int) {
+	t.Helper()
+	for i, r := range replies {
+		if r.status != http.StatusOK || r.reply.JiraKey != replies[0].reply.JiraKey {
+			t.Errorf("delivery %d: %d %s", i, r.status, r.body)
+		}
+	}
+	if got := len(e.emu.Issues()); got != before {
+		t.Errorf("%d issues after the storm, want %d (it is an existing rollback)", got, before)
+	}
+}

@@ -9,13 +9,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime/debug"
 	"strings"
@@ -23,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"function/internal/adfschema"
 	"function/internal/emulator"
 	"function/internal/proc"
 )
@@ -217,21 +218,13 @@ func runToExit(t *testing.T, env ...string) (string, error) {
 			vars = append(vars, kv)
 		}
 	}
-	cmd := exec.Command(binary)
-	cmd.Env = vars
-	done := make(chan struct{})
-	var out []byte
-	var err error
-	go func() { out, err = cmd.CombinedOutput(); close(done) }()
-	select {
-	case <-done:
-		return string(out), err
-	case <-time.After(10 * time.Second):
-		_ = cmd.Process.Kill()
-		<-done
-		t.Fatalf("still running after 10 s:\n%s", out)
-		return "", nil
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	out, err := proc.Run(ctx, proc.Options{Path: binary, Env: vars})
+	if errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("%v:\n%s", err, out)
 	}
+	return out, err
 }
 
 // closedURL is an address where nothing listens: a socket bound to a port
@@ -384,4 +377,34 @@ func (d deployment) route(op string) string {
 		return dc[op]
 	}
 	return cloud[op]
+}
+
+// pageURL is the address of page p in the emulator at base, as the
+// function names it (reply, remote link): Cloud's /wiki + webui; on Data
+// Center viewpage.action, since a postmortem's title has a colon, which
+// Confluence keeps out of /display/ links.
+func (d deployment) pageURL(base string, p emulator.Page) string {
+	if d.dataCenter {
+		return base + "/pages/viewpage.action?pageId=" + p.ID
+	}
+	return base + "/wiki" + p.WebUI
+}
+
+// checkDescription checks an issue's description in the deployment's
+// rich-text format: ADF valid against Atlassian's schema on Cloud; on Data
+// Center wiki markup only, with the facts table.
+func (d deployment) checkDescription(t *testing.T, is emulator.Issue) {
+	t.Helper()
+	if !d.dataCenter {
+		if err := adfschema.ValidateJSON(is.Description); err != nil {
+			t.Errorf("%s description: %v", is.Key, err)
+		}
+		return
+	}
+	if is.DescriptionWiki == "" || len(is.Description) != 0 {
+		t.Errorf("%s: want a wiki-markup description only", is.Key)
+	}
+	if !strings.Contains(is.DescriptionWiki, "h3. Facts") || !strings.Contains(is.DescriptionWiki, "||Cluster|prod\\-eu\\-1|") {
+		t.Errorf("%s description lacks the facts:\n%s", is.Key, is.DescriptionWiki)
+	}
 }

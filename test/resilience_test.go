@@ -39,10 +39,11 @@ func (e *env) deliver(body []byte) (result, int) {
 // function uses, on Jira Cloud and Confluence v2 and on Data Center, and
 // checks that, with the sender retrying as the Sensor does, every rollback
 // ends with exactly one issue and one page, linked, its news commented
-// and on the page once, and that the number of Atlassian calls stays
-// within the stated bound: the calls of a clean run plus four per
-// injected failure. The faults include writes that took effect and whose
-// answer was lost (reset, or no answer until the client gives up).
+// and on the page once, that every injected failure was met, and that the
+// number of Atlassian calls stays within the stated bound: the calls of a
+// clean run plus four per injected failure. The faults include writes
+// that took effect and whose answer was lost (reset, or no answer until
+// the client gives up).
 func TestFaultMatrix(t *testing.T) {
 	t.Parallel()
 	type route struct {
@@ -108,7 +109,7 @@ func TestFaultMatrix(t *testing.T) {
 						}
 						clean += newsCalls
 					}
-					e.emu.InjectFault(pattern, fl.f, fl.n)
+					injected := e.emu.InjectFault(pattern, fl.f, fl.n)
 					body := fixture(t, "rollout-notification-webhook.json")
 					if rt.news {
 						body = fixture(t, "analysisrun-failed.json")
@@ -124,6 +125,10 @@ func TestFaultMatrix(t *testing.T) {
 						}
 						return !rt.news || len(e.emu.Comments(e.emu.Issues()[0].Key)) == 1 && e.postmortems()[0].Version == 2
 					})
+					// The scenario: the function met every failure injected.
+					if got := injected.Fired(); got != fl.n {
+						t.Errorf("the fault answered %d of the %d calls it was injected for", got, fl.n)
+					}
 					issues, pages := e.emu.Issues(), e.postmortems()
 					links := e.emu.RemoteLinks(issues[0].Key)
 					if len(links) != 1 || !strings.Contains(links[0].URL, pages[0].ID) {

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -32,7 +33,7 @@ func TestOwnTemplates(t *testing.T) {
 		if is.Summary != "Rollback Rollout payments/checkout-api rev 7 in prod-eu-1" {
 			t.Errorf("summary %q", is.Summary)
 		}
-		if is.Priority != "High" || !contains(is.Labels, "ns-payments") || !contains(is.Labels, "team-payments") || !contains(is.Labels, "rollback") {
+		if is.Priority != "High" || !slices.Contains(is.Labels, "ns-payments") || !slices.Contains(is.Labels, "team-payments") || !slices.Contains(is.Labels, "rollback") {
 			t.Errorf("priority %q labels %v", is.Priority, is.Labels)
 		}
 		desc := strings.ReplaceAll(description(is), `\u0026`, "&")

@@ -180,10 +180,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, now func(
 	// Only the emulator knows its routes, so a misspelt route is caught
 	// here rather than becoming a fault that never fires.
 	for _, f := range faults {
-		if f.route != emulator.AnyRoute && !slices.Contains(em.Routes(), f.route) {
-			return fmt.Errorf("-fault %q: unknown route %q; routes: %s", f.flag, f.route, strings.Join(em.Routes(), ", "))
+		if _, err := em.AddFault(f.route, f.fault, f.n); err != nil {
+			return fmt.Errorf("-fault %q: %w", f.flag, err)
 		}
-		em.InjectFault(f.route, f.fault, f.n)
 	}
 
 	ln, err := net.Listen("tcp", *listen)

@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"slices"
 	"strings"
 	"time"
 )
@@ -168,10 +167,6 @@ func (e *Emulator) adminAddFault(w http.ResponseWriter, r *http.Request) {
 		adminError(w, err)
 		return
 	}
-	if s.Route != AnyRoute && !slices.Contains(e.patterns, s.Route) {
-		adminError(w, fmt.Errorf("unknown route %q: want \"*\" or one of the \"routes\" in GET /_emulator/state", s.Route))
-		return
-	}
 	if s.Count < 0 {
 		adminError(w, errors.New("count must not be negative"))
 		return
@@ -195,7 +190,11 @@ func (e *Emulator) adminAddFault(w http.ResponseWriter, r *http.Request) {
 		adminError(w, err)
 		return
 	}
-	e.InjectFault(s.Route, f, n)
+	// AddFault checks the route and, if it knows it, injects the fault.
+	if _, err := e.AddFault(s.Route, f, n); err != nil {
+		adminError(w, err)
+		return
+	}
 	w.WriteHeader(http.StatusNoContent)
 }
 

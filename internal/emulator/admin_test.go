@@ -85,6 +85,7 @@ func TestAdminValidation(t *testing.T) {
 		{"POST", "/_emulator/faults", `{"route":"*","status":503,"sttaus":1}`, `unknown field "sttaus"`},
 		{"POST", "/_emulator/faults", `{"route":"*","status":"503"}`, "invalid JSON"},
 		{"POST", "/_emulator/faults", `{"route":"POST /rest/api/3/issues","status":503}`, "unknown route"},
+		{"POST", "/_emulator/faults", `{"route":"GET /rest/api/3/issue","status":503}`, "unknown route"}, // another method
 		{"POST", "/_emulator/faults", `{"status":503}`, "unknown route"},
 		{"POST", "/_emulator/faults", `{"route":"*","status":503,"count":-1}`, "count"},
 		{"POST", "/_emulator/faults", `{"route":"*","status":503,"delay":"2 seconds"}`, "delay"},

@@ -3,8 +3,9 @@ package emulator
 // Backstage notifications backend, as @backstage/plugin-notifications-backend
 // 0.6.11 (with @backstage/backend-defaults 0.19.0 and
 // @backstage/backend-openapi-utils 0.7.4) answers
-// POST /api/notifications/notifications and its deprecated alias
-// POST /api/notifications:
+// POST /api/notifications/notifications (the plugin's deprecated alias
+// POST /api/notifications, and the trailing-slash forms Express also
+// matches, are not emulated: the client does not use them):
 //
 //  1. The credentials barrier: "Authorization: Bearer <token>" must be the
 //     configured static external-access token (401 AuthenticationError
@@ -176,11 +177,7 @@ func backstageErrorName(status int) string {
 // pluginURL is req.url inside the plugin router: the request URI without
 // the mount path.
 func pluginURL(r *http.Request) string {
-	u := strings.TrimPrefix(r.URL.RequestURI(), backstageMount)
-	if u == "" || u[0] == '?' {
-		u = "/" + u
-	}
-	return u
+	return strings.TrimPrefix(r.URL.RequestURI(), backstageMount)
 }
 
 // backstageRouteError answers an error for request r; extra holds further

@@ -7,10 +7,10 @@ package emulator
 // false) against the plugin's OpenAPI spec, then every error, the body
 // parser's included, turned into a 400 InputError with the error's message.
 // The checks and their messages below follow what that stack answers for
-// POST /notifications (and its alias POST /): the media type, then unknown
-// query parameters, then the body against NotificationSendOptions, as ajv
-// (allErrors false) words it. testdata/backstage/validation.json holds the
-// answers of the real stack the tests compare with.
+// POST /notifications: the media type, then unknown query parameters, then
+// the body against NotificationSendOptions, as ajv (allErrors false) words
+// it. testdata/backstage/validation.json holds the answers of the real
+// stack the tests compare with.
 
 import (
 	"net/url"

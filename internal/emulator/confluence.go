@@ -30,27 +30,15 @@ func (p *page) webui() string {
 	return "/spaces/" + url.PathEscape(p.space.key) + "/pages/" + p.id + "/" + url.QueryEscape(p.title)
 }
 
-// tinyCode is Confluence's short-link code: the page id as little-endian
-// bytes in URL-safe base64, without trailing zero digits.
+// tinyCode is Confluence's short-link code, for _links.tinyui: the page id
+// as little-endian bytes in URL-safe base64, without trailing zero digits.
+// No client follows short links, so the emulator does not serve them.
 func tinyCode(id string) string {
 	n, _ := strconv.ParseUint(id, 10, 64)
 	var b [8]byte
 	binary.LittleEndian.PutUint64(b[:], n)
 	s := strings.TrimRight(base64.StdEncoding.EncodeToString(b[:]), "=A")
 	return strings.NewReplacer("/", "-", "+", "_").Replace(s)
-}
-
-func decodeTinyCode(code string) (string, bool) {
-	s := strings.NewReplacer("-", "/", "_", "+").Replace(code)
-	if len(s) == 0 || len(s) > 11 {
-		return "", false
-	}
-	s += strings.Repeat("A", 11-len(s)) + "="
-	b, err := base64.StdEncoding.DecodeString(s)
-	if err != nil || len(b) != 8 {
-		return "", false
-	}
-	return strconv.FormatUint(binary.LittleEndian.Uint64(b), 10), true
 }
 
 type spaceWire struct {

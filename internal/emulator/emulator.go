@@ -495,13 +495,13 @@ func (e *Emulator) routes() {
 		e.api("POST "+p+"/issue/{issueIdOrKey}/remotelink", k, e.upsertRemoteLink)
 		e.api("GET "+p+"/issue/{issueIdOrKey}/transitions", k, e.getTransitions)
 		e.api("POST "+p+"/issue/{issueIdOrKey}/transitions", k, e.doTransition)
+		// Searches: POST only, as the clients search (see readSearch).
 		if k.dc {
 			// Data Center: offset-paged, read-after-write search; no /search/jql.
-			e.api("GET "+p+"/search", k, e.searchDC)
 			e.api("POST "+p+"/search", k, e.searchDC)
 		} else {
-			e.api("GET "+p+"/search/jql", k, e.searchJQL)
 			e.api("POST "+p+"/search/jql", k, e.searchJQL)
+			// The removed search answers as Atlassian's does, both ways.
 			e.api("GET "+p+"/search", k, searchRemoved)
 			e.api("POST "+p+"/search", k, searchRemoved)
 		}
@@ -539,10 +539,6 @@ func (e *Emulator) routes() {
 
 	// Backstage notifications backend (plugin mounted at /api/notifications).
 	e.api("POST /api/notifications/notifications", backstage, e.createNotifications)
-	e.api("POST /api/notifications", backstage, e.createNotifications) // deprecated alias
-	// Express routes without strict routing: a trailing slash matches too.
-	e.api("POST /api/notifications/notifications/{$}", backstage, e.createNotifications)
-	e.api("POST /api/notifications/{$}", backstage, e.createNotifications)
 
 	// Read-only HTML views for people; no authentication, like a public
 	// site would not have, but this is a local tool.
@@ -552,16 +548,11 @@ func (e *Emulator) routes() {
 	e.mux.HandleFunc("GET /wiki/spaces/{key}", e.htmlSpace)
 	e.mux.HandleFunc("GET /wiki/spaces/{key}/pages/{id}", e.htmlPage)
 	e.mux.HandleFunc("GET /wiki/spaces/{key}/pages/{id}/{title...}", e.htmlPage)
-	e.mux.HandleFunc("GET /wiki/pages/viewpage.action", e.redirectToPage("pageId"))
-	e.mux.HandleFunc("GET /wiki/pages/resumedraft.action", e.redirectToPage("draftId"))
-	e.mux.HandleFunc("GET /wiki/x/{code}", e.redirectTinyURL)
-	// Confluence Data Center web UI links (v1 _links on the /rest/api path,
-	// whose base has no /wiki).
-	e.mux.HandleFunc("GET /pages/viewpage.action", e.htmlPageByQuery("pageId"))
-	e.mux.HandleFunc("GET /pages/editpage.action", e.htmlPageByQuery("pageId"))
+	// Confluence Data Center web UI links (v1 _links.webui on the /rest/api
+	// path, whose base has no /wiki), which the function hands out.
+	e.mux.HandleFunc("GET /pages/viewpage.action", e.htmlPageByQuery)
 	e.mux.HandleFunc("GET /display/{space}", e.htmlDisplaySpace)
 	e.mux.HandleFunc("GET /display/{space}/{title...}", e.htmlDisplayPage)
-	e.mux.HandleFunc("GET /x/{code}", e.redirectTinyURL)
 
 	// Test and admin API; no authentication. See admin.go.
 	e.adminRoutes()

@@ -2,6 +2,7 @@ package emulator
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -27,6 +28,32 @@ func newEnv(t *testing.T, opts Options) *testEnv {
 	t.Cleanup(srv.Close)
 	em.SetBaseURL(srv.URL)
 	return &testEnv{t: t, em: em, srv: srv}
+}
+
+// setPageStatus archives or trashes a page (or makes it a draft or
+// current again). No client archives or deletes pages, so the emulator
+// has no API for it; the tests of what such pages do (titles they
+// reserve, the status filters) set the status directly.
+func (env *testEnv) setPageStatus(id, status string) {
+	env.t.Helper()
+	env.em.mu.Lock()
+	defer env.em.mu.Unlock()
+	p, ok := env.em.st.pageByID[id]
+	if !ok {
+		env.t.Fatalf("no page with id %q", id)
+	}
+	p.status = status
+}
+
+// get sends an authenticated GET for path straight to em's handler,
+// without a network: inside a synctest bubble the call then runs on the
+// bubble's clock, and synctest.Wait can tell when it is held.
+func get(ctx context.Context, em *Emulator, path string) *httptest.ResponseRecorder {
+	req := httptest.NewRequestWithContext(ctx, http.MethodGet, path, nil)
+	req.SetBasicAuth(DefaultEmail, DefaultAPIToken)
+	rec := httptest.NewRecorder()
+	em.ServeHTTP(rec, req)
+	return rec
 }
 
 type reqOpt func(*http.Request)

@@ -1,9 +1,12 @@
 package emulator
 
 import (
+	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -74,7 +77,25 @@ func (f *Fault) applied() bool { return f.Applied || f.DelayAfter > 0 }
 type faultRule struct {
 	route     string
 	fault     Fault
+	n         int // the calls it was injected for
 	remaining int
+}
+
+// Injection is a fault rule added by InjectFault, FailNext or AddFault,
+// for a test to check that the fault it injected was met: a fault that
+// never fires proves nothing about the code under test.
+type Injection struct {
+	e    *Emulator
+	rule *faultRule
+}
+
+// Fired returns how many calls the fault has answered so far, at most the
+// n it was injected for; a rule dropped by ClearFaults or Reset keeps its
+// count.
+func (in *Injection) Fired() int {
+	in.e.mu.Lock()
+	defer in.e.mu.Unlock()
+	return in.rule.n - in.rule.remaining
 }
 
 // outage is an outage started by SetOutage or SetOutageFor.
@@ -84,22 +105,43 @@ type outage struct {
 }
 
 // FailNext makes the next n calls to routePattern (a pattern as listed in
-// Calls, e.g. "POST /rest/api/3/issue", or "*" for any API route) answer
+// Routes, e.g. "POST /rest/api/3/issue", or "*" for any API route) answer
 // status with a plausible error body; 429 and 503 also carry
-// "Retry-After: 1". Rules queue up in the order they were added.
-func (e *Emulator) FailNext(routePattern string, status, n int) {
-	e.InjectFault(routePattern, Fault{Status: status}, n)
+// "Retry-After: 1". Rules queue up in the order they were added. An
+// unknown route panics, as in InjectFault.
+func (e *Emulator) FailNext(routePattern string, status, n int) *Injection {
+	return e.InjectFault(routePattern, Fault{Status: status}, n)
 }
 
-// InjectFault is FailNext with full control over the response.
-func (e *Emulator) InjectFault(routePattern string, f Fault, n int) {
-	if n <= 0 {
-		return
+// InjectFault is FailNext with full control over the response. A route
+// that is neither AnyRoute nor one of Routes panics: it is a mistake in
+// the calling test, which would otherwise inject a fault that never
+// fires. Routes given by people go through AddFault.
+func (e *Emulator) InjectFault(routePattern string, f Fault, n int) *Injection {
+	in, err := e.AddFault(routePattern, f, n)
+	if err != nil {
+		panic(err)
 	}
-	f = normalizeFault(f)
+	return in
+}
+
+// AddFault is InjectFault for a route that comes from outside the program
+// (the -fault flag of cmd/atlassian-emulator, POST /_emulator/faults): an
+// unknown route is an error. n <= 0 injects nothing.
+func (e *Emulator) AddFault(routePattern string, f Fault, n int) (*Injection, error) {
+	if routePattern != AnyRoute && !slices.Contains(e.patterns, routePattern) {
+		return nil, fmt.Errorf("emulator: unknown route %q: want %q or one of the routes: %s",
+			routePattern, AnyRoute, strings.Join(e.patterns, ", "))
+	}
+	rule := &faultRule{route: routePattern, fault: normalizeFault(f), n: max(n, 0), remaining: max(n, 0)}
+	in := &Injection{e: e, rule: rule}
+	if n <= 0 {
+		return in, nil
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.faults = append(e.faults, &faultRule{route: routePattern, fault: f, remaining: n})
+	e.faults = append(e.faults, rule)
+	return in, nil
 }
 
 // SetOutage makes every API route answer status until ClearOutage.

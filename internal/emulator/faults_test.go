@@ -9,6 +9,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -112,22 +113,25 @@ func TestOnlyRateLimitResetFault(t *testing.T) {
 }
 
 func TestOutageFor(t *testing.T) {
-	t.Run("real time", func(t *testing.T) {
-		env := newEnv(t, Options{})
-		env.em.SetOutageFor(503, 100*time.Millisecond)
-		env.expect("GET", "/rest/api/3/myself", nil, 503, nil)
-		env.expect("GET", "/wiki/api/v2/spaces", nil, 503, nil)
-		deadline := time.Now().Add(5 * time.Second)
-		for {
-			resp, _ := env.do("GET", "/rest/api/3/myself", nil)
-			if resp.StatusCode == 200 {
-				break
+	t.Run("default clock", func(t *testing.T) {
+		// Options.Now defaults to time.Now, the bubble's clock here.
+		synctest.Test(t, func(t *testing.T) {
+			em := New(Options{})
+			em.SetOutageFor(503, 100*time.Millisecond)
+			for _, path := range []string{"/rest/api/3/myself", "/wiki/api/v2/spaces"} {
+				if rec := get(t.Context(), em, path); rec.Code != 503 {
+					t.Errorf("GET %s during the outage: %d, want 503", path, rec.Code)
+				}
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("outage did not end: status %d", resp.StatusCode)
+			time.Sleep(99 * time.Millisecond)
+			if rec := get(t.Context(), em, "/rest/api/3/myself"); rec.Code != 503 {
+				t.Errorf("just before the end: %d, want 503", rec.Code)
 			}
-			time.Sleep(20 * time.Millisecond)
-		}
+			time.Sleep(time.Millisecond)
+			if rec := get(t.Context(), em, "/rest/api/3/myself"); rec.Code != 200 {
+				t.Errorf("after the outage: %d, want 200", rec.Code)
+			}
+		})
 	})
 	t.Run("fake clock", func(t *testing.T) {
 		clk := &fakeClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
@@ -186,4 +190,47 @@ func TestResetRetriedByGoTransport(t *testing.T) {
 	if got := env.em.Calls()["GET /rest/api/3/myself"]; got != 3 {
 		t.Errorf("calls = %d, want 3 (one, reset, the transport's retry)", got)
 	}
+}
+
+// TestInjectionFired: an injection counts the calls it answered, the
+// count survives ClearFaults, and a route the emulator does not serve, or
+// serves for another method, is refused rather than injected as a fault
+// that never fires.
+func TestInjectionFired(t *testing.T) {
+	env := newEnv(t, Options{})
+	myself := env.em.FailNext("GET /rest/api/3/myself", 503, 2)
+	anyRoute := env.em.FailNext(AnyRoute, 500, 1)
+	none := env.em.FailNext("GET /rest/api/3/myself", 503, 0)
+	if myself.Fired() != 0 || anyRoute.Fired() != 0 {
+		t.Errorf("fired before any call: %d, %d", myself.Fired(), anyRoute.Fired())
+	}
+	env.expect("GET", "/wiki/api/v2/spaces", nil, 500, nil) // only "*" matches
+	env.expect("GET", "/rest/api/3/myself", nil, 503, nil)
+	env.expect("GET", "/rest/api/3/myself", nil, 503, nil)
+	env.expect("GET", "/rest/api/3/myself", nil, 200, nil)
+	if myself.Fired() != 2 || anyRoute.Fired() != 1 || none.Fired() != 0 {
+		t.Errorf("fired %d, %d, %d; want 2, 1, 0", myself.Fired(), anyRoute.Fired(), none.Fired())
+	}
+	pending := env.em.FailNext("GET /rest/api/3/myself", 503, 3)
+	env.expect("GET", "/rest/api/3/myself", nil, 503, nil)
+	env.em.ClearFaults()
+	env.expect("GET", "/rest/api/3/myself", nil, 200, nil)
+	if pending.Fired() != 1 {
+		t.Errorf("fired %d after ClearFaults, want the 1 call before it", pending.Fired())
+	}
+
+	for _, route := range []string{"GET /rest/api/3/issues", "POST /rest/api/3/myself", "GET /rest/api/3/myself ", ""} {
+		if _, err := env.em.AddFault(route, Fault{Status: 503}, 1); err == nil || !strings.Contains(err.Error(), "unknown route") {
+			t.Errorf("AddFault(%q): %v, want an unknown route", route, err)
+		}
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("InjectFault(%q) did not panic", route)
+				}
+			}()
+			env.em.InjectFault(route, Fault{Status: 503}, 1)
+		}()
+	}
+	env.expect("GET", "/rest/api/3/myself", nil, 200, nil)
 }

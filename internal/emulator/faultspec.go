@@ -20,7 +20,7 @@ import (
 // out). ROUTE is "*" or a route pattern; only its form is checked here,
 // Emulator.Routes lists the valid ones. STATUS 0 means no error status: a
 // slow answer, a reset connection, or a served call whose answer is lost.
-// COUNT defaults to 1. The result is for InjectFault.
+// COUNT defaults to 1. The result is for AddFault, which checks the route.
 func ParseFault(s string) (route string, f Fault, n int, err error) {
 	route, spec, ok := strings.Cut(s, "=")
 	route = strings.TrimSpace(route)

@@ -392,30 +392,16 @@ func (e *Emulator) htmlSpace(w http.ResponseWriter, r *http.Request) {
 	}{sp.key, pages})
 }
 
-// redirectToPage serves /wiki/pages/viewpage.action?pageId= and
-// resumedraft.action?draftId=, the targets of tinyui/editui-style links.
-func (e *Emulator) redirectToPage(param string) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		p, ok := e.pageSnapshot(r.URL.Query().Get(param))
-		if !ok {
-			e.notFoundHTML(w, "Page "+r.URL.Query().Get(param)+" does not exist.")
-			return
-		}
-		http.Redirect(w, r, "/wiki"+p.WebUI, http.StatusFound)
+// htmlPageByQuery serves Data Center's /pages/viewpage.action?pageId=:
+// the page view itself.
+func (e *Emulator) htmlPageByQuery(w http.ResponseWriter, r *http.Request) {
+	id := r.URL.Query().Get("pageId")
+	p, ok := e.pageSnapshot(id)
+	if !ok {
+		e.notFoundHTML(w, "Page "+id+" does not exist.")
+		return
 	}
-}
-
-// htmlPageByQuery serves Data Center's /pages/viewpage.action?pageId= and
-// /pages/editpage.action?pageId= (read-only here): the page view itself.
-func (e *Emulator) htmlPageByQuery(param string) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		p, ok := e.pageSnapshot(r.URL.Query().Get(param))
-		if !ok {
-			e.notFoundHTML(w, "Page "+r.URL.Query().Get(param)+" does not exist.")
-			return
-		}
-		e.renderPage(w, p)
-	}
+	e.renderPage(w, p)
 }
 
 // htmlDisplaySpace serves Data Center's /display/KEY: the space view.
@@ -427,9 +413,9 @@ func (e *Emulator) htmlDisplaySpace(w http.ResponseWriter, r *http.Request) {
 // view of the current (or else archived) page with that title.
 func (e *Emulator) htmlDisplayPage(w http.ResponseWriter, r *http.Request) {
 	key := r.PathValue("space")
-	// The title is query-escaped (spaces as "+") in the raw path.
-	raw := r.URL.EscapedPath()
-	raw = raw[strings.Index(raw[len("/display/"):], "/")+len("/display/")+1:]
+	// The title is query-escaped (spaces as "+") in the raw path, after
+	// /display/KEY/.
+	_, raw, _ := strings.Cut(strings.TrimPrefix(r.URL.EscapedPath(), "/display/"), "/")
 	title, err := url.QueryUnescape(raw)
 	if err != nil {
 		e.notFoundHTML(w, "Malformed page title "+raw+".")
@@ -458,15 +444,4 @@ func (e *Emulator) htmlDisplayPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	e.renderPage(w, snap)
-}
-
-func (e *Emulator) redirectTinyURL(w http.ResponseWriter, r *http.Request) {
-	id, ok := decodeTinyCode(r.PathValue("code"))
-	if ok {
-		if p, found := e.pageSnapshot(id); found {
-			http.Redirect(w, r, "/wiki"+p.WebUI, http.StatusFound)
-			return
-		}
-	}
-	e.notFoundHTML(w, "No page for short link "+r.PathValue("code")+".")
 }

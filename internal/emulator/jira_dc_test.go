@@ -254,8 +254,6 @@ func TestJiraDCSearch(t *testing.T) {
 	}
 	tests := []struct {
 		name       string
-		method     string
-		path       string
 		body       any
 		want       int
 		total      int
@@ -263,22 +261,21 @@ func TestJiraDCSearch(t *testing.T) {
 		maxResults int
 		keys       []string
 	}{
-		{"first page", "POST", "/rest/api/2/search", map[string]any{"jql": "labels = rbk-page ORDER BY key ASC", "maxResults": 2}, 200, 5, 0, 2, keys[:2]},
-		{"second page", "POST", "/rest/api/2/search", map[string]any{"jql": "labels = rbk-page ORDER BY key ASC", "startAt": 2, "maxResults": 2}, 200, 5, 2, 2, keys[2:4]},
-		{"past the end", "POST", "/rest/api/2/search", map[string]any{"jql": "labels = rbk-page", "startAt": 9}, 200, 5, 9, 50, nil},
-		{"count only", "POST", "/rest/api/2/search", map[string]any{"jql": "labels = rbk-page", "maxResults": 0}, 200, 5, 0, 0, nil},
-		{"GET", "GET", "/rest/api/2/search?jql=" + urlQuery("project = OPS ORDER BY key DESC") + "&startAt=4&maxResults=10", nil, 200, 5, 4, 10, keys[:1]},
-		{"unbounded is fine on DC", "POST", "/rest/api/2/search", map[string]any{"jql": "", "maxResults": 1}, 200, 5, 0, 1, keys[4:]},
-		{"capped at 1000", "POST", "/rest/api/2/search", map[string]any{"jql": "project = OPS", "maxResults": 5000}, 200, 5, 0, 1000, nil},
-		{"Cloud paging token", "POST", "/rest/api/2/search", map[string]any{"jql": "project = OPS", "nextPageToken": "x"}, 400, 0, 0, 0, nil},
-		{"unknown project", "POST", "/rest/api/2/search", map[string]any{"jql": "project = NOPE"}, 400, 0, 0, 0, nil},
-		{"unknown project, warn", "POST", "/rest/api/2/search", map[string]any{"jql": "project = NOPE", "validateQuery": "warn"}, 200, 0, 0, 50, nil},
-		{"bad JQL", "POST", "/rest/api/2/search", map[string]any{"jql": "summary ~ x"}, 400, 0, 0, 0, nil},
+		{"first page", map[string]any{"jql": "labels = rbk-page ORDER BY key ASC", "maxResults": 2}, 200, 5, 0, 2, keys[:2]},
+		{"second page", map[string]any{"jql": "labels = rbk-page ORDER BY key ASC", "startAt": 2, "maxResults": 2}, 200, 5, 2, 2, keys[2:4]},
+		{"past the end", map[string]any{"jql": "labels = rbk-page", "startAt": 9}, 200, 5, 9, 50, nil},
+		{"count only", map[string]any{"jql": "labels = rbk-page", "maxResults": 0}, 200, 5, 0, 0, nil},
+		{"unbounded is fine on DC", map[string]any{"jql": "", "maxResults": 1}, 200, 5, 0, 1, keys[4:]},
+		{"capped at 1000", map[string]any{"jql": "project = OPS", "maxResults": 5000}, 200, 5, 0, 1000, nil},
+		{"Cloud paging token", map[string]any{"jql": "project = OPS", "nextPageToken": "x"}, 400, 0, 0, 0, nil},
+		{"unknown project", map[string]any{"jql": "project = NOPE"}, 400, 0, 0, 0, nil},
+		{"unknown project, warn", map[string]any{"jql": "project = NOPE", "validateQuery": "warn"}, 200, 0, 0, 50, nil},
+		{"bad JQL", map[string]any{"jql": "summary ~ x"}, 400, 0, 0, 0, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var sr dcSearch
-			resp, data := env.do(tt.method, tt.path, tt.body)
+			resp, data := env.do("POST", "/rest/api/2/search", tt.body)
 			if resp.StatusCode != tt.want {
 				t.Fatalf("status %d, want %d: %s", resp.StatusCode, tt.want, data)
 			}

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -145,44 +146,38 @@ func TestPerIssueWriteLimit(t *testing.T) {
 	}
 }
 
+// TestMaxConcurrent: the peak of calls in flight at once is counted. The
+// calls go straight to the handler in a synctest bubble, so synctest.Wait
+// says when all of them are held by their fault.
 func TestMaxConcurrent(t *testing.T) {
-	env := newEnv(t, Options{})
-	for range 3 {
-		env.expect("GET", "/rest/api/3/myself", nil, 200, nil)
-	}
-	if got := env.em.MaxConcurrent(); got != 1 {
-		t.Errorf("MaxConcurrent after sequential calls = %d, want 1", got)
-	}
-
-	// Hold n calls in flight until all of them have arrived.
-	const n = 5
-	env.em.InjectFault("GET /rest/api/3/myself", Fault{Delay: 10 * time.Second}, n)
-	var wg sync.WaitGroup
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	for range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			req, _ := http.NewRequestWithContext(ctx, "GET", env.srv.URL+"/rest/api/3/myself", nil)
-			req.SetBasicAuth(DefaultEmail, DefaultAPIToken)
-			if resp, err := http.DefaultClient.Do(req); err == nil {
-				resp.Body.Close()
+	synctest.Test(t, func(t *testing.T) {
+		em := New(Options{})
+		for range 3 {
+			if rec := get(t.Context(), em, "/rest/api/3/myself"); rec.Code != http.StatusOK {
+				t.Fatalf("status %d: %s", rec.Code, rec.Body)
 			}
-		}()
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for env.em.MaxConcurrent() < n && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
-	cancel() // the emulator stops waiting when the caller goes away
-	wg.Wait()
-	if got := env.em.MaxConcurrent(); got != n {
-		t.Errorf("MaxConcurrent = %d, want %d", got, n)
-	}
-	var st stateView
-	env.expect("GET", "/_emulator/state", nil, 200, &st)
-	if st.MaxConcurrent != n {
-		t.Errorf("state maxConcurrent = %d", st.MaxConcurrent)
-	}
+		}
+		if got := em.MaxConcurrent(); got != 1 {
+			t.Errorf("MaxConcurrent after sequential calls = %d, want 1", got)
+		}
+
+		// Hold n calls in flight until all of them have arrived.
+		const n = 5
+		em.InjectFault("GET /rest/api/3/myself", Fault{Delay: time.Hour}, n)
+		ctx, cancel := context.WithCancel(t.Context())
+		var wg sync.WaitGroup
+		for range n {
+			wg.Go(func() { get(ctx, em, "/rest/api/3/myself") })
+		}
+		synctest.Wait()
+		if got := em.MaxConcurrent(); got != n {
+			t.Errorf("MaxConcurrent = %d, want %d", got, n)
+		}
+		cancel() // the emulator stops waiting when the caller goes away
+		wg.Wait()
+		var st stateView
+		if err := json.Unmarshal(get(t.Context(), em, "/_emulator/state").Body.Bytes(), &st); err != nil || st.MaxConcurrent != n {
+			t.Errorf("state maxConcurrent = %d (%v), want %d", st.MaxConcurrent, err, n)
+		}
+	})
 }

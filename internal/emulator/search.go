@@ -71,7 +71,7 @@ type searchResponse struct {
 }
 
 func (e *Emulator) searchJQL(w http.ResponseWriter, r *http.Request) {
-	req, q, ok := readSearch(w, r, decodeSearchBody, decodeSearchQuery, func(req searchRequest) string { return req.JQL })
+	req, q, ok := readSearch(w, r, decodeSearchBody, func(req searchRequest) string { return req.JQL })
 	if !ok {
 		return
 	}
@@ -139,13 +139,10 @@ func (e *Emulator) searchJQL(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// readSearch reads a search request from a POST body or the GET query and
-// parses its JQL, or answers 400 and returns false.
-func readSearch[T any](w http.ResponseWriter, r *http.Request, body, query func(*http.Request) (T, error), jql func(T) string) (T, *jqlQuery, bool) {
-	decode := query
-	if r.Method == http.MethodPost {
-		decode = body
-	}
+// readSearch reads a search request from the POST body and parses its
+// JQL, or answers 400 and returns false. The GET forms of the searches
+// are not emulated: the clients POST, which keeps the JQL out of URLs.
+func readSearch[T any](w http.ResponseWriter, r *http.Request, decode func(*http.Request) (T, error), jql func(T) string) (T, *jqlQuery, bool) {
 	req, err := decode(r)
 	if err != nil {
 		bodyError(w, jiraAPI, err)
@@ -165,34 +162,6 @@ func decodeSearchBody(r *http.Request) (searchRequest, error) {
 	err := decodeBean(r, &req, "SearchAndReconcileRequestBean", "jql", "fields", "maxResults", "nextPageToken",
 		"expand", "properties", "fieldsByKeys", "reconcileIssues", "failFast")
 	return req, err
-}
-
-func decodeSearchQuery(r *http.Request) (searchRequest, error) {
-	q := r.URL.Query()
-	req := searchRequest{
-		JQL:    q.Get("jql"),
-		Fields: queryList(q, "fields"),
-		Expand: q.Get("expand"),
-	}
-	if v := q.Get("maxResults"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			return req, fmt.Errorf("Invalid value for query parameter 'maxResults': %q", v)
-		}
-		req.MaxResults = &n
-	}
-	if q.Has("nextPageToken") {
-		t := q.Get("nextPageToken")
-		req.NextPageToken = &t
-	}
-	for _, v := range queryList(q, "reconcileIssues") {
-		id, err := strconv.ParseInt(v, 10, 64)
-		if err != nil {
-			return req, fmt.Errorf("Invalid value for query parameter 'reconcileIssues': %q", v)
-		}
-		req.ReconcileIssues = append(req.ReconcileIssues, id)
-	}
-	return req, nil
 }
 
 // Page tokens are opaque to clients; binding them to the query catches

@@ -1,6 +1,6 @@
 package emulator
 
-// Jira Data Center search: GET/POST /rest/api/2/search. Unlike Cloud's
+// Jira Data Center search: POST /rest/api/2/search. Unlike Cloud's
 // /search/jql it pages by offset (startAt, maxResults) and reports a
 // total, returns all navigable fields by default, allows unbounded JQL,
 // and is read-after-write: a new issue is found at once (no SearchLag).
@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
 )
 
@@ -39,7 +38,7 @@ type dcSearchResponse struct {
 }
 
 func (e *Emulator) searchDC(w http.ResponseWriter, r *http.Request) {
-	req, q, ok := readSearch(w, r, decodeDCSearchBody, decodeDCSearchQuery, func(req dcSearchRequest) string { return req.JQL })
+	req, q, ok := readSearch(w, r, decodeDCSearchBody, func(req dcSearchRequest) string { return req.JQL })
 	if !ok {
 		return
 	}
@@ -119,31 +118,4 @@ func decodeDCSearchBody(r *http.Request) (dcSearchRequest, error) {
 	err := decodeBean(r, &req, "SearchRequestBean", "jql", "startAt", "maxResults", "fields", "expand",
 		"properties", "fieldsByKeys", "validateQuery")
 	return req, err
-}
-
-func decodeDCSearchQuery(r *http.Request) (dcSearchRequest, error) {
-	q := r.URL.Query()
-	req := dcSearchRequest{
-		JQL:    q.Get("jql"),
-		Fields: queryList(q, "fields"),
-	}
-	for _, name := range []string{"startAt", "maxResults"} {
-		v := q.Get(name)
-		if v == "" {
-			continue
-		}
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			return req, fmt.Errorf("Invalid value for query parameter '%s': %q", name, v)
-		}
-		if name == "startAt" {
-			req.StartAt = &n
-		} else {
-			req.MaxResults = &n
-		}
-	}
-	if v := q.Get("validateQuery"); v != "" {
-		req.ValidateQuery, _ = json.Marshal(v)
-	}
-	return req, nil
 }

@@ -2,7 +2,6 @@ package emulator
 
 import (
 	"encoding/json"
-	"fmt"
 	"maps"
 	"slices"
 	"sort"
@@ -407,23 +406,4 @@ func (e *Emulator) Calls() map[string]int {
 		out[k] = v
 	}
 	return out
-}
-
-// SetPageStatus changes a page's status ("current", "archived", "trashed"
-// or "draft"), e.g. to test that archived pages still reserve their title.
-// The v2 REST API has no archive operation, hence this test hook.
-func (e *Emulator) SetPageStatus(id, status string) error {
-	switch status {
-	case "current", "archived", "trashed", "draft":
-	default:
-		return fmt.Errorf("emulator: unknown page status %q", status)
-	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	p, ok := e.st.pageByID[id]
-	if !ok {
-		return fmt.Errorf("emulator: no page with id %q", id)
-	}
-	p.status = status
-	return nil
 }

@@ -3,7 +3,8 @@
 // cmd/loadgen), the quick start and the deployment tests (deploy/, through a
 // replace): it builds the binaries, starts a process on a port the
 // operating system assigns, learns the URL from the process's own
-// announcement, waits for its health checks, keeps its output and stops it.
+// announcement, waits for its health checks, keeps its output and stops it,
+// or runs one to its exit and returns its output.
 //
 // The port comes from the child's own listen on 127.0.0.1:0, so no port is
 // picked and released first (a listen-and-close pick can be taken by
@@ -122,36 +123,10 @@ type Process struct {
 // listens on. It fails if the process exits first, the timeout passes or
 // ctx ends; the process is then killed.
 func Start(ctx context.Context, o Options) (*Process, error) {
-	r, w, err := os.Pipe()
+	p, announced, err := launch(o)
 	if err != nil {
 		return nil, err
 	}
-	env := o.Env
-	if !hasKey(env, "LISTEN_ADDRESS") {
-		env = append(env[:len(env):len(env)], "LISTEN_ADDRESS=127.0.0.1:0")
-	}
-	p := &Process{cmd: exec.Command(o.Path, o.Args...), exited: make(chan struct{})}
-	p.cmd.Env, p.cmd.Dir = env, o.Dir
-	p.cmd.Stdout, p.cmd.Stderr = w, w // one pipe: lines stay whole and in order
-	p.Started = time.Now()
-	err = p.cmd.Start()
-	w.Close()
-	if err != nil {
-		r.Close()
-		return nil, fmt.Errorf("start %s: %w", o.Path, err)
-	}
-	announced := make(chan string, 1)
-	copied := make(chan struct{})
-	go func() {
-		defer close(copied)
-		p.copyOutput(r, o.Output, announced)
-	}()
-	go func() {
-		p.err = p.cmd.Wait()
-		<-copied // all output is in before exited closes
-		r.Close()
-		close(p.exited)
-	}()
 	timeout := cmp.Or(o.Timeout, 30*time.Second)
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
@@ -167,6 +142,63 @@ func Start(ctx context.Context, o Options) (*Process, error) {
 		p.Kill()
 		return nil, ctx.Err()
 	}
+}
+
+// Run runs the process to its exit, for one that is expected to stop by
+// itself (a refused configuration, a -once run), and returns its output
+// and its exit error (nil for status 0). It waits for no announcement and
+// ignores o.Timeout: when ctx ends first, the process is killed and the
+// error wraps ctx's.
+func Run(ctx context.Context, o Options) (string, error) {
+	p, _, err := launch(o)
+	if err != nil {
+		return "", err
+	}
+	select {
+	case <-p.exited:
+		return p.Output(), p.err
+	case <-ctx.Done():
+		p.Kill()
+		return p.Output(), fmt.Errorf("%s still running: %w", o.Path, ctx.Err())
+	}
+}
+
+// launch execs the process with its output, stdout and stderr through one
+// pipe so that lines stay whole and in order, kept by p and passed to
+// o.Output. The first announcement of a URL is sent on the channel, which
+// holds it until it is read, if ever.
+func launch(o Options) (*Process, <-chan string, error) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, nil, fmt.Errorf("output pipe for %s: %w", o.Path, err)
+	}
+	env := o.Env
+	if !hasKey(env, "LISTEN_ADDRESS") {
+		env = append(env[:len(env):len(env)], "LISTEN_ADDRESS=127.0.0.1:0")
+	}
+	p := &Process{cmd: exec.Command(o.Path, o.Args...), exited: make(chan struct{})}
+	p.cmd.Env, p.cmd.Dir = env, o.Dir
+	p.cmd.Stdout, p.cmd.Stderr = w, w
+	p.Started = time.Now()
+	err = p.cmd.Start()
+	w.Close()
+	if err != nil {
+		r.Close()
+		return nil, nil, fmt.Errorf("start %s: %w", o.Path, err)
+	}
+	announced := make(chan string, 1)
+	copied := make(chan struct{})
+	go func() {
+		defer close(copied)
+		p.copyOutput(r, o.Output, announced)
+	}()
+	go func() {
+		p.err = p.cmd.Wait()
+		<-copied // all output is in before exited closes
+		r.Close()
+		close(p.exited)
+	}()
+	return p, announced, nil
 }
 
 func hasKey(env []string, key string) bool {
