@@ -15,7 +15,10 @@ import (
 
 // The per-event figures of docs/benchmarks.md ("Overhead per event"):
 //
-//	go test -run '^$' -bench . -benchmem ./bench/
+//	go test -run '^$' -bench 'Duplicate|NewIncident' -benchmem ./bench/
+//
+// (-bench . would also run the drain and memory benchmarks, minutes of
+// work each, whose figures are sections of their own.)
 //
 // Besides ns/op, B/op and allocs/op, each benchmark reports cpu-ns/op (user
 // + system CPU time of the benchmark process per event, from getrusage) and

@@ -1,20 +1,18 @@
 package bench
 
 import (
-	"bufio"
+	"context"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"function/bench/harness"
 	"function/internal/emulator"
+	"function/internal/proc"
 )
 
 // childEnv makes the test binary serve the Atlassian emulator instead of
@@ -28,13 +26,18 @@ func TestMain(m *testing.M) {
 		serveEmulatorChild()
 		return
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	if child != nil {
+		child.Stop(5 * time.Second)
+	}
+	os.Exit(code)
 }
 
-// serveEmulatorChild serves the emulator on a free port, prints its URL on
-// stdout, and exits when stdin closes (the parent went away).
+// serveEmulatorChild serves the emulator on LISTEN_ADDRESS (internal/proc
+// sets 127.0.0.1:0) and announces its URL on stdout, the line proc.Start
+// reads. It exits when its parent is gone.
 func serveEmulatorChild() {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	l, err := net.Listen("tcp", os.Getenv("LISTEN_ADDRESS"))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
@@ -42,62 +45,50 @@ func serveEmulatorChild() {
 	emu := emulator.New(emulator.Options{Projects: map[string][]string{"OPS": {"Incident", "Task", "Bug"}}})
 	url := "http://" + l.Addr().String()
 	emu.SetBaseURL(url)
-	go func() { _ = http.Serve(l, emu) }()
 	fmt.Println(url)
-	_, _ = io.Copy(io.Discard, os.Stdin)
-	os.Exit(0)
+	// TestMain stops the child when the benchmarks end, but a parent that
+	// dies without running it (killed, or go test's -timeout panic) must
+	// not leave an emulator behind; internal/proc gives the child no stdin
+	// whose closing would say so, and the parent's death reparents it.
+	ppid := os.Getppid()
+	go func() {
+		for range time.Tick(time.Second) {
+			if os.Getppid() != ppid {
+				os.Exit(0)
+			}
+		}
+	}()
+	fmt.Fprintln(os.Stderr, http.Serve(l, emu))
+	os.Exit(1)
 }
 
 var (
 	childOnce sync.Once
-	childURL  string
+	child     *proc.Process // stopped by TestMain
 	childErr  error
-	// childStdin stays open for the life of this process: the child exits
-	// when it closes.
-	childStdin io.WriteCloser
 )
 
 // emulatorProcess starts (once per test binary) the emulator in a child
-// process and returns its URL. The child exits with the test binary.
+// process, the test binary re-executed, and returns its URL.
 func emulatorProcess(tb testing.TB) string {
 	tb.Helper()
 	childOnce.Do(func() {
-		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), childEnv+"=1")
-		stdin, err := cmd.StdinPipe()
-		if err != nil {
-			childErr = err
-			return
-		}
-		childStdin = stdin
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			childErr = err
-			return
-		}
-		cmd.Stderr = os.Stderr
-		if childErr = cmd.Start(); childErr != nil {
-			return
-		}
-		line, err := bufio.NewReader(out).ReadString('\n')
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		p, err := proc.Start(ctx, proc.Options{Path: os.Args[0], Env: append(os.Environ(), childEnv+"=1")})
 		if err != nil {
 			childErr = fmt.Errorf("emulator child: %w", err)
 			return
 		}
-		childURL = strings.TrimSpace(line)
-		// Wait until it answers.
-		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-			if resp, err := http.Get(childURL + "/_emulator/state"); err == nil {
-				resp.Body.Close()
-				return
-			}
+		child = p
+		if _, err := p.WaitOK(ctx, "/_emulator/state", 10*time.Millisecond); err != nil {
+			childErr = fmt.Errorf("emulator child at %s: %w", p.URL, err)
 		}
-		childErr = fmt.Errorf("emulator child at %s does not answer", childURL)
 	})
 	if childErr != nil {
 		tb.Fatal(childErr)
 	}
-	return childURL
+	return child.URL
 }
 
 // resetEmulatorProcess empties the child emulator.
@@ -108,6 +99,9 @@ func resetEmulatorProcess(tb testing.TB, url string) {
 		tb.Fatal(err)
 	}
 	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		tb.Fatalf("emulator reset: %s", resp.Status)
+	}
 }
 
 // newHandler wires the function in process (see harness.NewHandler).

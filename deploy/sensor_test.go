@@ -463,23 +463,25 @@ func TestSensorAtlassianOutageLongerThanRetries(t *testing.T) {
 		esEvent(t, "rollouts-resource", "rollouts", "resource", readFixture(t, "argo-events-resource-rollout-degraded.json")))
 	var rep functionReply
 	_ = json.Unmarshal(r.body, &rep)
+	// "At once" is asserted by the answer, not by timing the delivery: the
+	// real trigger's HTTP client gives up after the Sensor's timeout (60 s),
+	// which would show here as a failed attempt and a retry, and the answer
+	// is 202 accepted while Atlassian is still down, so the function did not
+	// wait for it. A wall-clock bound would only add a flake on a loaded
+	// machine.
 	if r.err != nil || r.failed != nil || r.attempts != 1 || r.status != http.StatusAccepted || rep.Status != "accepted" || r.deadLetters != 0 {
 		t.Fatalf("during the outage: err %v (last attempt %v), %d attempts, %d dead letters, answer %d %s; want one attempt answered 202 accepted\n%s",
 			r.err, r.failed, r.attempts, r.deadLetters, r.status, r.body, s.fn.Output())
-	}
-	if time.Since(start) > window {
-		t.Fatalf("the delivery took %s, longer than the retry window %s", time.Since(start), window)
 	}
 
 	// The outage outlasts the Sensor's retry window, and the function
 	// really works the rollback meanwhile (and fails).
 	unavailable := `rollback_incident_attempts_total{outcome="unavailable"}`
-	for time.Since(start) < outage || s.metric(unavailable) < 2 {
-		if time.Since(start) > outage+time.Minute {
-			t.Fatalf("after %s the function made %v failed attempts, want 2 or more\n%s", time.Since(start), s.metric(unavailable), s.fn.Output())
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
+	pollFunction(t, start.Add(outage+time.Minute), func() (bool, string) {
+		n := s.metric(unavailable)
+		return time.Since(start) >= outage && n >= 2,
+			fmt.Sprintf("the outage to last %s with 2 or more failed attempts by the function (it made %v)", outage, n)
+	})
 	if issues, _ := s.state(); len(issues) != 0 {
 		t.Fatalf("issues during the outage: %+v", issues)
 	}
@@ -491,12 +493,10 @@ func TestSensorAtlassianOutageLongerThanRetries(t *testing.T) {
 
 	// Atlassian is back: the function's own retry (at most 1 min apart,
 	// plus its 30 s probe wait) opens the incident.
-	for s.metric(`rollback_incident_attempts_total{outcome="done"}`) < 1 {
-		if time.Since(ended) > 2*time.Minute {
-			t.Fatalf("no incident %s after the outage ended\n%s", time.Since(ended), s.fn.Output())
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
+	pollFunction(t, ended.Add(2*time.Minute), func() (bool, string) {
+		return s.metric(`rollback_incident_attempts_total{outcome="done"}`) >= 1,
+			"the function to open the incident once the outage ended"
+	})
 	t.Logf("outage %s; the incident opened %s after it ended", ended.Sub(start).Round(time.Second), time.Since(ended).Round(time.Second))
 
 	// Exactly once, and nothing left in custody: the wake-up's reconcile
@@ -514,6 +514,27 @@ func TestSensorAtlassianOutageLongerThanRetries(t *testing.T) {
 	issue := s.requireOneIncident()
 	if !slices.Contains(issue.Labels, "rbk-"+rep.Fingerprint) {
 		t.Errorf("issue %s labels %v: not the incident of the accepted rollback %s", issue.Key, issue.Labels, rep.Fingerprint)
+	}
+}
+
+// pollFunction polls cond every 250 ms until it holds, and fails the test
+// once deadline passes, saying what it waited for (cond's description, as
+// of the last poll). The function is a separate process on the real clock,
+// so its progress can only be polled; its output is logged when the test
+// fails (startProcess).
+func pollFunction(t *testing.T, deadline time.Time, cond func() (bool, string)) {
+	t.Helper()
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		ok, what := cond()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up waiting, at the deadline %s, for %s", deadline.Format(time.TimeOnly), what)
+		}
+		<-tick.C
 	}
 }
 

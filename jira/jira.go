@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -178,12 +179,7 @@ func (f Found) Done() bool { return f.StatusCategory == "done" }
 
 // HasLabel reports whether the issue carries label.
 func (f Found) HasLabel(label string) bool {
-	for _, l := range f.Labels {
-		if strings.EqualFold(l, label) {
-			return true
-		}
-	}
-	return false
+	return slices.ContainsFunc(f.Labels, func(l string) bool { return strings.EqualFold(l, label) })
 }
 
 // FindByLabels returns the issues in projects that carry any of labels,

@@ -144,7 +144,7 @@ func spansWiki(spans []span) string {
 		// Wiki formats must hug their text: "*Message:* x", never
 		// "*Message: *x", which Jira shows with the asterisks.
 		text := strings.TrimSpace(s.text)
-		lead, trail := s.text[:strings.Index(s.text, text)], s.text[strings.Index(s.text, text)+len(text):]
+		lead, trail, _ := strings.Cut(s.text, text)
 		t := WikiText(text)
 		switch {
 		case s.href != "":

@@ -249,7 +249,7 @@ func AddTimelineRow(storage string, at time.Time, text string) string {
 					break
 				}
 				cell := table[k+r+len("<tr><td>"):]
-				if e := strings.Index(cell, "</td>"); e >= 0 && cell[:e] > xmlEscape(when) {
+				if c, _, ok := strings.Cut(cell, "</td>"); ok && c > xmlEscape(when) {
 					pos = k + r
 					break
 				}

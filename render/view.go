@@ -111,11 +111,6 @@ type Durations struct {
 	Duration time.Duration
 }
 
-// IncidentDurations works out the durations of in with context c.
-func IncidentDurations(in *incident.Incident, c Context) Durations {
-	return newView(in, c).durations()
-}
-
 func (v view) durations() Durations {
 	between := func(a, b time.Time) time.Duration {
 		if a.IsZero() || b.IsZero() || b.Before(a) {

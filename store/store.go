@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -110,12 +111,7 @@ func (r Record) Done() bool {
 
 // HasEntry reports whether the timeline holds an entry with hash.
 func (r Record) HasEntry(hash string) bool {
-	for _, e := range r.Timeline {
-		if e.Hash == hash {
-			return true
-		}
-	}
-	return false
+	return slices.ContainsFunc(r.Timeline, func(e Entry) bool { return e.Hash == hash })
 }
 
 // Store keeps records and the per-fingerprint lock. Implementations: memory

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"maps"
@@ -42,7 +43,7 @@ type coldRun struct {
 }
 
 func coldStart(o options, dir string) error {
-	n := orDefault(o.n, 0, 30)
+	n := cmp.Or(o.n, 30)
 	emu := harness.NewEmulator()
 	defer emu.Close()
 	sm := harness.NewSecretsManager()
@@ -291,7 +292,7 @@ func footprint(o options, dir string) error {
 // ---- 3. overhead per event, whole process -------------------------------
 
 func overhead(o options) error {
-	n := orDefault(o.n, 0, 2000)
+	n := cmp.Or(o.n, 2000)
 	nNew := max(n/10, 1)
 	emu := harness.NewEmulator()
 	defer emu.Close()
@@ -521,7 +522,7 @@ func printStorm(title string, o options, n int, latency time.Duration, r stormRe
 }
 
 func stormDuplicates(o options) error {
-	n := orDefault(o.n, 0, 1000)
+	n := cmp.Or(o.n, 1000)
 	latency := orDefault(o.latency, -1, 150*time.Millisecond)
 	emu := harness.NewEmulator()
 	defer emu.Close()
@@ -546,7 +547,7 @@ func stormDuplicates(o options) error {
 }
 
 func stormDistinct(o options) error {
-	n := orDefault(o.n, 0, 200)
+	n := cmp.Or(o.n, 200)
 	latency := orDefault(o.latency, -1, 150*time.Millisecond)
 	modes := []bool{false, true}
 	switch o.adf {

@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -233,7 +234,7 @@ func typeMismatch(e *jsonschema.ValidationError, loc []string) bool {
 	case *kind.Enum, *kind.Const:
 		if len(e.InstanceLocation) == len(loc)+1 &&
 			e.InstanceLocation[len(loc)] == "type" &&
-			equalPath(e.InstanceLocation[:len(loc)], loc) {
+			slices.Equal(e.InstanceLocation[:len(loc)], loc) {
 			return true
 		}
 	}
@@ -243,18 +244,6 @@ func typeMismatch(e *jsonschema.ValidationError, loc []string) bool {
 		}
 	}
 	return false
-}
-
-func equalPath(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // kindMessage renders only the failed constraint of e, without location.

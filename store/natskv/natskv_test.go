@@ -200,14 +200,24 @@ func TestBucketConfigAndFormats(t *testing.T) {
 	}
 
 	// A record started afresh (zero CreatedAt) is a new incident: Put gives
-	// it a new CreatedAt rather than the old one.
+	// it a new CreatedAt rather than the old one. The old one is set well in
+	// the past, so that "new" does not depend on the clock ticking between
+	// two Puts.
+	past := time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
 	old, _, _ := s.Get(ctx, fp)
-	time.Sleep(10 * time.Millisecond)
+	old.CreatedAt = past
+	if _, err := s.Put(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	old, _, _ = s.Get(ctx, fp)
+	if !old.CreatedAt.Equal(past) {
+		t.Fatalf("CreatedAt %v, want the one given %v", old.CreatedAt, past)
+	}
 	if _, err := s.Put(ctx, store.Record{Fingerprint: fp, Revision: old.Revision}); err != nil {
 		t.Fatal(err)
 	}
-	if fresh, _, _ := s.Get(ctx, fp); !fresh.CreatedAt.After(old.CreatedAt) || fresh.JiraKey != "" {
-		t.Errorf("fresh record %+v, old CreatedAt %v", fresh, old.CreatedAt)
+	if fresh, _, _ := s.Get(ctx, fp); !fresh.CreatedAt.After(past) || fresh.JiraKey != "" {
+		t.Errorf("fresh record %+v, old CreatedAt %v", fresh, past)
 	}
 }
 
@@ -600,22 +610,22 @@ func TestServerDown(t *testing.T) {
 	}
 	ns.Shutdown()
 	ns.WaitForShutdown()
+	// The client learns of the loss on its own goroutine; from then on no
+	// call may reach for the network.
+	waitFor(t, ctxTimeout(t, 30*time.Second), "the store to notice the server is gone", func() bool { return !s.Ready() })
 
-	const bound = 2 * time.Second
+	// "Quickly" is asserted as the way each call fails, not as a time: a
+	// call that waited for an answer would end by its deadline, with ctx
+	// done. The deadline only keeps a regression from hanging the test;
+	// it is far above the store's own 5 s operation timeout, so a loaded
+	// machine cannot make a correct call look slow.
 	check := func(what string, f func(ctx context.Context) error) {
 		t.Helper()
-		ctx, cancel := context.WithTimeout(t.Context(), bound)
-		defer cancel()
-		start := time.Now()
+		ctx := ctxTimeout(t, time.Minute)
 		err := f(ctx)
-		elapsed := time.Since(start)
-		if !errors.Is(err, store.ErrUnavailable) {
-			t.Errorf("%s: %v, want store.ErrUnavailable", what, err)
+		if !errors.Is(err, store.ErrUnavailable) || ctx.Err() != nil {
+			t.Errorf("%s: %v (ctx %v), want store.ErrUnavailable at once", what, err, ctx.Err())
 		}
-		if elapsed > bound+500*time.Millisecond {
-			t.Errorf("%s took %v, bound %v", what, elapsed, bound)
-		}
-		t.Logf("%s: %v after %v", what, err, elapsed.Round(time.Millisecond))
 	}
 	check("Lock", func(ctx context.Context) error {
 		unlock, err := s.Lock(ctx, storetest.Fingerprint(t), 30*time.Second)
@@ -631,10 +641,20 @@ func TestServerDown(t *testing.T) {
 		t.Error("Ready with the server down")
 	}
 
-	start := time.Now()
-	held() // must give up within its own timeout, not hang
-	if d := time.Since(start); d > 6*time.Second {
-		t.Errorf("unlock with the server down took %v", d)
+	// Unlock must give up, not hang: with no connection it does not even
+	// try (the lock lapses after its ttl). Were it to wait on the network,
+	// its own 5 s timeout would end it; a minute cannot be reached by a
+	// correct unlock on any machine, and says what hung rather than
+	// leaving it to go test's -timeout.
+	released := make(chan struct{})
+	go func() {
+		held()
+		close(released)
+	}()
+	select {
+	case <-released:
+	case <-time.After(time.Minute):
+		t.Fatal("unlock with the server down did not return within a minute: it must give up after its own 5 s timeout")
 	}
 }
 
