@@ -75,6 +75,14 @@ func WithTraceparent(ctx context.Context, traceparent string) context.Context {
 	return context.WithValue(ctx, traceKey{}, traceparent)
 }
 
+// Traceparent returns the inbound traceparent ctx carries, "" for none:
+// kept with a rollback in custody, so that later attempts continue the
+// trace of the event that brought it.
+func Traceparent(ctx context.Context) string {
+	tp, _ := ctx.Value(traceKey{}).(string)
+	return tp
+}
+
 // TraceID returns the trace id of ctx's traceparent, for logs.
 func TraceID(ctx context.Context) string {
 	tp, _ := ctx.Value(traceKey{}).(string)

@@ -191,7 +191,7 @@ func (o *Opener) Accept(ctx context.Context, in *incident.Incident) (Outcome, er
 			r.Timeline = append(r.Timeline, store.Entry{Hash: news, At: cmp.Or(in.Time, now), Text: render.TimelineEntry(in), Commented: first, OnPage: first})
 			added = !first
 		}
-		return o.markPending(r, added || facts, now)
+		return o.markPending(r, added || facts, now, atlassian.Traceparent(ctx))
 	})
 	if err != nil {
 		return Outcome{}, fmt.Errorf("take custody of %s: %w", fp, err)
@@ -207,8 +207,9 @@ func (o *Opener) Accept(ctx context.Context, in *incident.Incident) (Outcome, er
 }
 
 // markPending keeps r in custody when anything is left to do. changed
-// says the event brought something new.
-func (o *Opener) markPending(r *store.Record, changed bool, now time.Time) error {
+// says the event brought something new; traceparent is its trace context,
+// kept from the first event that put the rollback in custody.
+func (o *Opener) markPending(r *store.Record, changed bool, now time.Time, traceparent string) error {
 	switch {
 	case r.Pending != nil && !changed:
 		return store.ErrUnchanged // already in custody, nothing new
@@ -217,7 +218,7 @@ func (o *Opener) markPending(r *store.Record, changed bool, now time.Time) error
 	case r.Done() && o.notified(*r) && !r.Refresh && r.Revision != 0 && !changed:
 		return store.ErrUnchanged // finished, and this says nothing new
 	default:
-		r.Pending = &store.Pending{Since: now}
+		r.Pending = &store.Pending{Since: now, Traceparent: traceparent}
 	}
 	return nil
 }
@@ -276,7 +277,7 @@ func (o *Opener) Recover(ctx context.Context, r *incident.Recovery) (out Outcome
 		if !rec.HasEntry(entry.Hash) {
 			rec.Timeline = append(rec.Timeline, entry)
 		}
-		return o.markPending(rec, true, now)
+		return o.markPending(rec, true, now, atlassian.Traceparent(ctx))
 	})
 	if err != nil {
 		return Outcome{}, false, fmt.Errorf("record recovery of %s: %w", ptr.Latest, err)
@@ -329,6 +330,12 @@ func (o *Opener) Work(ctx context.Context, fp string) (Outcome, error) {
 	}
 	if !ok || rec.Pending == nil || rec.Incident == nil {
 		return o.outcome(rec), nil // finished by someone else meanwhile
+	}
+	if atlassian.TraceID(ctx) == "" && rec.Pending.Traceparent != "" {
+		// An attempt after the request (a pass, a retry): its calls and
+		// lines continue the trace of the event that brought the rollback.
+		ctx = atlassian.WithTraceparent(ctx, rec.Pending.Traceparent)
+		ctx = WithLogger(ctx, loggerFrom(ctx, o.log).With("trace_id", atlassian.TraceID(ctx)))
 	}
 	var in incident.Incident
 	if err := json.Unmarshal(rec.Incident, &in); err != nil {
@@ -533,7 +540,7 @@ func (o *Opener) Revive(ctx context.Context, fp string) (bool, error) {
 		if r.Revision == 0 || r.Incident == nil || r.Pending != nil || (r.Done() && o.notified(*r)) {
 			return store.ErrUnchanged
 		}
-		r.Pending = &store.Pending{Since: time.Now()}
+		r.Pending = &store.Pending{Since: time.Now(), Traceparent: atlassian.Traceparent(ctx)}
 		revived = true
 		return nil
 	})

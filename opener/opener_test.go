@@ -696,7 +696,8 @@ func TestRecoveryResolves(t *testing.T) {
 // An attempt started for a request carries the request's values, not its
 // cancellation: every Atlassian call sends the request's trace context,
 // and the lines about it come from the request's logger (which names the
-// event). A pass's own attempt sends none and logs the fingerprint.
+// event). A pass's attempt logs the fingerprint and continues the trace
+// of the event that brought the rollback, if it had one.
 func TestFinishCarriesRequestValues(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		g := newRig(t)
@@ -731,6 +732,20 @@ func TestFinishCarriesRequestValues(t *testing.T) {
 		}
 		if want := `"msg":"rollback finished","fingerprint":"` + other + `"`; !strings.Contains(g.logs.String(), want) {
 			t.Errorf("the drainer's log has no %s:\n%s", want, g.logs.String())
+		}
+
+		// Accepted with a trace context, worked later by a pass: the
+		// calls continue the event's trace, kept with the rollback.
+		const later = "0af7651916cd43dd8448eb211c80319c"
+		tctx := atlassian.WithTraceparent(context.Background(), "00-"+later+"-b7ad6b7169203331-01")
+		if _, err := g.o.Accept(tctx, rollback("search", "9")); err != nil {
+			t.Fatal(err)
+		}
+		g.d.Wake()
+		time.Sleep(2 * minGap)
+		synctest.Wait()
+		if tr := g.jira.Traces("create"); len(tr) != 3 || tr[2] != later {
+			t.Errorf("create trace ids %q, want the third to continue the accepted event's trace %s", tr, later)
 		}
 	})
 }

@@ -74,6 +74,9 @@ type Pending struct {
 	Attempts  int       `json:"attempts,omitempty"` // attempts that failed so far
 	NextAt    time.Time `json:"nextAt,omitzero"`    // not to be worked before this
 	LastError string    `json:"lastError,omitempty"`
+	// Traceparent is the W3C trace context of the event that put the
+	// rollback in custody: attempts after the request continue its trace.
+	Traceparent string `json:"traceparent,omitempty"`
 }
 
 // Entry is one distinct piece of news about a rollback.
