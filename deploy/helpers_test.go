@@ -354,9 +354,7 @@ type proxy struct {
 	mu       sync.Mutex
 	routes   map[string]string
 	exchange []exchange
-	// onResponse, when set, sees every response before it is returned.
-	onResponse func(exchange)
-	unknown    []string
+	unknown  []string
 	// failing answers the next requests to a host with a status of its own,
 	// without forwarding them: what Knative's activator answers while no
 	// pod of the revision becomes ready.
@@ -394,7 +392,6 @@ func (p *proxy) route(t *testing.T, host, target string) {
 	t.Cleanup(func() {
 		p.mu.Lock()
 		delete(p.routes, host)
-		p.onResponse = nil
 		delete(p.failing, host)
 		p.mu.Unlock()
 	})
@@ -441,12 +438,6 @@ func (p *proxy) take(host string) []exchange {
 	return out
 }
 
-func (p *proxy) setOnResponse(f func(exchange)) {
-	p.mu.Lock()
-	p.onResponse = f
-	p.mu.Unlock()
-}
-
 func (p *proxy) serve(w http.ResponseWriter, r *http.Request) {
 	host := r.URL.Host
 	p.mu.Lock()
@@ -479,11 +470,7 @@ func (p *proxy) serve(w http.ResponseWriter, r *http.Request) {
 		Status: rec.Code, RHeader: rec.Header().Clone(), RBody: rec.Body.Bytes()}
 	p.mu.Lock()
 	p.exchange = append(p.exchange, ex)
-	hook := p.onResponse
 	p.mu.Unlock()
-	if hook != nil {
-		hook(ex)
-	}
 	for k, v := range rec.Header() {
 		w.Header()[k] = v
 	}
