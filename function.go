@@ -221,7 +221,7 @@ func Build(cfg config.Config, src secrets.Source, st store.Store, m *metrics.Met
 		}
 		return limiters[u.Host]
 	}
-	retry := atlassian.DefaultRetry
+	retry := atlassian.DefaultRetry()
 	retry.MaxRetries = cfg.AtlassianRetries
 	client := func(service, base string) *atlassian.Client {
 		return atlassian.New(atlassian.Options{

@@ -67,7 +67,7 @@ type Options struct {
 	// IssueWrites spaces writes to one issue (Jira allows 20 per 2 s and
 	// 100 per 30 s per issue). nil: no spacing.
 	IssueWrites *IssueLimiter
-	// Retry is the retry policy; the zero value means DefaultRetry.
+	// Retry is the retry policy; the zero value means DefaultRetry().
 	Retry Retry
 	// Observer is told about every call, retry and rate-limit wait.
 	Observer Observer
@@ -92,8 +92,11 @@ type Retry struct {
 }
 
 // DefaultRetry follows Atlassian's guidance: Retry-After as the minimum,
-// exponential backoff with jitter, about four retries.
-var DefaultRetry = Retry{MaxRetries: 4, Base: 250 * time.Millisecond, Max: 8 * time.Second, RateLimitFallback: 2 * time.Second}
+// exponential backoff with jitter, about four retries. A function, not a
+// variable, so that no caller can change another's policy.
+func DefaultRetry() Retry {
+	return Retry{MaxRetries: 4, Base: 250 * time.Millisecond, Max: 8 * time.Second, RateLimitFallback: 2 * time.Second}
+}
 
 // Observer receives what the client does, for metrics. Implementations
 // must be safe for concurrent use.
@@ -138,7 +141,7 @@ func New(o Options) *Client {
 		SetDebug(false)
 	c := &Client{r: r, creds: o.Auth, service: o.Service, limiter: o.Limiter, issues: o.IssueWrites, retry: o.Retry, observer: o.Observer}
 	if c.retry == (Retry{}) {
-		c.retry = DefaultRetry
+		c.retry = DefaultRetry()
 	}
 	if c.observer == nil {
 		c.observer = nopObserver{}

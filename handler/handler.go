@@ -65,7 +65,7 @@ type TokenSource func(ctx context.Context) (config.Secret, error)
 func New(cfg config.Config, o *opener.Opener, d *opener.Drainer, log *slog.Logger, rec Recorder, tokens TokenSource) *Handler {
 	return &Handler{
 		cfg:      cfg,
-		decoder:  inbound.NewDecoder(cfg.ClusterName, inbound.DefaultLimits),
+		decoder:  inbound.NewDecoder(cfg.ClusterName, inbound.DefaultLimits()),
 		opener:   o,
 		drainer:  d,
 		log:      log,

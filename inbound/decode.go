@@ -78,8 +78,9 @@ type Limits struct {
 }
 
 // DefaultLimits are generous for real Argo objects (a Rollout with
-// managedFields nests about 12 deep) and small enough to stop abuse.
-var DefaultLimits = Limits{MaxDepth: 64, MaxStringLength: 256 << 10}
+// managedFields nests about 12 deep) and small enough to stop abuse. A
+// function, not a variable, so that no caller can change another's.
+func DefaultLimits() Limits { return Limits{MaxDepth: 64, MaxStringLength: 256 << 10} }
 
 // Decoder decodes deliveries. The zero value is not usable; call NewDecoder.
 type Decoder struct {
@@ -90,10 +91,10 @@ type Decoder struct {
 // NewDecoder returns a decoder that stamps incidents with cluster.
 func NewDecoder(cluster string, limits Limits) *Decoder {
 	if limits.MaxDepth <= 0 {
-		limits.MaxDepth = DefaultLimits.MaxDepth
+		limits.MaxDepth = DefaultLimits().MaxDepth
 	}
 	if limits.MaxStringLength <= 0 {
-		limits.MaxStringLength = DefaultLimits.MaxStringLength
+		limits.MaxStringLength = DefaultLimits().MaxStringLength
 	}
 	return &Decoder{cluster: cluster, limits: limits}
 }

@@ -31,7 +31,7 @@ func rolloutRev7() string {
 }
 
 func TestDecodeFixtures(t *testing.T) {
-	d := NewDecoder("prod-eu-1", DefaultLimits)
+	d := NewDecoder("prod-eu-1", DefaultLimits())
 	tests := []struct {
 		file        string
 		shape       string
@@ -210,7 +210,7 @@ func TestDecodeFixtures(t *testing.T) {
 // TestDecodeCapturedSensorRequests replays every request a real Argo Events
 // v1.9.6 Sensor and notifications-engine v0.5.0 sent in the captures.
 func TestDecodeCapturedSensorRequests(t *testing.T) {
-	d := NewDecoder("prod-eu-1", DefaultLimits)
+	d := NewDecoder("prod-eu-1", DefaultLimits())
 	type want struct{ outcome, detail string }
 	for _, file := range []string{"captured/e2e-capture.jsonl", "captured/e2e-resource-capture.jsonl"} {
 		f, err := os.Open(filepath.Join(fixtures, file))
@@ -299,7 +299,7 @@ func TestDecodeJetStreamMessage(t *testing.T) {
 	if len(lines) != 3 {
 		t.Fatalf("want 3 messages, got %d", len(lines))
 	}
-	d := NewDecoder("prod-eu-1", DefaultLimits)
+	d := NewDecoder("prod-eu-1", DefaultLimits())
 	dec, err := d.Decode([]byte(lines[0]), Meta{})
 	if err != nil || dec.Incident == nil {
 		t.Fatalf("message 1: %v %+v", err, dec)
@@ -313,7 +313,7 @@ func TestDecodeJetStreamMessage(t *testing.T) {
 }
 
 func TestDecodeIgnored(t *testing.T) {
-	d := NewDecoder("c", DefaultLimits)
+	d := NewDecoder("c", DefaultLimits())
 	resource := readFixture(t, "argo-events-resource-rollout-degraded.json")
 	var ev map[string]json.RawMessage
 	if err := json.Unmarshal(resource, &ev); err != nil {
@@ -398,7 +398,7 @@ func TestDecodeErrors(t *testing.T) {
 }
 
 func TestSanitize(t *testing.T) {
-	d := NewDecoder("c", DefaultLimits)
+	d := NewDecoder("c", DefaultLimits())
 	body := `{"rolloutName":"a","namespace":"b","phase":"Degraded","message":"bad\u0000\u0007 text \u202Eevil\r\nline2","rolloutURL":"javascript:alert(1)","dashboardURL":"https://ok.example/x"}`
 	dec, err := d.Decode([]byte(body), Meta{})
 	if err != nil {
@@ -429,7 +429,7 @@ func TestDNSNames(t *testing.T) {
 // reason than one aborted Rollout (here two, and a sync failure) keeps its
 // own incident.
 func TestApplicationStaysOwnIncident(t *testing.T) {
-	d := NewDecoder("c", DefaultLimits)
+	d := NewDecoder("c", DefaultLimits())
 	for name, body := range map[string]string{
 		"two rollouts": `{"source":"argocd","app":"shop","appNamespace":"argocd","healthStatus":"Degraded","syncRevision":"abc","degradedResources":[
 			{"kind":"Rollout","namespace":"p","name":"a","healthStatus":"Degraded","healthMessage":"RolloutAborted: Rollout aborted update to revision 3"},
@@ -451,7 +451,7 @@ func TestApplicationStaysOwnIncident(t *testing.T) {
 
 func TestOwnerFromAnnotation(t *testing.T) {
 	body := `{"apiVersion":"argoproj.io/v1alpha1","kind":"Rollout","metadata":{"name":"a","namespace":"b","annotations":{"backstage.io/entity-ref":"group:default/payments-team","rollout.argoproj.io/revision":"2"}},"status":{"phase":"Degraded","message":"RolloutAborted: x"}}`
-	dec, err := NewDecoder("c", DefaultLimits).Decode([]byte(body), Meta{})
+	dec, err := NewDecoder("c", DefaultLimits()).Decode([]byte(body), Meta{})
 	if err != nil || dec.Incident == nil || dec.Incident.Owner != "group:default/payments-team" {
 		t.Fatalf("%v %+v", err, dec)
 	}
@@ -461,7 +461,7 @@ func TestOwnerFromAnnotation(t *testing.T) {
 // stay ignored (no incident of their own) and carry the recovery the
 // opener uses to end the object's incident.
 func TestDecodeRecovery(t *testing.T) {
-	d := NewDecoder("prod-eu-1", DefaultLimits)
+	d := NewDecoder("prod-eu-1", DefaultLimits())
 	appObject := func(t *testing.T, edit func(st map[string]any)) []byte {
 		var app map[string]any
 		if err := json.Unmarshal(readFixture(t, "argocd-app-resource.json"), &app); err != nil {
@@ -595,7 +595,7 @@ func mustField(t *testing.T, doc []byte, key string) json.RawMessage {
 
 // TestDecodeFacts: the facts the later events of a rollback carry.
 func TestDecodeFacts(t *testing.T) {
-	d := NewDecoder("c", DefaultLimits)
+	d := NewDecoder("c", DefaultLimits())
 	decode := func(t *testing.T, body []byte) *incident.Incident {
 		t.Helper()
 		dec, err := d.Decode(body, Meta{})

@@ -51,7 +51,7 @@ func fingerprint(kind, ns, name, rev string) string {
 // Rollouts controller and the Argo CD application controller write them,
 // in the resource EventSource's envelope.
 func TestRollbackDecision(t *testing.T) {
-	d := NewDecoder("prod-eu-1", DefaultLimits)
+	d := NewDecoder("prod-eu-1", DefaultLimits())
 	type want struct {
 		ignored string // the reason contains this; "" = an incident
 		check   func(t *testing.T, in *incident.Incident)
@@ -259,7 +259,7 @@ func healthy(t *testing.T, ev map[string]any) {
 // TestRollbackReplaysAreOneIncident: every delivery of one rollback, in
 // every envelope a Sensor builds, is the same incident.
 func TestRollbackReplaysAreOneIncident(t *testing.T) {
-	d := NewDecoder("prod-eu-1", DefaultLimits)
+	d := NewDecoder("prod-eu-1", DefaultLimits())
 	raw := readFixture(t, "replicaset-rollout-undo-after-abort.json")
 	var ev map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &ev); err != nil {
@@ -291,7 +291,7 @@ func TestRollbackReplaysAreOneIncident(t *testing.T) {
 }
 
 func TestRollbackInputErrors(t *testing.T) {
-	d := NewDecoder("c", DefaultLimits)
+	d := NewDecoder("c", DefaultLimits())
 	for name, body := range map[string][]byte{
 		"oldBody of another object": withEvent(t, "replicaset-deployment-undo.json", func(ev map[string]any) {
 			dig(t, ev, "oldBody", "metadata")["name"] = "inventory-58d7b9f4c6"
@@ -314,7 +314,7 @@ func TestRollbackStringsAreCleaned(t *testing.T) {
 		c := dig(t, ev, "body", "spec", "template", "spec")["containers"].([]any)[0].(map[string]any)
 		c["image"] = "evil\u202e:tag\u0000"
 	})
-	dec, err := NewDecoder("c", DefaultLimits).Decode(body, Meta{})
+	dec, err := NewDecoder("c", DefaultLimits()).Decode(body, Meta{})
 	if err != nil || dec.Incident == nil {
 		t.Fatal(err, dec)
 	}
@@ -327,7 +327,7 @@ func TestRollbackStringsAreCleaned(t *testing.T) {
 // deploy/argocd's template renders from the same Application) is the same
 // incident as the Application's UPDATE.
 func TestArgoCDRollbackNotification(t *testing.T) {
-	d := NewDecoder("prod-eu-1", DefaultLimits)
+	d := NewDecoder("prod-eu-1", DefaultLimits())
 	obj, err := d.Decode(readFixture(t, "argocd-app-rollback.json"), Meta{})
 	if err != nil || obj.Incident == nil {
 		t.Fatalf("object: %v %+v", err, obj)

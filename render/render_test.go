@@ -43,7 +43,7 @@ func decode(t *testing.T, name string, meta inbound.Meta) inbound.Decision {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dec, err := inbound.NewDecoder("prod-eu-1", inbound.DefaultLimits).Decode(b, meta)
+	dec, err := inbound.NewDecoder("prod-eu-1", inbound.DefaultLimits()).Decode(b, meta)
 	if err != nil {
 		t.Fatalf("decode %s: %v", name, err)
 	}
@@ -437,7 +437,7 @@ func TestAddTimelineRowKeepsOrder(t *testing.T) {
 
 func TestStableToFailedImages(t *testing.T) {
 	body := `{"rolloutName":"a","namespace":"b","phase":"Degraded","message":"m","images":[{"container":"app","image":"reg/app:1.42.0"}],"stableImages":[{"container":"app","image":"reg/app:1.41.3"}],"revision":"9","podHash":"abc","abortedAt":"2026-01-01T00:00:00Z","strategy":"canary","step":"3/5"}`
-	dec, err := inbound.NewDecoder("c", inbound.DefaultLimits).Decode([]byte(body), inbound.Meta{})
+	dec, err := inbound.NewDecoder("c", inbound.DefaultLimits()).Decode([]byte(body), inbound.Meta{})
 	if err != nil {
 		t.Fatal(err)
 	}
