@@ -169,6 +169,11 @@ func (d *Decoder) Decode(data []byte, meta Meta) (Decision, error) {
 			meta = *inner.meta
 		}
 		data = inner.data
+		if inner.decoded {
+			if err := checkJSON(data, d.limits); err != nil {
+				return Decision{}, err
+			}
+		}
 	}
 	return Decision{}, inputErrorf("event nested in more than %d envelopes", maxEnvelopes)
 }
@@ -194,7 +199,10 @@ func (d *Decoder) finishRecovery(r *incident.Recovery, meta Meta) {
 
 // envelope content after one unwrap.
 type unwrapped struct {
-	data      []byte
+	data []byte
+	// decoded says data was read out of a string (base64, or JSON as
+	// text): the pass over the body never saw it as JSON.
+	decoded   bool
 	eventType string          // ADD, UPDATE, DELETE for resource events
 	oldBody   json.RawMessage // the object before an UPDATE; nil otherwise
 	meta      *Meta
@@ -260,7 +268,7 @@ func unwrap(data []byte, obj map[string]json.RawMessage) (string, unwrapped, err
 			return "", unwrapped{}, inputErrorf("cloudevent has no data")
 		}
 		m := Meta{ID: ev.ID(), Source: ev.Source(), Type: ev.Type(), Subject: ev.Subject(), Time: ev.Time()}
-		return "cloudevent-json", unwrapped{data: ev.Data(), meta: &m}, nil
+		return "cloudevent-json", unwrapped{data: ev.Data(), meta: &m, decoded: true}, nil
 	}
 	// A Sensor trigger with src.dependencyName alone sends the whole event
 	// as a JSON string whose data is base64: {"event": "{\"context\":…,\"data\":\"…\"}"}.
@@ -273,7 +281,7 @@ func unwrap(data []byte, obj map[string]json.RawMessage) (string, unwrapped, err
 			return "", unwrapped{}, inputErrorf("field \"event\" is not an Argo Events event")
 		}
 		m := contextMeta(ev.Context)
-		return "sensor-event-string", unwrapped{data: ev.Data, meta: &m}, nil
+		return "sensor-event-string", unwrapped{data: ev.Data, meta: &m, decoded: true}, nil
 	}
 	// A Sensor payload that placed the notification under one key, e.g.
 	// {"body": {…}, "bodyAsString": "…"} or {"notification": {…}}.

@@ -2,6 +2,7 @@ package inbound
 
 import (
 	"bufio"
+	"encoding/base64"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -354,6 +355,10 @@ func TestDecodeIgnored(t *testing.T) {
 
 func TestDecodeErrors(t *testing.T) {
 	d := NewDecoder("c", Limits{MaxDepth: 8, MaxStringLength: 64})
+	// Within the limits as a string (under 64 bytes, even in base64),
+	// beyond them once decoded: 9 levels.
+	deep := `{"a":` + strings.Repeat(`[`, 8) + "1" + strings.Repeat("]", 8) + "}"
+	b64 := func(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
 	tests := []struct{ name, body, contains string }{
 		{"empty", "", "empty body"},
 		{"spaces", "  \n", "empty body"},
@@ -380,6 +385,12 @@ func TestDecodeErrors(t *testing.T) {
 		{"unknown specversion", `{"specversion":"2.0","id":"x","source":"s","type":"t","data":{}}`, "invalid CloudEvent: specversion"},
 		{"cloudevent without type", `{"specversion":"1.0","id":"x","source":"s","data":{}}`, "invalid CloudEvent: type"},
 		{"cloudevent bad time", `{"specversion":"1.0","id":"x","source":"s","type":"t","time":"yesterday","data":{}}`, "invalid CloudEvent: cannot convert"},
+		// Documents inside strings (base64, or JSON as a string) escape the
+		// first pass over the body: each is held to the limits when read.
+		// (Their strings cannot be longer than the string holding them.)
+		{"too deep in data_base64", `{"specversion":"1.0","id":"x","source":"s","type":"t","data_base64":"` + b64(deep) + `"}`, "nested deeper"},
+		{"too deep in a Sensor event string", `{"event":"{\"context\":{},\"data\":\"` + b64(deep) + `\"}"}`, "nested deeper"},
+		{"invalid JSON in data_base64", `{"specversion":"1.0","id":"x","source":"s","type":"t","data_base64":"` + b64(`{"a":`) + `"}`, "not valid JSON"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
