@@ -151,11 +151,6 @@ func (d *Drainer) run(parent context.Context, fp string, a *Attempt) {
 	ctx = WithLogger(ctx, log)
 	a.out, a.err = d.o.Work(ctx, fp)
 	if a.err == nil {
-		if a.out.Done {
-			// Also for rollbacks answered 202 long ago: the operator who
-			// read the 202's reason sees here when and where it opened.
-			log.Info("rollback finished", "jira_key", a.out.JiraKey, "page_id", a.out.PageID, "created", a.out.Created)
-		}
 		d.opts.Observer.Attempt("done")
 		d.mu.Lock()
 		d.gate, d.gateFails = time.Time{}, 0
@@ -186,6 +181,7 @@ func (d *Drainer) run(parent context.Context, fp string, a *Attempt) {
 	if rec.Pending == nil {
 		return // finished or abandoned meanwhile
 	}
+	log = loggerFrom(d.o.withTrace(ctx, rec.Pending.Traceparent), log)
 	log.Warn("rollback not finished yet; kept for a later attempt", "jira_key", rec.JiraKey,
 		"failure", kind.String(), "attempts", rec.Pending.Attempts, "next_attempt", rec.Pending.NextAt, "reason", Reason(d.o.cfg, a.err), "error", a.err.Error())
 }

@@ -331,12 +331,7 @@ func (o *Opener) Work(ctx context.Context, fp string) (Outcome, error) {
 	if !ok || rec.Pending == nil || rec.Incident == nil {
 		return o.outcome(rec), nil // finished by someone else meanwhile
 	}
-	if atlassian.TraceID(ctx) == "" && rec.Pending.Traceparent != "" {
-		// An attempt after the request (a pass, a retry): its calls and
-		// lines continue the trace of the event that brought the rollback.
-		ctx = atlassian.WithTraceparent(ctx, rec.Pending.Traceparent)
-		ctx = WithLogger(ctx, loggerFrom(ctx, o.log).With("trace_id", atlassian.TraceID(ctx)))
-	}
+	ctx = o.withTrace(ctx, rec.Pending.Traceparent)
 	var in incident.Incident
 	if err := json.Unmarshal(rec.Incident, &in); err != nil {
 		return o.outcome(rec), fmt.Errorf("decode incident %s: %w", fp, err)
@@ -344,6 +339,11 @@ func (o *Opener) Work(ctx context.Context, fp string) (Outcome, error) {
 	created, err := o.steps(ctx, &in, &rec)
 	out := o.outcome(rec)
 	out.Created = created
+	if err == nil && out.Done {
+		// Also for rollbacks answered 202 long ago: the operator who read
+		// the 202's reason sees here when and where it opened.
+		loggerFrom(ctx, o.log).Info("rollback finished", "jira_key", out.JiraKey, "page_id", out.PageID, "created", out.Created)
+	}
 	return out, err
 }
 
@@ -492,6 +492,18 @@ func (o *Opener) current(rec store.Record) bool {
 // notified reports whether the owners have heard the latest news.
 func (o *Opener) notified(rec store.Record) bool {
 	return o.notifier == nil || len(rec.Timeline) == 0 || rec.Notified == rec.Timeline[len(rec.Timeline)-1].Hash
+}
+
+// withTrace gives an attempt after the request (a pass, a retry) the
+// trace of the event that brought the rollback, tp, kept with it in
+// custody: its calls send it and its lines name it. An attempt for a
+// request keeps the request's.
+func (o *Opener) withTrace(ctx context.Context, tp string) context.Context {
+	if tp == "" || atlassian.TraceID(ctx) != "" {
+		return ctx
+	}
+	ctx = atlassian.WithTraceparent(ctx, tp)
+	return WithLogger(ctx, loggerFrom(ctx, o.log).With("trace_id", atlassian.TraceID(ctx)))
 }
 
 type logKey struct{}

@@ -738,7 +738,8 @@ func TestFinishCarriesRequestValues(t *testing.T) {
 		// calls continue the event's trace, kept with the rollback.
 		const later = "0af7651916cd43dd8448eb211c80319c"
 		tctx := atlassian.WithTraceparent(context.Background(), "00-"+later+"-b7ad6b7169203331-01")
-		if _, err := g.o.Accept(tctx, rollback("search", "9")); err != nil {
+		in3 := rollback("search", "9")
+		if _, err := g.o.Accept(tctx, in3); err != nil {
 			t.Fatal(err)
 		}
 		g.d.Wake()
@@ -746,6 +747,9 @@ func TestFinishCarriesRequestValues(t *testing.T) {
 		synctest.Wait()
 		if tr := g.jira.Traces("create"); len(tr) != 3 || tr[2] != later {
 			t.Errorf("create trace ids %q, want the third to continue the accepted event's trace %s", tr, later)
+		}
+		if want := `"msg":"rollback finished","fingerprint":"` + in3.Fingerprint() + `","trace_id":"` + later + `"`; !strings.Contains(g.logs.String(), want) {
+			t.Errorf("the drainer's log has no %s:\n%s", want, g.logs.String())
 		}
 	})
 }
