@@ -117,19 +117,13 @@ func validTraceparent(tp string) bool {
 	return tp[3:35] != "00000000000000000000000000000000" && tp[36:52] != "0000000000000000"
 }
 
+// newSpanID is a random 16-hex-digit span id; all zeros is invalid.
 func newSpanID() string {
-	const hexdigits = "0123456789abcdef"
-	var b [16]byte
-	for {
-		n := rand.Uint64()
-		if n == 0 {
-			continue
-		}
-		for i := range b {
-			b[i] = hexdigits[n>>(60-4*i)&0xf]
-		}
-		return string(b[:])
+	n := rand.Uint64()
+	for n == 0 {
+		n = rand.Uint64()
 	}
+	return fmt.Sprintf("%016x", n)
 }
 
 // TokenBucket spaces calls: at most burst at once, then one per every.

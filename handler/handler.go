@@ -22,6 +22,7 @@ import (
 	"function/atlassian"
 	"function/config"
 	"function/inbound"
+	"function/internal/clip"
 	"function/opener"
 )
 
@@ -141,7 +142,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx = atlassian.WithTraceparent(ctx, req.traceparent)
 	// Header values are the caller's: clipped, so a huge one cannot flood
 	// the log.
-	log = log.With("ce_id", clipText(req.meta.ID, maxLoggedHeader), "ce_type", clipText(req.meta.Type, maxLoggedHeader), "cloudevent", req.cloudEvent)
+	log = log.With("ce_id", clip.Text(req.meta.ID, maxLoggedHeader), "ce_type", clip.Text(req.meta.Type, maxLoggedHeader), "cloudevent", req.cloudEvent)
 	if id := atlassian.TraceID(ctx); id != "" {
 		log = log.With("trace_id", id)
 	}

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 
+	"function/internal/clip"
 	"function/opener"
 )
 
@@ -35,7 +36,7 @@ func (h *Handler) reconcile(ctx context.Context, w http.ResponseWriter, log *slo
 	for _, fp := range ask.Replay {
 		revived, err := h.opener.Revive(ctx, fp)
 		if err != nil {
-			log.Error("replay failed", "fingerprint", clipText(fp, 64), "error", err.Error())
+			log.Error("replay failed", "fingerprint", clip.Text(fp, 64), "error", err.Error())
 			w.Header().Set("Retry-After", "5")
 			writeJSON(w, http.StatusServiceUnavailable, ReconcileReply{Status: "failed", Reason: "idempotency store unavailable; retry"})
 			return

@@ -13,6 +13,7 @@ import (
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 
 	"function/inbound"
+	"function/internal/clip"
 )
 
 // request is a read and classified delivery.
@@ -70,7 +71,7 @@ func parseRequest(r *http.Request, body []byte) (request, *requestError) {
 		return request{data: body, traceparent: r.Header.Get("Traceparent")}, nil
 	default:
 		return request{}, reject(http.StatusUnsupportedMediaType,
-			"unsupported Content-Type %q: send JSON (Content-Type: application/json) or a CloudEvent", clipText(mediaType, 60))
+			"unsupported Content-Type %q: send JSON (Content-Type: application/json) or a CloudEvent", clip.Text(mediaType, 60))
 	}
 }
 
@@ -85,15 +86,15 @@ func readCloudEvent(r *http.Request, body []byte) (request, *requestError) {
 	cr.ContentLength = int64(len(body))
 	ev, err := cehttp.NewEventFromHTTPRequest(cr)
 	if err != nil {
-		return request{}, reject(http.StatusBadRequest, "invalid CloudEvent: %s", clipText(strings.TrimSpace(err.Error()), 200))
+		return request{}, reject(http.StatusBadRequest, "invalid CloudEvent: %s", clip.Text(strings.TrimSpace(err.Error()), 200))
 	}
 	if err := ev.Validate(); err != nil {
-		return request{}, reject(http.StatusBadRequest, "invalid CloudEvent: %s", clipText(strings.TrimSpace(err.Error()), 200))
+		return request{}, reject(http.StatusBadRequest, "invalid CloudEvent: %s", clip.Text(strings.TrimSpace(err.Error()), 200))
 	}
 	if dct := ev.DataContentType(); dct != "" {
 		mt, _, err := mime.ParseMediaType(dct)
 		if err != nil || !isJSON(strings.ToLower(mt)) {
-			return request{}, reject(http.StatusUnsupportedMediaType, "CloudEvent datacontenttype %q is not JSON", clipText(dct, 60))
+			return request{}, reject(http.StatusUnsupportedMediaType, "CloudEvent datacontenttype %q is not JSON", clip.Text(dct, 60))
 		}
 	}
 	tp, _ := ev.Extensions()["traceparent"].(string)
@@ -109,12 +110,4 @@ func readCloudEvent(r *http.Request, body []byte) (request, *requestError) {
 
 func isJSON(mediaType string) bool {
 	return mediaType == "application/json" || mediaType == "text/json" || strings.HasSuffix(mediaType, "+json")
-}
-
-func clipText(s string, max int) string {
-	r := []rune(s)
-	if len(r) <= max {
-		return s
-	}
-	return string(r[:max]) + "…"
 }

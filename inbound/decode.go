@@ -19,6 +19,7 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 
 	"function/incident"
+	"function/internal/clip"
 )
 
 // Meta is what the transport knew about the delivery, e.g. the CloudEvent
@@ -132,7 +133,7 @@ func (d *Decoder) Decode(data []byte, meta Meta) (Decision, error) {
 						// Cleaned like the incident it names was.
 						j := *dec.joins
 						j.Cluster = d.cluster
-						j.Revision = clip(cleanString(j.Revision), maxShort)
+						j.Revision = clip.Text(cleanString(j.Revision), maxShort)
 						dec.Incident.Joins = j.Fingerprint()
 					}
 				}
@@ -312,7 +313,7 @@ func contextMeta(raw json.RawMessage) Meta {
 
 // invalidCloudEvent is the SDK's complaint on one line, short.
 func invalidCloudEvent(err error) error {
-	return inputErrorf("invalid CloudEvent: %s", clip(cleanString(strings.ReplaceAll(strings.TrimSpace(err.Error()), "\n", "; ")), 200))
+	return inputErrorf("invalid CloudEvent: %s", clip.Text(cleanString(strings.ReplaceAll(strings.TrimSpace(err.Error()), "\n", "; ")), 200))
 }
 
 // DataBase64Error refuses a structured CloudEvent (body) whose data_base64

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 )
@@ -115,11 +116,7 @@ func str(obj map[string]json.RawMessage, key string) (string, bool) {
 }
 
 func keyList(obj map[string]json.RawMessage) string {
-	keys := make([]string, 0, len(obj))
-	for k := range obj {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
+	keys := slices.Sorted(maps.Keys(obj))
 	if len(keys) > 8 {
 		keys = append(keys[:8], "…")
 	}

@@ -6,6 +6,7 @@ import (
 	"unicode/utf8"
 
 	"function/incident"
+	"function/internal/clip"
 )
 
 // Length caps per field, in runes. A Rollout message is a few hundred
@@ -26,39 +27,39 @@ func sanitize(in *incident.Incident) {
 		&in.RequestedIssueType, &in.EventID, &in.Owner, &in.Application, &in.SyncRevision,
 		&in.RequestedPriority, &in.RevertedFrom, &in.RevertedTo, &in.InitiatedBy,
 	} {
-		*p = clip(cleanString(*p), maxShort)
+		*p = clip.Text(cleanString(*p), maxShort)
 	}
-	in.Message = clip(cleanString(in.Message), maxMessage)
-	in.FailedNode = clip(cleanString(in.FailedNode), maxMessage)
+	in.Message = clip.Text(cleanString(in.Message), maxMessage)
+	in.FailedNode = clip.Text(cleanString(in.FailedNode), maxMessage)
 	for i := range in.ReplicaSets {
-		in.ReplicaSets[i] = clip(cleanString(in.ReplicaSets[i]), maxShort)
+		in.ReplicaSets[i] = clip.Text(cleanString(in.ReplicaSets[i]), maxShort)
 	}
 	for _, imgs := range [][]incident.Image{in.Images, in.StableImages, in.ImagesBefore} {
 		for i := range imgs {
-			imgs[i].Container = clip(cleanString(imgs[i].Container), maxShort)
-			imgs[i].Image = clip(cleanString(imgs[i].Image), maxShort)
+			imgs[i].Container = clip.Text(cleanString(imgs[i].Container), maxShort)
+			imgs[i].Image = clip.Text(cleanString(imgs[i].Image), maxShort)
 		}
 	}
 	for i := range in.Analysis {
 		a := &in.Analysis[i]
 		for _, p := range []*string{&a.Run, &a.Metric, &a.Phase, &a.Provider, &a.FailureLimit, &a.Assessment} {
-			*p = clip(cleanString(*p), maxShort)
+			*p = clip.Text(cleanString(*p), maxShort)
 		}
-		a.Message = clip(cleanString(a.Message), maxMessage)
+		a.Message = clip.Text(cleanString(a.Message), maxMessage)
 		for j := range a.Values {
-			a.Values[j] = clip(cleanString(a.Values[j]), maxShort)
+			a.Values[j] = clip.Text(cleanString(a.Values[j]), maxShort)
 		}
 	}
 	for i := range in.Resources {
 		r := &in.Resources[i]
 		for _, p := range []*string{&r.Kind, &r.Namespace, &r.Name, &r.Health} {
-			*p = clip(cleanString(*p), maxShort)
+			*p = clip.Text(cleanString(*p), maxShort)
 		}
-		r.Message = clip(cleanString(r.Message), maxMessage)
+		r.Message = clip.Text(cleanString(r.Message), maxMessage)
 	}
 	links := in.Links[:0]
 	for _, l := range in.Links {
-		l.Title = clip(cleanString(l.Title), maxShort)
+		l.Title = clip.Text(cleanString(l.Title), maxShort)
 		if safeURL(l.URL) {
 			links = append(links, l)
 		}
@@ -68,7 +69,7 @@ func sanitize(in *incident.Incident) {
 
 func sanitizeRecovery(r *incident.Recovery) {
 	for _, p := range []*string{&r.Cluster, &r.Kind, &r.Namespace, &r.Name, &r.Revision, &r.State, &r.Source} {
-		*p = clip(cleanString(*p), maxShort)
+		*p = clip.Text(cleanString(*p), maxShort)
 	}
 }
 
@@ -106,14 +107,6 @@ func keepRune(r rune) bool {
 		return false
 	}
 	return true
-}
-
-func clip(s string, max int) string {
-	if utf8.RuneCountInString(s) <= max {
-		return s
-	}
-	r := []rune(s)
-	return string(r[:max-1]) + "…"
 }
 
 // safeURL accepts only absolute http(s) URLs without white space, so that a

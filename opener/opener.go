@@ -32,6 +32,7 @@ import (
 	"function/config"
 	"function/confluence"
 	"function/incident"
+	"function/internal/clip"
 	"function/jira"
 	"function/render"
 	"function/render/adf"
@@ -418,7 +419,7 @@ func (o *Opener) Failed(ctx context.Context, fp string, cause error, next func(s
 		}
 		r.Pending.NextAt = next(*r)
 		r.Pending.Attempts++
-		r.Pending.LastError = clipText(cause.Error(), 500)
+		r.Pending.LastError = clip.Text(cause.Error(), 500)
 		return nil
 	})
 }
@@ -519,14 +520,6 @@ func loggerFrom(ctx context.Context, fallback *slog.Logger) *slog.Logger {
 		return l
 	}
 	return fallback
-}
-
-func clipText(s string, max int) string {
-	r := []rune(s)
-	if len(r) <= max {
-		return s
-	}
-	return string(r[:max]) + "…"
 }
 
 // lockWait bounds the wait for a fingerprint's lock.

@@ -15,6 +15,7 @@ import (
 	"function/backstage"
 	"function/confluence"
 	"function/incident"
+	"function/internal/clip"
 	"function/jira"
 	"function/render"
 	"function/render/adf"
@@ -56,7 +57,7 @@ func (o *Opener) notify(ctx context.Context, in *incident.Incident, rec store.Re
 		return nil
 	}
 	if len(n.Description) > 2000 {
-		n.Description = clipText(n.Description, 2000)
+		n.Description = clip.Text(n.Description, 2000)
 	}
 	if err := o.notifier.Send(ctx, n); err != nil {
 		return fmt.Errorf("notify %s: %w", cmp.Or(owner, "broadcast"), err)

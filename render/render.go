@@ -21,6 +21,7 @@ import (
 	"unicode"
 
 	"function/incident"
+	"function/internal/clip"
 )
 
 // Template file names inside the templates FS.
@@ -88,7 +89,7 @@ func (r *Renderer) Summary(in *incident.Incident) (string, error) {
 	if s == "" {
 		return "", fmt.Errorf("render %s: empty summary", SummaryTemplate)
 	}
-	return clip(s, maxSummary), nil
+	return clip.Text(s, maxSummary), nil
 }
 
 // PageTitle is deterministic for one incident (it depends on the Jira key
@@ -97,7 +98,7 @@ func (r *Renderer) Summary(in *incident.Incident) (string, error) {
 // postmortem hits Confluence's unique-title rule instead of making a copy.
 // A Workflow's uid is no revision and stays out of it.
 func PageTitle(in *incident.Incident, jiraKey string) string {
-	return clip(fmt.Sprintf("Postmortem %s: %s %s%s", jiraKey, in.Kind, in.Subject(), revisionPhrase(in)), 255)
+	return clip.Text(fmt.Sprintf("Postmortem %s: %s %s%s", jiraKey, in.Kind, in.Subject(), revisionPhrase(in)), 255)
 }
 
 // pageView is what the page template sees. Every string is text: the
@@ -213,14 +214,6 @@ func firstWhy(in *incident.Incident) string {
 		return "Why did Argo CD application " + in.Subject() + " fail?"
 	}
 	return "Why did" + revisionPhrase(in) + " of Rollout " + in.Subject() + " fail?"
-}
-
-func clip(s string, max int) string {
-	r := []rune(s)
-	if len(r) <= max {
-		return s
-	}
-	return string(r[:max-1]) + "…"
 }
 
 // timelineHeading is how the default page template starts its timeline;

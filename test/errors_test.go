@@ -46,6 +46,9 @@ func TestBadInput(t *testing.T) {
 			if r.reply.Status != "rejected" || !strings.Contains(r.reply.Reason, tc.reason) {
 				t.Errorf("reply %s, want rejected with %q", r.body, tc.reason)
 			}
+			if ct := r.header.Get("Content-Type"); ct != "application/json" {
+				t.Errorf("reply's Content-Type %q, want application/json", ct)
+			}
 		})
 	}
 	// GET is not a delivery.
@@ -76,6 +79,9 @@ func TestUnauthorized(t *testing.T) {
 		r := e.post(body, h)
 		if r.status != http.StatusUnauthorized || strings.Contains(string(r.body), "token") && !strings.Contains(string(r.body), `"unauthorized"`) {
 			t.Errorf("%s: %d %s", name, r.status, r.body)
+		}
+		if ct := r.header.Get("Content-Type"); ct != "application/json" {
+			t.Errorf("%s: Content-Type %q, want application/json", name, ct)
 		}
 	}
 	if n := len(e.emu.Issues()); n != 0 {
