@@ -38,6 +38,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"mime"
 	"net/http"
 	"regexp"
@@ -213,12 +214,7 @@ func (s serializedError) MarshalJSON() ([]byte, error) {
 	_ = enc.Encode(s.name)
 	buf.WriteString(`,"message":`)
 	_ = enc.Encode(s.message)
-	keys := make([]string, 0, len(s.extra))
-	for k := range s.extra {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
+	for _, k := range slices.Sorted(maps.Keys(s.extra)) {
 		buf.WriteString(",")
 		_ = enc.Encode(k)
 		buf.WriteString(":")

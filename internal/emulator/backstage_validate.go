@@ -13,6 +13,7 @@ package emulator
 // stack the tests compare with.
 
 import (
+	"maps"
 	"net/url"
 	"regexp"
 	"slices"
@@ -42,16 +43,11 @@ func openAPIContentType(header string, present bool) (normalized, mediaType, cha
 	}
 	mediaType, _, _ = strings.Cut(header, ";")
 	mediaType = strings.TrimSpace(strings.ToLower(mediaType))
-	keys := make([]string, 0, len(params))
-	for k := range params {
-		if k != "boundary" {
-			keys = append(keys, k)
-		}
-	}
-	slices.Sort(keys)
 	normalized = mediaType
-	for _, k := range keys {
-		normalized += "; " + k + "=" + params[k]
+	for _, k := range slices.Sorted(maps.Keys(params)) {
+		if k != "boundary" {
+			normalized += "; " + k + "=" + params[k]
+		}
 	}
 	return normalized, mediaType, params["charset"], true
 }

@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"strconv"
@@ -57,13 +58,8 @@ func (e *Emulator) commentWire(is *issue, c *comment, base string, v jiraVer, wi
 		w.JSDPublic = &public
 	}
 	if withProps {
-		keys := make([]string, 0, len(c.props))
-		for k := range c.props {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		props := make([]propertyWire, 0, len(keys))
-		for _, k := range keys {
+		props := make([]propertyWire, 0, len(c.props))
+		for _, k := range slices.Sorted(maps.Keys(c.props)) {
 			p := propertyWire{Key: k, Value: c.props[k]}
 			if v.dc {
 				p.Self = base + v.prefix + "/comment/" + c.id + "/properties/" + k

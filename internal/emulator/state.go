@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"maps"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -27,11 +26,7 @@ type issueTypeConfig struct {
 // types 10001.. in order of first appearance (issue types are global in
 // Jira, so one name has one id across projects).
 func buildProjects(in map[string][]string) []projectConfig {
-	keys := make([]string, 0, len(in))
-	for k := range in {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
+	keys := slices.Sorted(maps.Keys(in))
 	typeIDs := map[string]string{}
 	var out []projectConfig
 	for i, k := range keys {
