@@ -152,7 +152,7 @@ func mustJSON(t *testing.T, doc []byte) []byte {
 func runCreateSecrets(t *testing.T, env []string, args ...string) (map[string]map[string]string, string) {
 	t.Helper()
 	if _, err := exec.LookPath("bash"); err != nil {
-		t.Skip("no bash")
+		t.Fatal("bash is needed to run secrets/create-secrets.sh")
 	}
 	dir := t.TempDir()
 	fake := filepath.Join(dir, "kubectl")
@@ -245,7 +245,7 @@ func TestCreateSecretsScript(t *testing.T) {
 // EventBus it stops and says what to do.
 func TestCreateSecretsScriptCopiesTheEventBusSecrets(t *testing.T) {
 	if _, err := exec.LookPath("bash"); err != nil {
-		t.Skip("no bash")
+		t.Fatal("bash is needed to run secrets/create-secrets.sh")
 	}
 	const clientAuth, caCert = "username: argo\npassword: pw-1", "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
 	run := func(busRunning bool) (map[string]map[string]string, string, error) {
