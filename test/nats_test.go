@@ -1,17 +1,15 @@
 package test
 
 import (
-	"io"
-	"net"
 	"net/http"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 
 	"function/internal/emulator"
+	"function/internal/tcpproxy"
 )
 
 // jetStream runs a real NATS server with JetStream, embedded in the test,
@@ -148,9 +146,9 @@ func TestInterruptedCreateWaitsForIndex(t *testing.T) {
 // once NATS answers.
 func TestStartWithNATSDown(t *testing.T) {
 	t.Parallel()
-	g := newGate(t)
+	g := tcpproxy.New(t) // refuses until NATS is up behind it
 	emu, ts := newEmulator(t)
-	e := cloud.launch(t, emu, ts, "NATS_URL=nats://"+g.addr())
+	e := cloud.launch(t, emu, ts, "NATS_URL=nats://"+g.Addr())
 	body := fixture(t, "rollout-notification-webhook.json")
 	if r := e.post(body, nil); r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") == "" {
 		t.Errorf("before NATS: %d %s, want 503 with Retry-After", r.status, r.body)
@@ -161,7 +159,7 @@ func TestStartWithNATSDown(t *testing.T) {
 	}
 	resp.Body.Close()
 	_, natsURL := jetStream(t)
-	g.open(strings.TrimPrefix(natsURL, "nats://"))
+	g.SetTarget(strings.TrimPrefix(natsURL, "nats://"))
 	if err := e.p.Ready(30 * time.Second); err != nil {
 		t.Fatal(err)
 	}
@@ -172,54 +170,5 @@ func TestStartWithNATSDown(t *testing.T) {
 	case <-e.p.Exited():
 		t.Fatal("the function exited")
 	default:
-	}
-}
-
-// gate is a TCP address that drops every connection until it is opened,
-// then forwards them to a server: NATS "down" and then "up" at one address
-// the operating system assigned, without giving the port up in between.
-type gate struct {
-	ln     net.Listener
-	target atomic.Pointer[string]
-}
-
-func newGate(t *testing.T) *gate {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := &gate{ln: ln}
-	t.Cleanup(func() { ln.Close() })
-	go g.serve()
-	return g
-}
-
-func (g *gate) addr() string { return g.ln.Addr().String() }
-
-// open forwards connections from now on to target (host:port).
-func (g *gate) open(target string) { g.target.Store(&target) }
-
-func (g *gate) serve() {
-	for {
-		c, err := g.ln.Accept()
-		if err != nil {
-			return
-		}
-		target := g.target.Load()
-		if target == nil {
-			c.Close()
-			continue
-		}
-		go func() {
-			defer c.Close()
-			up, err := net.Dial("tcp", *target)
-			if err != nil {
-				return
-			}
-			defer up.Close()
-			go func() { _, _ = io.Copy(up, c); up.Close() }()
-			_, _ = io.Copy(c, up)
-		}()
 	}
 }

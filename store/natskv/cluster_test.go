@@ -19,6 +19,7 @@ import (
 
 	"function/config"
 	"function/incident"
+	"function/internal/tcpproxy"
 	"function/opener"
 	"function/opener/openertest"
 	"function/render"
@@ -33,7 +34,7 @@ import (
 // links of one node.
 type cluster struct {
 	servers []*server.Server
-	links   [][]*proxy // links[i]: the proxies carrying node i's routes
+	links   [][]*tcpproxy.Proxy // links[i]: the proxies carrying node i's routes
 }
 
 // startCluster starts n nodes, each with a route to every other through a
@@ -47,15 +48,15 @@ type cluster struct {
 // connection, and only the configured routes connect.
 func startCluster(t *testing.T, n int) *cluster {
 	t.Helper()
-	c := &cluster{links: make([][]*proxy, n)}
-	to := make([][]*proxy, n) // to[i][j]: node i's route to node j
+	c := &cluster{links: make([][]*tcpproxy.Proxy, n)}
+	to := make([][]*tcpproxy.Proxy, n) // to[i][j]: node i's route to node j
 	for i := range n {
-		to[i] = make([]*proxy, n)
+		to[i] = make([]*tcpproxy.Proxy, n)
 		for j := range n {
 			if i == j {
 				continue
 			}
-			p := newProxy(t)
+			p := tcpproxy.New(t)
 			to[i][j] = p
 			c.links[i] = append(c.links[i], p)
 			c.links[j] = append(c.links[j], p)
@@ -65,10 +66,10 @@ func startCluster(t *testing.T, n int) *cluster {
 		var routes []*url.URL
 		for j := range n {
 			if i != j {
-				routes = append(routes, &url.URL{Scheme: "nats-route", Host: to[i][j].addr()})
+				routes = append(routes, &url.URL{Scheme: "nats-route", Host: to[i][j].Addr()})
 			}
 		}
-		refuse := newProxy(t) // never given a target
+		refuse := tcpproxy.New(t) // never given a target
 		ns := run(t, &server.Options{
 			ServerName: fmt.Sprintf("node-%d", i+1),
 			Host:       "127.0.0.1",
@@ -77,13 +78,13 @@ func startCluster(t *testing.T, n int) *cluster {
 			StoreDir:   t.TempDir(),
 			NoLog:      true,
 			NoSigs:     true,
-			Cluster:    server.ClusterOpts{Name: "eventbus", Host: "127.0.0.1", Port: -1, Advertise: refuse.addr()},
+			Cluster:    server.ClusterOpts{Name: "eventbus", Host: "127.0.0.1", Port: -1, Advertise: refuse.Addr()},
 			Routes:     routes,
 		})
 		c.servers = append(c.servers, ns)
 		for j := range n {
 			if i != j {
-				to[j][i].setTarget(ns.ClusterAddr().String())
+				to[j][i].SetTarget(ns.ClusterAddr().String())
 			}
 		}
 	}
@@ -192,11 +193,11 @@ func (c *cluster) directGetsServedBy(t *testing.T, i int, bucket string) {
 	kv := rawKV(t, c.servers[i].ClientURL(), bucket)
 	waitFor(t, ctxTimeout(t, 20*time.Second), fmt.Sprintf("node %d to serve direct gets", i+1), func() bool {
 		for _, p := range c.links[i] {
-			p.pause()
+			p.Pause()
 		}
 		defer func() {
 			for _, p := range c.links[i] {
-				p.resume()
+				p.Resume()
 			}
 		}()
 		ctx, cancel := context.WithTimeout(t.Context(), 150*time.Millisecond)
@@ -217,7 +218,7 @@ func checkStalled(t *testing.T, c *cluster) {
 	t.Helper()
 	var held int64
 	for _, p := range c.links[2] {
-		held += p.held.Load()
+		held += p.Held()
 	}
 	if held == 0 {
 		t.Fatal("node 3's routes never stalled any traffic: the scenario did not happen")

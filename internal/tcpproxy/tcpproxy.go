@@ -1,21 +1,23 @@
-package natskv_test
+// Package tcpproxy is a loopback TCP proxy for tests: a server that is
+// down and then up at one address the operating system assigned, and a
+// link that stalls for real while its connections stay up.
+package tcpproxy
 
 import (
 	"net"
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 )
 
-// proxy is a loopback TCP proxy in front of one address. Pausing it holds
+// Proxy is a loopback TCP proxy in front of one address. Pausing it holds
 // every byte it has read until it resumes: the link it carries stalls for
 // real, as a congested network or a paused node would make it, while the
 // connections stay up.
-type proxy struct {
+type Proxy struct {
 	ln     net.Listener
 	target atomic.Pointer[string] // nil: nothing behind it yet, refuse
-	held   atomic.Int64           // reads that had to wait for a resume
+	held   atomic.Int64           // writes that had to wait for a resume
 
 	mu     sync.Mutex
 	flow   chan struct{} // closed while traffic flows
@@ -23,26 +25,29 @@ type proxy struct {
 	closed bool
 }
 
-// newProxy listens on a port the OS assigns. Until setTarget it closes
-// every connection at once, as a node that is not up yet would.
-func newProxy(t *testing.T) *proxy {
-	t.Helper()
+// New listens on a port the OS assigns, until the test ends. Until
+// SetTarget it closes every connection at once, as a server that is not
+// up yet would.
+func New(tb testing.TB) *Proxy {
+	tb.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	p := &proxy{ln: ln, flow: make(chan struct{}), conns: map[net.Conn]bool{}}
+	p := &Proxy{ln: ln, flow: make(chan struct{}), conns: map[net.Conn]bool{}}
 	close(p.flow)
 	go p.serve()
-	t.Cleanup(p.close)
+	tb.Cleanup(p.close)
 	return p
 }
 
-func (p *proxy) addr() string { return p.ln.Addr().String() }
+// Addr is the proxy's host:port.
+func (p *Proxy) Addr() string { return p.ln.Addr().String() }
 
-func (p *proxy) setTarget(addr string) { p.target.Store(&addr) }
+// SetTarget forwards the connections accepted from now on to addr.
+func (p *Proxy) SetTarget(addr string) { p.target.Store(&addr) }
 
-func (p *proxy) serve() {
+func (p *Proxy) serve() {
 	for {
 		c, err := p.ln.Accept()
 		if err != nil {
@@ -52,7 +57,7 @@ func (p *proxy) serve() {
 	}
 }
 
-func (p *proxy) handle(client net.Conn) {
+func (p *Proxy) handle(client net.Conn) {
 	target := p.target.Load()
 	if target == nil {
 		client.Close()
@@ -72,7 +77,7 @@ func (p *proxy) handle(client net.Conn) {
 	go p.pipe(client, upstream)
 }
 
-func (p *proxy) track(cs ...net.Conn) bool {
+func (p *Proxy) track(cs ...net.Conn) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
@@ -84,7 +89,7 @@ func (p *proxy) track(cs ...net.Conn) bool {
 	return true
 }
 
-func (p *proxy) pipe(dst, src net.Conn) {
+func (p *Proxy) pipe(dst, src net.Conn) {
 	defer dst.Close()
 	defer src.Close()
 	buf := make([]byte, 32<<10)
@@ -103,7 +108,7 @@ func (p *proxy) pipe(dst, src net.Conn) {
 }
 
 // wait blocks while the proxy is paused.
-func (p *proxy) wait() {
+func (p *Proxy) wait() {
 	p.mu.Lock()
 	flow := p.flow
 	p.mu.Unlock()
@@ -115,7 +120,8 @@ func (p *proxy) wait() {
 	}
 }
 
-func (p *proxy) pause() {
+// Pause holds every byte read from now on until Resume.
+func (p *Proxy) Pause() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	select {
@@ -125,7 +131,8 @@ func (p *proxy) pause() {
 	}
 }
 
-func (p *proxy) resume() {
+// Resume lets the held bytes and the traffic after them through.
+func (p *Proxy) Resume() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	select {
@@ -135,56 +142,19 @@ func (p *proxy) resume() {
 	}
 }
 
-func (p *proxy) close() {
+func (p *Proxy) close() {
 	p.mu.Lock()
 	p.closed = true
 	conns := p.conns
 	p.conns = nil
 	p.mu.Unlock()
 	p.ln.Close()
-	p.resume()
+	p.Resume()
 	for c := range conns {
 		c.Close()
 	}
 }
 
-// staller pauses proxies for stall out of every period, starting at once,
-// until the test ends: a node whose links these are falls behind the
-// others and catches up, over and over.
-type staller struct {
-	stalls atomic.Int32 // stalls begun
-}
-
-func stallEvery(t *testing.T, period, stall time.Duration, ps ...*proxy) *staller {
-	st := &staller{}
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		tick := time.NewTicker(period)
-		defer tick.Stop()
-		for {
-			for _, p := range ps {
-				p.pause()
-			}
-			st.stalls.Add(1)
-			select {
-			case <-stop:
-			case <-time.After(stall):
-			}
-			for _, p := range ps {
-				p.resume()
-			}
-			select {
-			case <-stop:
-				return
-			case <-tick.C:
-			}
-		}
-	}()
-	t.Cleanup(func() {
-		close(stop)
-		<-done
-	})
-	return st
-}
+// Held counts the writes that had to wait for a Resume: a stall that
+// held up no traffic tested nothing.
+func (p *Proxy) Held() int64 { return p.held.Load() }
