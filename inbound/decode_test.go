@@ -375,6 +375,8 @@ func TestDecodeErrors(t *testing.T) {
 		{"no phase", `{"rolloutName":"a","namespace":"b"}`, "no phase"},
 		{"unsupported kind", `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p","namespace":"n"}}`, "unsupported object kind"},
 		{"orphan analysis", `{"apiVersion":"argoproj.io/v1alpha1","kind":"AnalysisRun","metadata":{"name":"r","namespace":"n"},"status":{"phase":"Failed"}}`, "owner"},
+		// Found by FuzzDecode: the owner reference names the incident.
+		{"analysis owner not a name", `{"apiVersion":"argoproj.io/v1alpha1","kind":"AnalysisRun","metadata":{"name":"r","namespace":"n","ownerReferences":[{"kind":"Rollout","name":"A"}]},"status":{"phase":"Failed"}}`, "ownerReferences.name \"A\" is not a valid Kubernetes name"},
 		{"bad base64", `{"specversion":"1.0","id":"x","source":"s","type":"t","data_base64":"!!"}`, "base64"},
 		{"data_base64 not a string", `{"specversion":"1.0","id":"x","source":"s","type":"t","data_base64":1}`, "data_base64 is not a string"},
 		{"cloudevent without data", `{"specversion":"1.0","id":"x","source":"s","type":"t","data":null}`, "has no data"},

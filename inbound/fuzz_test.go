@@ -59,6 +59,9 @@ func FuzzDecode(f *testing.F) {
 		if len(in.Fingerprint()) != 16 || !dns1123Subdomain.MatchString(in.Name) || !dns1123Label.MatchString(in.Namespace) {
 			t.Fatalf("bad identity %q/%q", in.Namespace, in.Name)
 		}
+		if j := dec.joins; j != nil && (!dns1123Subdomain.MatchString(j.Name) || !dns1123Label.MatchString(j.Namespace)) {
+			t.Fatalf("bad joined identity %q/%q", j.Namespace, j.Name)
+		}
 		for _, s := range []string{in.Message, in.Reason, in.Phase, in.Revision, in.FailedNode} {
 			if strings.ContainsFunc(s, func(r rune) bool { return unicode.IsControl(r) && r != '\n' && r != '\t' }) {
 				t.Fatalf("control character left in %q", s)

@@ -323,6 +323,11 @@ func decideAnalysisRun(raw []byte) (Decision, error) {
 	if owner == "" {
 		return Decision{}, inputErrorf("analysis run %s has no Rollout owner reference", quoteShort(m.Name, 64))
 	}
+	// The owner's name becomes the incident's identity: it meets the same
+	// check as every other name.
+	if err := checkNames("metadata.namespace", m.Namespace, "ownerReferences.name", owner); err != nil {
+		return Decision{}, err
+	}
 	in := &incident.Incident{
 		Kind:      incident.KindRollout,
 		Namespace: m.Namespace,
