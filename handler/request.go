@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/cloudevents/sdk-go/v2/event"
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 
 	"function/inbound"
@@ -67,7 +68,7 @@ func parseRequest(r *http.Request, body []byte) (request, *requestError) {
 		return request{}, reject(http.StatusUnsupportedMediaType, "batched CloudEvents are not supported: send one event per request")
 	case binary || mediaType == "application/cloudevents+json":
 		return readCloudEvent(r, body)
-	case mediaType == "" || isJSON(mediaType):
+	case mediaType == "" || inbound.JSONMediaType(mediaType):
 		return request{data: body, traceparent: r.Header.Get("Traceparent")}, nil
 	default:
 		return request{}, reject(http.StatusUnsupportedMediaType,
@@ -75,25 +76,22 @@ func parseRequest(r *http.Request, body []byte) (request, *requestError) {
 	}
 }
 
+// readCloudEvent reads a binary-mode CloudEvent with the SDK's HTTP binding,
+// and a structured one as the decoder reads one posted as plain JSON.
 func readCloudEvent(r *http.Request, body []byte) (request, *requestError) {
-	if r.Header.Get("Ce-Specversion") == "" {
-		if err := inbound.DataBase64Error(body); err != nil {
-			return request{}, reject(http.StatusBadRequest, "invalid CloudEvent: %s", err.Error())
-		}
+	var ev event.Event
+	var err error
+	if r.Header.Get("Ce-Specversion") != "" {
+		ev, err = binaryCloudEvent(r, body)
+	} else {
+		ev, err = inbound.ParseCloudEvent(body)
 	}
-	cr := r.Clone(r.Context())
-	cr.Body = io.NopCloser(bytes.NewReader(body))
-	cr.ContentLength = int64(len(body))
-	ev, err := cehttp.NewEventFromHTTPRequest(cr)
 	if err != nil {
-		return request{}, reject(http.StatusBadRequest, "invalid CloudEvent: %s", clip.Text(strings.TrimSpace(err.Error()), 200))
-	}
-	if err := ev.Validate(); err != nil {
-		return request{}, reject(http.StatusBadRequest, "invalid CloudEvent: %s", clip.Text(strings.TrimSpace(err.Error()), 200))
+		return request{}, reject(http.StatusBadRequest, "%s", err.Error())
 	}
 	if dct := ev.DataContentType(); dct != "" {
 		mt, _, err := mime.ParseMediaType(dct)
-		if err != nil || !isJSON(strings.ToLower(mt)) {
+		if err != nil || !inbound.JSONMediaType(mt) {
 			return request{}, reject(http.StatusUnsupportedMediaType, "CloudEvent datacontenttype %q is not JSON", clip.Text(dct, 60))
 		}
 	}
@@ -108,6 +106,16 @@ func readCloudEvent(r *http.Request, body []byte) (request, *requestError) {
 	}, nil
 }
 
-func isJSON(mediaType string) bool {
-	return mediaType == "application/json" || mediaType == "text/json" || strings.HasSuffix(mediaType, "+json")
+func binaryCloudEvent(r *http.Request, body []byte) (event.Event, error) {
+	cr := r.Clone(r.Context())
+	cr.Body = io.NopCloser(bytes.NewReader(body))
+	cr.ContentLength = int64(len(body))
+	ev, err := cehttp.NewEventFromHTTPRequest(cr)
+	if err == nil {
+		err = ev.Validate()
+	}
+	if err != nil {
+		return event.Event{}, fmt.Errorf("invalid CloudEvent: %s", clip.Text(strings.TrimSpace(err.Error()), 200))
+	}
+	return *ev, nil
 }

@@ -16,8 +16,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/cloudevents/sdk-go/v2/event"
-
 	"function/incident"
 	"function/internal/clip"
 )
@@ -252,18 +250,12 @@ func unwrap(data []byte, obj map[string]json.RawMessage) (string, unwrapped, err
 		return "sensor-context", unwrapped{data: obj["data"], meta: &m}, nil
 	}
 	// A structured-mode CloudEvent that arrived without its media type
-	// (e.g. replayed from the JetStream bus): read by the SDK, as the
-	// handler reads one that came with it.
+	// (e.g. replayed from the JetStream bus): read as the handler reads
+	// one that came with it.
 	if _, ok := str(obj, "specversion"); ok {
-		if err := DataBase64Error(data); err != nil {
+		ev, err := ParseCloudEvent(data)
+		if err != nil {
 			return "", unwrapped{}, err
-		}
-		var ev event.Event
-		if err := json.Unmarshal(data, &ev); err != nil {
-			return "", unwrapped{}, invalidCloudEvent(err)
-		}
-		if err := ev.Validate(); err != nil {
-			return "", unwrapped{}, invalidCloudEvent(err)
 		}
 		if nonNull(ev.Data()) == nil {
 			return "", unwrapped{}, inputErrorf("cloudevent has no data")
@@ -309,23 +301,4 @@ func contextMeta(raw json.RawMessage) Meta {
 	_ = json.Unmarshal(raw, &c) // best effort: the context is for logs only
 	t, _ := time.Parse(time.RFC3339Nano, c.Time)
 	return Meta{ID: c.ID, Source: c.Source, Type: c.Type, Subject: c.Subject, Time: t}
-}
-
-// invalidCloudEvent is the SDK's complaint on one line, short.
-func invalidCloudEvent(err error) error {
-	return inputErrorf("invalid CloudEvent: %s", clip.Text(cleanString(strings.ReplaceAll(strings.TrimSpace(err.Error()), "\n", "; ")), 200))
-}
-
-// DataBase64Error refuses a structured CloudEvent (body) whose data_base64
-// is there but not a string: the SDK (v2.16.2) cuts off the quotes it
-// assumes data_base64 has, and anything else panics it. Whoever hands a
-// structured event to the SDK checks this first.
-func DataBase64Error(body []byte) error {
-	var ev struct {
-		DataBase64 json.RawMessage `json:"data_base64"`
-	}
-	if json.Unmarshal(body, &ev) != nil || ev.DataBase64 == nil || bytes.HasPrefix(ev.DataBase64, []byte(`"`)) {
-		return nil
-	}
-	return inputErrorf("cloudevent data_base64 is not a string")
 }

@@ -2,6 +2,7 @@ package inbound
 
 import (
 	"bufio"
+	"cmp"
 	"encoding/base64"
 	"encoding/json"
 	"os"
@@ -313,6 +314,30 @@ func TestDecodeJetStreamMessage(t *testing.T) {
 	}
 }
 
+// A structured CloudEvent posted as plain JSON is read as the handler reads
+// one sent as application/cloudevents+json: its attributes describe the
+// delivery, and data under any JSON media type (+json too) is the event.
+func TestDecodeStructuredCloudEvent(t *testing.T) {
+	d := NewDecoder("c", DefaultLimits())
+	for _, dct := range []string{"", "application/json", "application/json; charset=utf-8", "text/json", "application/vnd.argo.rollout+json", "application/problem+json; charset=utf-8"} {
+		t.Run(cmp.Or(dct, "none"), func(t *testing.T) {
+			attr := ""
+			if dct != "" {
+				attr = `"datacontenttype":"` + dct + `",`
+			}
+			body := `{"specversion":"1.0","id":"e1","source":"argo","type":"t",` + attr +
+				`"data":{"rolloutName":"a","namespace":"b","phase":"Degraded","message":"RolloutAborted"}}`
+			dec, err := d.Decode([]byte(body), Meta{})
+			if err != nil || dec.Incident == nil {
+				t.Fatalf("%v %+v", err, dec)
+			}
+			in := dec.Incident
+			if in.Namespace != "b" || in.Name != "a" || in.EventID != "e1" || dec.Shape != "cloudevent-json/rollouts-notification" {
+				t.Errorf("incident %s/%s event %q shape %q", in.Namespace, in.Name, in.EventID, dec.Shape)
+			}
+		})
+	}
+}
 func TestDecodeIgnored(t *testing.T) {
 	d := NewDecoder("c", DefaultLimits())
 	resource := readFixture(t, "argo-events-resource-rollout-degraded.json")
