@@ -35,7 +35,7 @@ func TestMain(m *testing.M) {
 
 // serveEmulatorChild serves the emulator on LISTEN_ADDRESS (internal/proc
 // sets 127.0.0.1:0) and announces its URL on stdout, the line proc.Start
-// reads. It exits when its parent is gone.
+// reads. It ends with its parent.
 func serveEmulatorChild() {
 	l, err := net.Listen("tcp", os.Getenv("LISTEN_ADDRESS"))
 	if err != nil {
@@ -46,18 +46,9 @@ func serveEmulatorChild() {
 	url := "http://" + l.Addr().String()
 	emu.SetBaseURL(url)
 	fmt.Println(url)
-	// TestMain stops the child when the benchmarks end, but a parent that
-	// dies without running it (killed, or go test's -timeout panic) must
-	// not leave an emulator behind; internal/proc gives the child no stdin
-	// whose closing would say so, and the parent's death reparents it.
-	ppid := os.Getppid()
-	go func() {
-		for range time.Tick(time.Second) {
-			if os.Getppid() != ppid {
-				os.Exit(0)
-			}
-		}
-	}()
+	// TestMain stops the child when the benchmarks end; a parent that dies
+	// without running it (killed, or go test's -timeout panic) takes the
+	// child with it (internal/proc asks the kernel to).
 	fmt.Fprintln(os.Stderr, http.Serve(l, emu))
 	os.Exit(1)
 }

@@ -179,6 +179,7 @@ func launch(o Options) (*Process, <-chan string, error) {
 	p := &Process{cmd: exec.Command(o.Path, o.Args...), exited: make(chan struct{})}
 	p.cmd.Env, p.cmd.Dir = env, o.Dir
 	p.cmd.Stdout, p.cmd.Stderr = w, w
+	dieWithParent(p.cmd)
 	p.Started = time.Now()
 	err = p.cmd.Start()
 	w.Close()

@@ -41,6 +41,21 @@ func child(role string) int {
 		fmt.Println("starting, but never listening")
 		time.Sleep(time.Hour) // until killed
 		return 0
+	case "parent":
+		// Starts a server child and announces the child's URL as its own.
+		self, err := os.Executable()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		c, err := Start(context.Background(), Options{Path: self, Env: []string{roleEnv + "=plain", "GORACE=atexit_sleep_ms=0"}})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		fmt.Println(c.URL)
+		time.Sleep(time.Hour) // until killed
+		return 0
 	}
 	ln, err := net.Listen("tcp", os.Getenv("LISTEN_ADDRESS"))
 	if err != nil {
