@@ -271,7 +271,9 @@ func credentialsFrom(cfg config.Config) string {
 }
 
 // callerToken is the bearer token callers must send: AUTH_TOKEN, else the
-// secret's auth_token (it rotates with the secret).
+// secret's auth_token (it rotates with the secret). A secret rotated
+// without auth_token fails closed: an error (503, logged), never the empty
+// token that would mean "no bearer check".
 func callerToken(cfg config.Config, src secrets.Source) handler.TokenSource {
 	return func(ctx context.Context) (config.Secret, error) {
 		if cfg.AuthToken != "" || !cfg.CallerAuthFromSecret() {
@@ -280,6 +282,9 @@ func callerToken(cfg config.Config, src secrets.Source) handler.TokenSource {
 		c, err := src.Credentials(ctx)
 		if err != nil {
 			return "", err
+		}
+		if c.AuthToken.Reveal() == "" {
+			return "", errors.New("the ATLASSIAN_SECRET_ID secret has no auth_token, and neither AUTH_TOKEN nor HMAC_SECRET is set: refusing every caller")
 		}
 		return c.AuthToken, nil
 	}
