@@ -139,15 +139,28 @@ func (o *Opener) Accept(ctx context.Context, in *incident.Incident) (Outcome, er
 		return Outcome{}, fmt.Errorf("encode incident %s: %w", fp, err)
 	}
 	news, now := in.NewsHash(), time.Now()
-	added, fresh := false, false
+	// A new incident is indexed under its object (for the recovery that
+	// names the object) before its record is written: a delivery that
+	// fails on either leaves no record, so its retry is new again and
+	// writes both. (Indexed after the record, a failed index write was
+	// never retried: the retry found the record and skipped it.)
+	prev, found, err := o.store.Get(ctx, fp)
+	if err != nil {
+		return Outcome{}, fmt.Errorf("take custody of %s: %w", fp, err)
+	}
+	if !found || o.over(prev) {
+		if err := o.index(ctx, in, fp); err != nil {
+			return Outcome{}, err
+		}
+	}
+	added := false
 	rec, err := store.Update(ctx, o.store, fp, func(r *store.Record) error {
-		added, fresh = false, r.Revision == 0
-		if r.Revision != 0 && r.Pending == nil && !o.current(*r) {
+		added = false
+		if r.Revision != 0 && o.over(*r) {
 			// The record belongs to an incident that is over (its window
 			// passed): start afresh; the issue step decides between
 			// reusing, reopening and a new issue.
 			*r = store.Record{Fingerprint: fp, Revision: r.Revision}
-			fresh = true
 		}
 		facts := false
 		if r.Incident == nil {
@@ -196,11 +209,6 @@ func (o *Opener) Accept(ctx context.Context, in *incident.Incident) (Outcome, er
 	})
 	if err != nil {
 		return Outcome{}, fmt.Errorf("take custody of %s: %w", fp, err)
-	}
-	if fresh {
-		if err := o.index(ctx, in, fp); err != nil {
-			return Outcome{}, err
-		}
 	}
 	out := o.outcome(rec)
 	out.News = added
@@ -488,6 +496,12 @@ func (o *Opener) outcome(rec store.Record) Outcome {
 // issue again and applies the reopen rule.
 func (o *Opener) current(rec store.Record) bool {
 	return rec.UpdatedAt.IsZero() || time.Since(rec.UpdatedAt) < o.cfg.DedupWindow
+}
+
+// over reports whether rec belongs to an incident that is over: nothing
+// pending, and not written within DEDUP_WINDOW.
+func (o *Opener) over(rec store.Record) bool {
+	return rec.Pending == nil && !o.current(rec)
 }
 
 // notified reports whether the owners have heard the latest news.

@@ -753,3 +753,62 @@ func TestFinishCarriesRequestValues(t *testing.T) {
 		}
 	})
 }
+
+// lossyStore fails the next writes of one key: before they take effect,
+// or after (the answer lost).
+type lossyStore struct {
+	store.Store
+	key        string
+	fails      int
+	tookEffect bool
+}
+
+func (s *lossyStore) Put(ctx context.Context, r store.Record) (store.Record, error) {
+	if r.Fingerprint != s.key || s.fails == 0 {
+		return s.Store.Put(ctx, r)
+	}
+	s.fails--
+	if s.tookEffect {
+		if _, err := s.Store.Put(ctx, r); err != nil {
+			return store.Record{}, err
+		}
+	}
+	return store.Record{}, fmt.Errorf("put %s: %w", r.Fingerprint, store.ErrUnavailable)
+}
+
+// A delivery whose write of the object index fails (the caller gets a
+// 503) and is retried still leaves its incident indexed under its object,
+// so the recovery that names the object finds it: whether the failed write
+// took effect or not, and whichever write failed.
+func TestIndexSurvivesFailedDelivery(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		key        func(in *incident.Incident) string
+		tookEffect bool
+	}{
+		{"index write fails", (*incident.Incident).ObjectFingerprint, false},
+		{"index written, answer lost", (*incident.Incident).ObjectFingerprint, true},
+		{"record write fails", (*incident.Incident).Fingerprint, false},
+		{"record written, answer lost", (*incident.Incident).Fingerprint, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				g := newRig(t)
+				in := rollback("checkout", "7")
+				g.o.store = &lossyStore{Store: g.store, key: tc.key(in), fails: 1, tookEffect: tc.tookEffect}
+				if _, err := g.o.Accept(context.Background(), rollback("checkout", "7")); err == nil {
+					t.Fatal("the first delivery succeeded; want the store's failure")
+				}
+				fp := g.accept(rollback("checkout", "7")).Fingerprint // the caller's retry
+				if _, err := g.o.Work(context.Background(), fp); err != nil {
+					t.Fatal(err)
+				}
+				healthy := &incident.Recovery{Cluster: "prod", Kind: incident.KindRollout, Namespace: "payments", Name: "checkout", Revision: "8", State: "Healthy", At: in.Time.Add(time.Hour)}
+				if out, ok, err := g.o.Recover(context.Background(), healthy); err != nil || !ok || out.Fingerprint != fp {
+					t.Errorf("the recovery of the object did not find its incident: %+v %v %v", out, ok, err)
+				}
+				g.exactlyOnce(1, 0)
+			})
+		})
+	}
+}
