@@ -45,7 +45,7 @@ func TestCallerTokenFromSecretFailsClosed(t *testing.T) {
 		t.Fatal("the configuration should take the caller token from the secret")
 	}
 	src := &rotatingSource{}
-	h, _, err := Build(cfg, src, memory.New(cfg.DedupWindow), metrics.New(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	h, _, err := Build(cfg, src, memory.New(cfg.NATSTTL), metrics.New(), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -174,7 +174,7 @@ func (f *Function) firstCredentials(ctx context.Context, cfg config.Config, src 
 func openStore(ctx context.Context, cfg config.Config, log *slog.Logger) (st store.Store, closeStore func() error, ready func() bool, err error) {
 	if cfg.NATSURL == "" {
 		log.Warn("no NATS_URL: idempotency records and custody of unfinished rollbacks are kept in this process only: with more than one replica concurrent deliveries of one rollback may open duplicates, and rollbacks still unfinished when the process stops are lost (each is logged); keep one replica (Knative annotation autoscaling.knative.dev/max-scale: \"1\") or set NATS_URL to share records through NATS JetStream")
-		return memory.New(cfg.DedupWindow), func() error { return nil }, func() bool { return true }, nil
+		return memory.New(cfg.NATSTTL), func() error { return nil }, func() bool { return true }, nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()

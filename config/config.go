@@ -339,15 +339,15 @@ func (c *Config) normalize() error {
 	if c.ReopenWindow < 0 {
 		bad("REOPEN_WINDOW", "must not be negative")
 	}
+	if c.NATSTTL < c.DedupWindow || c.NATSTTL < c.PendingMaxAge {
+		bad("NATS_TTL", "must be at least DEDUP_WINDOW and PENDING_MAX_AGE, or records would vanish while still needed")
+	}
 	if c.NATSURL != "" {
 		if !strings.HasPrefix(c.NATSURL, "nats://") && !strings.HasPrefix(c.NATSURL, "tls://") {
 			bad("NATS_URL", "must be a nats:// or tls:// URL (several may be given, comma-separated)")
 		}
 		if c.NATSReplicas != 1 && c.NATSReplicas != 3 && c.NATSReplicas != 5 {
 			bad("NATS_REPLICAS", "must be 1, 3 or 5")
-		}
-		if c.NATSTTL < c.DedupWindow || c.NATSTTL < c.PendingMaxAge {
-			bad("NATS_TTL", "must be at least DEDUP_WINDOW and PENDING_MAX_AGE, or records would vanish while still needed")
 		}
 		if c.NATSUser != "" && c.NATSAuthFile != "" {
 			bad("NATS_AUTH_FILE", "set either NATS_USER/NATS_PASSWORD or NATS_AUTH_FILE, not both")

@@ -157,10 +157,18 @@ func (o *Opener) Accept(ctx context.Context, in *incident.Incident) (Outcome, er
 	rec, err := store.Update(ctx, o.store, fp, func(r *store.Record) error {
 		added = false
 		if r.Revision != 0 && o.over(*r) {
-			// The record belongs to an incident that is over (its window
-			// passed): start afresh; the issue step decides between
-			// reusing, reopening and a new issue.
-			*r = store.Record{Fingerprint: fp, Revision: r.Revision}
+			// The record belongs to an incident that may be over (its
+			// window passed): start afresh, keeping the old record; the
+			// issue step asks Jira and resumes it (the issue is open, or
+			// reopened) or opens a new incident.
+			prior := *r
+			prior.Revision, prior.Prior = 0, nil
+			*r = store.Record{Fingerprint: fp, Revision: r.Revision, Prior: &prior}
+			if fp != in.Fingerprint() {
+				// A joining event (a manual rollback) is news about the
+				// incident it joins, whose facts stay the record's.
+				r.Incident = prior.Incident
+			}
 		}
 		facts := false
 		if r.Incident == nil {

@@ -3,6 +3,7 @@ package opener
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -32,7 +33,7 @@ func testConfig() config.Config {
 		JiraProject: "OPS", JiraIssueType: "Incident", JiraAllowedProjects: []string{"OPS"}, JiraAllowedTypes: []string{"Incident"},
 		ConfluenceSpace: "INCIDENTS", ClusterName: "prod",
 		RequestDeadline: 25 * time.Second, FinishBudget: 10 * time.Second,
-		DedupWindow: 24 * time.Hour, ReopenWindow: 24 * time.Hour, JiraIndexGrace: 2 * time.Minute,
+		DedupWindow: 24 * time.Hour, ReopenWindow: 24 * time.Hour, JiraIndexGrace: 2 * time.Minute, NATSTTL: 168 * time.Hour,
 		PendingMaxAge: 72 * time.Hour, DrainInterval: time.Minute, DrainConcurrency: 4,
 		AtlassianEmail: "bot@example.com", AtlassianAPIToken: "token", BackstageBroadcast: true,
 	}
@@ -78,7 +79,7 @@ func newRig(t *testing.T, change ...func(*config.Config)) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := &rig{t: t, jira: openertest.NewJira(), conf: &openertest.Confluence{}, note: &openertest.Notifier{}, store: memory.New(cfg.DedupWindow), obs: &openertest.Observer{}, logs: &syncBuffer{}}
+	g := &rig{t: t, jira: openertest.NewJira(), conf: &openertest.Confluence{}, note: &openertest.Notifier{}, store: memory.New(cfg.NATSTTL), obs: &openertest.Observer{}, logs: &syncBuffer{}}
 	log := slog.New(slog.NewJSONHandler(g.logs, nil))
 	g.o = New(cfg, g.jira, g.conf, g.store, r, Extras{Notifier: g.note}, log)
 	g.d = NewDrainer(g.o, DrainerOptions{MaxAge: cfg.PendingMaxAge, Interval: cfg.DrainInterval, Concurrency: cfg.DrainConcurrency, Observer: g.obs, Log: log})
@@ -811,4 +812,164 @@ func TestIndexSurvivesFailedDelivery(t *testing.T) {
 			})
 		})
 	}
+}
+
+// After DEDUP_WINDOW of quiet, news about a rollback whose issue is still
+// open continues that incident: the record resumes with everything it
+// held (earlier timeline rows and facts stay on the page), the news is
+// commented and added to the page once, and a description a person
+// edited meanwhile is left to them.
+func TestResumeAfterWindow(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		g := newRig(t)
+		ctx := context.Background()
+		in := rollback("checkout", "7")
+		in.Images = []incident.Image{{Container: "api", Image: "registry.example.com/checkout:1.42.0"}}
+		fp := g.accept(in).Fingerprint
+		g.accept(news(in, "AnalysisRunFailed", "metric error-rate failed"))
+		if _, err := g.o.Work(ctx, fp); err != nil {
+			t.Fatal(err)
+		}
+		g.jira.EditDescription("OPS-1", adf.NewDoc(adf.Paragraph(adf.Text("Written by the on-call engineer."))))
+
+		time.Sleep(25 * time.Hour)
+		later := rollback("checkout", "7") // knows no images
+		later.StableImages = []incident.Image{{Container: "api", Image: "registry.example.com/checkout:1.41.3"}}
+		if acc := g.accept(news(later, "AnalysisRunFailed", "aborted again after a retry")); acc.Done {
+			t.Fatal("a record older than DEDUP_WINDOW was trusted")
+		}
+		out, err := g.o.Work(ctx, fp)
+		if err != nil || out.JiraKey != "OPS-1" {
+			t.Fatalf("after the window: %+v %v, want OPS-1 continued", out, err)
+		}
+		// The news before the window and after it, and the new facts (the
+		// description is the person's now).
+		g.exactlyOnce(1, 3)
+		for _, row := range []string{"metric error-rate failed", "aborted again after a retry"} {
+			if n := g.conf.TimelineRows(row); n != 1 {
+				t.Errorf("timeline row %q on the page %d times, want once", row, n)
+			}
+		}
+		for _, fact := range []string{"checkout:1.42.0", "checkout:1.41.3"} {
+			if g.conf.Occurrences(fact) == 0 {
+				t.Errorf("the page lost or lacks the fact %q", fact)
+			}
+		}
+		if d, _, _ := g.jira.Description(ctx, "OPS-1"); !strings.Contains(string(d), "on-call engineer") {
+			t.Errorf("the description the person edited was overwritten: %.200s", d)
+		}
+		if rec := g.record(fp); rec.Prior != nil || rec.Pending != nil {
+			t.Errorf("record after resuming: prior %v, pending %v; want neither", rec.Prior != nil, rec.Pending)
+		}
+	})
+}
+
+// A manual rollback joining an abort's incident after DEDUP_WINDOW is news
+// on that incident, not a second one.
+func TestJoinAfterWindow(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		g := newRig(t)
+		abort := rollback("checkout", "7")
+		fp := g.accept(abort).Fingerprint
+		if _, err := g.o.Work(context.Background(), fp); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(25 * time.Hour)
+		undo := rollback("checkout", "8")
+		undo.Reason, undo.Message, undo.Joins = incident.ReasonManualRollback, "reverted by hand", fp
+		undo.Images = []incident.Image{{Container: "api", Image: "registry.example.com/checkout:1.41.3"}}
+		if acc := g.accept(undo); acc.Fingerprint != fp {
+			t.Fatalf("joined %s, want %s", acc.Fingerprint, fp)
+		}
+		if _, err := g.o.Work(context.Background(), fp); err != nil {
+			t.Fatal(err)
+		}
+		g.exactlyOnce(1, 1)
+		var in incident.Incident
+		if err := json.Unmarshal(g.record(fp).Incident, &in); err != nil || len(in.Images) != 0 {
+			t.Errorf("the incident's images %v (%v), want the failed ones (none known), not the restored", in.Images, err)
+		}
+	})
+}
+
+// An open issue whose record is gone (NATS_TTL passed, or an in-process
+// store restarted) is adopted: an event from before the issue (a
+// redelivery of what opened it) adds nothing, a later failure is news on
+// it, and the description is not rewritten: nothing says it is still the
+// function's.
+func TestAdoptIssueWithoutRecord(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		g := newRig(t)
+		ctx := context.Background()
+		in := rollback("checkout", "7")
+		in.Time = time.Now()
+		fp := g.accept(in).Fingerprint
+		if _, err := g.o.Work(ctx, fp); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Minute)
+		forget := func() { g.store = memory.New(g.o.cfg.NATSTTL); g.o.store = g.store }
+		forget() // the records are gone
+
+		g.accept(in) // redelivered
+		if _, err := g.o.Work(ctx, fp); err != nil {
+			t.Fatal(err)
+		}
+		g.exactlyOnce(1, 0)
+
+		again := news(in, "RolloutAborted", "aborted again")
+		again.Time = time.Now()
+		forget()
+		g.accept(again)
+		if _, err := g.o.Work(ctx, fp); err != nil {
+			t.Fatal(err)
+		}
+		g.exactlyOnce(1, 1) // the news
+		richer := *again
+		richer.Images = []incident.Image{{Container: "api", Image: "registry.example.com/checkout:1.42.0"}}
+		g.accept(&richer)
+		if _, err := g.o.Work(ctx, fp); err != nil {
+			t.Fatal(err)
+		}
+		g.exactlyOnce(1, 2) // and the new facts, as a comment
+		if d, _, _ := g.jira.Description(ctx, "OPS-1"); strings.Contains(string(d), "checkout:1.42.0") {
+			t.Error("the description of an issue without a record was rewritten")
+		}
+	})
+}
+
+// Reopening posts its comment once even when its answer was lost after it
+// took effect and Jira's search still shows the issue resolved.
+func TestReopenCommentOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		g := newRig(t, func(c *config.Config) { c.ReopenWindow = 48 * time.Hour })
+		ctx := context.Background()
+		in := rollback("checkout", "7")
+		fp := g.accept(in).Fingerprint
+		if _, err := g.o.Work(ctx, fp); err != nil {
+			t.Fatal(err)
+		}
+		_ = g.jira.DoTransition(ctx, "OPS-1", "2")
+		resolved, _ := g.jira.Issue("OPS-1")
+		time.Sleep(25 * time.Hour)
+		var once sync.Once
+		g.jira.Fail = func(op string) (err error, tookEffect bool) {
+			if op == "comment" {
+				once.Do(func() { err = openertest.Lost(op) })
+			}
+			return err, err != nil
+		}
+		g.accept(in)
+		if _, err := g.o.Work(ctx, fp); err == nil {
+			t.Fatal("the lost answer did not fail the attempt")
+		}
+		g.jira.ShowResolved("OPS-1", resolved.Resolved) // the index lags the reopening
+		if _, err := g.o.Work(ctx, fp); err != nil {
+			t.Fatal(err)
+		}
+		g.exactlyOnce(1, 1)
+		if is, _ := g.jira.Issue("OPS-1"); is.Done() {
+			t.Error("the issue was not reopened")
+		}
+	})
 }

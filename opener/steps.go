@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -71,6 +72,10 @@ func (o *Opener) ensureIssue(ctx context.Context, in *incident.Incident, rec *st
 	var reconcile []string
 	if rec.JiraID != "" {
 		reconcile = append(reconcile, rec.JiraID)
+	} else if rec.Prior != nil && rec.Prior.JiraID != "" {
+		// The issue the record held before its window passed: read by id,
+		// its status is current even while the search index lags.
+		reconcile = append(reconcile, rec.Prior.JiraID)
 	}
 	found, err := o.jira.FindByLabels(ctx, o.cfg.JiraAllowedProjects, []string{in.Label(), in.ObjectLabel()}, reconcile)
 	if err != nil {
@@ -88,16 +93,12 @@ func (o *Opener) ensureIssue(ctx context.Context, in *incident.Incident, rec *st
 	if same != nil {
 		switch reuse, reopen := o.decide(in, *same); {
 		case reopen:
-			if err := o.reopen(ctx, in, same.Key); err != nil {
+			if err := o.reopen(ctx, rec.Fingerprint, *same); err != nil {
 				return false, err
 			}
 			fallthrough
 		case reuse:
-			rec.JiraID, rec.JiraKey, rec.CreatingSince = same.ID, same.Key, time.Time{}
-			if rec.OpenedAt.IsZero() {
-				rec.OpenedAt = cmp.Or(same.Created, time.Now())
-			}
-			return false, o.save(ctx, rec, "jira issue")
+			return false, o.adopt(ctx, in, rec, *same)
 		default:
 			// Over and done: a new incident, linked to this one.
 			previous = same
@@ -194,11 +195,14 @@ func (o *Opener) decide(in *incident.Incident, f jira.Found) (reuse, reopen bool
 	return false, false
 }
 
-// reopen moves a resolved issue back to an open status and says why.
-func (o *Opener) reopen(ctx context.Context, in *incident.Incident, key string) error {
-	ts, err := o.jira.Transitions(ctx, key)
+// reopen moves a resolved issue back to an open status and says why; what
+// failed follows as timeline comments. The comment carries an identity (the
+// resolution it ends), so an attempt whose answer was lost does not post it
+// twice.
+func (o *Opener) reopen(ctx context.Context, fp string, f jira.Found) error {
+	ts, err := o.jira.Transitions(ctx, f.Key)
 	if err != nil {
-		return fmt.Errorf("reopen %s: %w", key, err)
+		return fmt.Errorf("reopen %s: %w", f.Key, err)
 	}
 	var pick *jira.Transition
 	for i := range ts {
@@ -211,15 +215,106 @@ func (o *Opener) reopen(ctx context.Context, in *incident.Incident, key string) 
 		}
 	}
 	if pick == nil {
-		return fmt.Errorf("reopen %s: the workflow offers no transition out of a done status", key)
+		return fmt.Errorf("reopen %s: the workflow offers no transition out of a done status", f.Key)
 	}
-	if err := o.jira.DoTransition(ctx, key, pick.ID); err != nil {
-		return fmt.Errorf("reopen %s: %w", key, err)
+	if err := o.jira.DoTransition(ctx, f.Key, pick.ID); err != nil {
+		return fmt.Errorf("reopen %s: %w", f.Key, err)
 	}
-	if err := o.jira.AddComment(ctx, key, comment(time.Now(), "Reopened: failed again. "+render.TimelineEntry(in))); err != nil {
-		return fmt.Errorf("comment on reopened %s: %w", key, err)
+	resolved := cmp.Or(f.Resolved, f.Created)
+	id := fp + ":reopen:" + strconv.FormatInt(resolved.Unix(), 10)
+	ids, err := o.jira.CommentIDs(ctx, f.Key)
+	if err != nil {
+		return fmt.Errorf("read comments of %s: %w", f.Key, err)
 	}
-	loggerFrom(ctx, o.log).Info("incident reopened", "jira_key", key, "transition", pick.Name)
+	if !ids[id] {
+		c := comment(time.Now(), "Reopened: the same rollback failed again after this incident was resolved on "+resolved.UTC().Format(time.RFC3339)+".")
+		c.ID = id
+		if err := o.jira.AddComment(ctx, f.Key, c); err != nil {
+			return fmt.Errorf("comment on reopened %s: %w", f.Key, err)
+		}
+	}
+	loggerFrom(ctx, o.log).Info("incident reopened", "jira_key", f.Key, "transition", pick.Name)
+	return nil
+}
+
+// adopt makes the issue found by the rollback's label the record's, in
+// one write that keeps news accepted meanwhile. It is the issue an earlier
+// attempt created (its answer lost); or the one this record held before
+// its window passed, and the record resumes from Prior with what came
+// since as news; or one the record never knew (the record expired or was
+// lost): what happened after the issue was created is news to it, perhaps
+// posted before (so looked for first), and its description is taken for a
+// person's.
+func (o *Opener) adopt(ctx context.Context, in *incident.Incident, rec *store.Record, f jira.Found) error {
+	saved, err := store.Update(ctx, o.store, rec.Fingerprint, func(r *store.Record) error {
+		o.merge(r, rec)
+		switch {
+		case r.Prior != nil && r.Prior.JiraKey == f.Key:
+			if err := resume(r); err != nil {
+				return err
+			}
+		case r.CreatingSince.IsZero():
+			for i := range r.Timeline {
+				// An event from before the issue is one it was opened
+				// for (a redelivery): as new as the record says.
+				if e := &r.Timeline[i]; e.At.After(f.Created) {
+					e.Commented, e.Commenting = false, true
+				}
+			}
+			r.DescriptionHash = unknownDescription
+		}
+		r.Prior = nil
+		r.JiraID, r.JiraKey, r.CreatingSince = f.ID, f.Key, time.Time{}
+		if r.OpenedAt.IsZero() {
+			r.OpenedAt = cmp.Or(f.Created, time.Now())
+		}
+		r.Resolved = false // open, or just reopened
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("record jira issue: %w", err)
+	}
+	*rec = saved
+	*in = incident.Incident{}
+	if err := json.Unmarshal(rec.Incident, in); err != nil {
+		return fmt.Errorf("decode incident %s: %w", rec.Fingerprint, err)
+	}
+	return nil
+}
+
+// unknownDescription stands for a description the function did not write,
+// as far as it knows: no text hashes to it, so describe leaves the
+// description to people and comments new facts.
+const unknownDescription = "unknown"
+
+// resume turns r, restarted after its window with Prior kept, back into
+// Prior: the facts that came since are merged into Prior's (a refresh when
+// they change anything), and the entries that came since are news to post.
+func resume(r *store.Record) error {
+	p := *r.Prior
+	var cur, since incident.Incident
+	if err := json.Unmarshal(p.Incident, &cur); err != nil {
+		return fmt.Errorf("decode incident %s: %w", r.Fingerprint, err)
+	}
+	if err := json.Unmarshal(r.Incident, &since); err != nil {
+		return fmt.Errorf("decode incident %s: %w", r.Fingerprint, err)
+	}
+	if incident.Merge(&cur, &since) {
+		b, err := json.Marshal(&cur)
+		if err != nil {
+			return fmt.Errorf("encode incident %s: %w", r.Fingerprint, err)
+		}
+		p.Incident, p.Refresh = b, true
+	}
+	for _, e := range r.Timeline {
+		if !p.HasEntry(e.Hash) {
+			e.Commented, e.Commenting, e.OnPage = false, false, false
+			p.Timeline = append(p.Timeline, e)
+		}
+	}
+	p.Fingerprint, p.Revision, p.Pending, p.Prior = r.Fingerprint, r.Revision, r.Pending, nil
+	p.Refresh = p.Refresh || r.Refresh
+	*r = p
 	return nil
 }
 

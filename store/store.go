@@ -65,6 +65,13 @@ type Record struct {
 	Timeline  []Entry   `json:"timeline,omitempty"`
 	CreatedAt time.Time `json:"createdAt,omitzero"`
 	UpdatedAt time.Time `json:"updatedAt,omitzero"`
+	// Prior is the record as it stood when a new event came after its
+	// window (DEDUP_WINDOW without a write): the record starts afresh, as
+	// for a new incident, until the issue step has asked Jira. If the issue
+	// Prior names is still the one to use (open, or reopened), the record
+	// resumes from Prior with what came since as news; if a new incident
+	// opens, Prior is dropped.
+	Prior *Record `json:"prior,omitempty"`
 }
 
 // Pending is the custody of unfinished work: when it was accepted, how the

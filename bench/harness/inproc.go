@@ -69,7 +69,7 @@ func NewFunction(jiraURL string, overrides map[string]string) (*handler.Handler,
 	log := slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: cfg.LogLevel}))
 	m := metrics.New()
 	src := secrets.Static(secrets.Credentials{Email: emulator.DefaultEmail, APIToken: config.Secret(emulator.DefaultAPIToken)})
-	return function.Build(cfg, src, m.Store(memory.New(cfg.DedupWindow)), m, log)
+	return function.Build(cfg, src, m.Store(memory.New(cfg.NATSTTL)), m, log)
 }
 
 // Serve runs one delivery through h in process and returns the status and

@@ -191,6 +191,15 @@ func (f *Jira) DoTransition(_ context.Context, key, id string) error {
 	return nil
 }
 
+// ShowResolved makes search show the issue resolved at at, as a lagging
+// index shows an issue that has been reopened since.
+func (f *Jira) ShowResolved(key string, at time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	is := f.find(key)
+	is.StatusCategory, is.Resolved = "done", at
+}
+
 // BrowseURL is the issue's web page.
 func (f *Jira) BrowseURL(key string) string { return "https://jira.example/browse/" + key }
 

@@ -145,5 +145,9 @@ func clone(r store.Record) store.Record {
 		p := *r.Pending
 		r.Pending = &p
 	}
+	if r.Prior != nil {
+		p := clone(*r.Prior)
+		r.Prior = &p
+	}
 	return r
 }
