@@ -292,8 +292,9 @@ func (d *Drainer) Pass(ctx context.Context, all bool) (Counts, error) {
 		}
 		age := now.Sub(rec.Pending.Since)
 		if d.opts.MaxAge > 0 && age > d.opts.MaxAge {
-			d.abandon(ctx, rec)
-			c.Abandoned++
+			if d.abandon(ctx, rec) {
+				c.Abandoned++
+			}
 			continue
 		}
 		pending++
@@ -375,15 +376,21 @@ feed:
 }
 
 // abandon gives up on a rollback pending longer than MaxAge: an error log
-// line with everything needed to replay it, and the abandoned counter.
-func (d *Drainer) abandon(ctx context.Context, rec store.Record) {
-	if _, err := d.o.Abandon(ctx, rec.Fingerprint); err != nil {
+// line with everything needed to replay it, and the abandoned counter. It
+// reports whether it gave up on it (not finished meanwhile).
+func (d *Drainer) abandon(ctx context.Context, rec store.Record) bool {
+	abandoned, ok, err := d.o.Abandon(ctx, rec.Fingerprint)
+	if err != nil {
 		d.log.Warn("abandoning a rollback failed; trying again on the next pass", "fingerprint", rec.Fingerprint, "error", err.Error())
-		return
+		return false
+	}
+	if !ok {
+		return false // finished meanwhile
 	}
 	d.opts.Observer.Abandoned()
 	d.log.Error("rollback abandoned: pending longer than PENDING_MAX_AGE; replay it with POST /reconcile {\"replay\":[\"<fingerprint>\"]} while its record lives, or open the incident by hand",
-		unfinished(rec)...)
+		unfinished(abandoned)...)
+	return true
 }
 
 // unfinished describes a rollback that is not finished, for a log line an

@@ -441,15 +441,20 @@ func (o *Opener) Failed(ctx context.Context, fp string, cause error, next func(s
 }
 
 // Abandon gives up on fp: pending is cleared, the record stays as far as
-// the work got. The caller logs the event for replay.
-func (o *Opener) Abandon(ctx context.Context, fp string) (store.Record, error) {
-	return store.Update(ctx, o.store, fp, func(r *store.Record) error {
-		if r.Pending == nil {
+// the work got. It returns the record as it was abandoned, pending and all
+// (news accepted since the caller read it included), for the caller to log
+// for replay; ok is false when nothing was pending any more.
+func (o *Opener) Abandon(ctx context.Context, fp string) (abandoned store.Record, ok bool, err error) {
+	_, err = store.Update(ctx, o.store, fp, func(r *store.Record) error {
+		ok = r.Pending != nil
+		if !ok {
 			return store.ErrUnchanged
 		}
+		abandoned = *r
 		r.Pending = nil
 		return nil
 	})
+	return abandoned, ok && err == nil, err
 }
 
 // save records what the lock holder did: the fields only it writes are

@@ -384,6 +384,29 @@ func TestAbandonAfterMaxAge(t *testing.T) {
 	})
 }
 
+// The abandon log names what was abandoned, news accepted after the pass
+// read the record included, and a rollback no longer pending is not
+// abandoned (or counted) again.
+func TestAbandonLogsWhatItAbandons(t *testing.T) {
+	g := newRig(t)
+	in := rollback("checkout", "7")
+	fp := g.accept(in).Fingerprint
+	read := g.record(fp) // as the pass read it
+	g.accept(news(in, "AnalysisRunFailed", "late news about error-rate"))
+	if !g.d.abandon(context.Background(), read) {
+		t.Fatal("not abandoned")
+	}
+	if logs := g.logs.String(); !strings.Contains(logs, "late news about error-rate") {
+		t.Errorf("the abandon log lacks the news accepted meanwhile:\n%s", logs)
+	}
+	if g.d.abandon(context.Background(), read) {
+		t.Error("abandoned twice")
+	}
+	if n := g.obs.Count("abandoned"); n != 1 {
+		t.Errorf("abandoned counted %d times, want 1", n)
+	}
+}
+
 // A duplicate of a done rollback and an attempt that finds it done touch
 // nothing; Work on a fingerprint held elsewhere reports ErrBusy.
 func TestWorkBusy(t *testing.T) {
