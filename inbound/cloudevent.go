@@ -31,8 +31,9 @@ func ParseCloudEvent(body []byte) (event.Event, error) {
 	if b64, ok := attrs["data_base64"]; ok && !bytes.HasPrefix(b64, []byte(`"`)) {
 		return event.Event{}, inputErrorf("invalid CloudEvent: data_base64 is not a string")
 	}
-	data, jsonSuffix := attrs["data"]
-	if jsonSuffix {
+	data, hasData := attrs["data"]
+	jsonSuffix := false
+	if hasData {
 		var dct string
 		_ = json.Unmarshal(attrs["datacontenttype"], &dct) // not a string: the SDK says so below
 		mt, _, err := mime.ParseMediaType(dct)

@@ -143,19 +143,14 @@ func (o *Opener) Accept(ctx context.Context, in *incident.Incident) (Outcome, er
 	// names the object) before its record is written: a delivery that
 	// fails on either leaves no record, so its retry is new again and
 	// writes both. (Indexed after the record, a failed index write was
-	// never retried: the retry found the record and skipped it.)
-	prev, found, err := o.store.Get(ctx, fp)
-	if err != nil {
-		return Outcome{}, fmt.Errorf("take custody of %s: %w", fp, err)
-	}
-	if !found || o.over(prev) {
-		if err := o.index(ctx, in, fp); err != nil {
-			return Outcome{}, err
-		}
-	}
-	added := false
-	rec, err := store.Update(ctx, o.store, fp, func(r *store.Record) error {
+	// never retried: the retry found the record and skipped it.) A repeat
+	// costs no extra read: only a new record stops the update to index.
+	added, indexed := false, false
+	accept := func(r *store.Record) error {
 		added = false
+		if !indexed && (r.Revision == 0 || o.over(*r)) {
+			return errNotIndexed
+		}
 		if r.Revision != 0 && o.over(*r) {
 			// The record belongs to an incident that may be over (its
 			// window passed): start afresh, keeping the old record; the
@@ -214,7 +209,15 @@ func (o *Opener) Accept(ctx context.Context, in *incident.Incident) (Outcome, er
 			added = !first
 		}
 		return o.markPending(r, added || facts, now, atlassian.Traceparent(ctx))
-	})
+	}
+	rec, err := store.Update(ctx, o.store, fp, accept)
+	if errors.Is(err, errNotIndexed) {
+		if err := o.index(ctx, in, fp); err != nil {
+			return Outcome{}, err
+		}
+		indexed = true
+		rec, err = store.Update(ctx, o.store, fp, accept)
+	}
 	if err != nil {
 		return Outcome{}, fmt.Errorf("take custody of %s: %w", fp, err)
 	}
@@ -222,6 +225,10 @@ func (o *Opener) Accept(ctx context.Context, in *incident.Incident) (Outcome, er
 	out.News = added
 	return out, nil
 }
+
+// errNotIndexed stops Accept's update of a new record until its incident
+// is indexed under its object.
+var errNotIndexed = errors.New("not indexed under its object yet")
 
 // markPending keeps r in custody when anything is left to do. changed
 // says the event brought something new; traceparent is its trace context,

@@ -125,6 +125,16 @@ func (g *rig) record(fp string) store.Record {
 	return rec
 }
 
+// work runs Work on fp and fails the test on an error.
+func (g *rig) work(fp string) Outcome {
+	g.t.Helper()
+	out, err := g.o.Work(context.Background(), fp)
+	if err != nil {
+		g.t.Fatalf("Work: %v", err)
+	}
+	return out
+}
+
 // exactlyOnce checks one issue, one page, one link per rollback and the
 // comments expected (news after the first event).
 func (g *rig) exactlyOnce(rollbacks, comments int) {
@@ -183,9 +193,7 @@ func TestAcceptMergesNews(t *testing.T) {
 		if rec := g.record(fp); len(rec.Timeline) != 2 || rec.Pending == nil {
 			t.Fatalf("timeline %d entries, pending %v; want 2, pending", len(rec.Timeline), rec.Pending)
 		}
-		if _, err := g.o.Work(context.Background(), fp); err != nil {
-			t.Fatal(err)
-		}
+		g.work(fp)
 		g.exactlyOnce(1, 1)
 		if n := g.conf.TimelineRows("metric error-rate failed"); n != 1 {
 			t.Errorf("the news is on the page %d times, want 1", n)
@@ -220,17 +228,13 @@ func TestJoinsExistingIncident(t *testing.T) {
 		g := newRig(t)
 		abort := rollback("checkout", "7")
 		fp := g.accept(abort).Fingerprint
-		if _, err := g.o.Work(context.Background(), fp); err != nil {
-			t.Fatal(err)
-		}
+		g.work(fp)
 		undo := rollback("checkout", "8")
 		undo.Reason, undo.Message, undo.Joins = incident.ReasonManualRollback, "reverted by hand", fp
 		if acc := g.accept(undo); acc.Fingerprint != fp {
 			t.Fatalf("joined %s, want %s", acc.Fingerprint, fp)
 		}
-		if _, err := g.o.Work(context.Background(), fp); err != nil {
-			t.Fatal(err)
-		}
+		g.work(fp)
 		g.exactlyOnce(1, 1)
 
 		// Nothing to join: its own incident.
@@ -519,9 +523,7 @@ func TestWindowsAskJiraAgain(t *testing.T) {
 		g := newRig(t, func(c *config.Config) { c.ReopenWindow = 48 * time.Hour })
 		in := rollback("checkout", "7")
 		fp := g.accept(in).Fingerprint
-		if _, err := g.o.Work(context.Background(), fp); err != nil {
-			t.Fatal(err)
-		}
+		g.work(fp)
 		time.Sleep(25 * time.Hour)
 		if acc := g.accept(in); acc.Done {
 			t.Fatal("a record older than DEDUP_WINDOW was trusted")
@@ -533,9 +535,7 @@ func TestWindowsAskJiraAgain(t *testing.T) {
 		_ = g.jira.DoTransition(context.Background(), "OPS-1", "2")
 		time.Sleep(25 * time.Hour)
 		g.accept(in)
-		if _, err := g.o.Work(context.Background(), fp); err != nil {
-			t.Fatal(err)
-		}
+		g.work(fp)
 		if is, _ := g.jira.Issue("OPS-1"); is.Done() {
 			t.Error("the issue resolved 25 h ago, within REOPEN_WINDOW, was not reopened")
 		}
@@ -551,9 +551,7 @@ func TestResolvedBeforeReopenWindowOpensNew(t *testing.T) {
 		ctx := context.Background()
 		in := rollback("checkout", "7")
 		fp := g.accept(in).Fingerprint
-		if _, err := g.o.Work(ctx, fp); err != nil {
-			t.Fatal(err)
-		}
+		g.work(fp)
 		_ = g.jira.DoTransition(ctx, "OPS-1", "2")
 		time.Sleep(25 * time.Hour) // past DEDUP_WINDOW and REOPEN_WINDOW
 		g.accept(in)
@@ -582,14 +580,7 @@ func TestLostAnswers(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				g := newRig(t)
 				g.jira.SearchLag = 30 * time.Second
-				var once sync.Once
-				fail := func(op string) (error, bool) {
-					var err error
-					if op == tc.op {
-						once.Do(func() { err = openertest.Lost(op) })
-					}
-					return err, err != nil
-				}
+				fail := openertest.LoseOnce(tc.op)
 				if tc.service == "jira" {
 					g.jira.Fail = fail
 				} else {
@@ -646,15 +637,11 @@ func TestDescriptionFollowsFacts(t *testing.T) {
 		g := newRig(t)
 		thin := rollback("checkout", "7")
 		fp := g.accept(thin).Fingerprint
-		if _, err := g.o.Work(context.Background(), fp); err != nil {
-			t.Fatal(err)
-		}
+		g.work(fp)
 		richer := rollback("checkout", "7")
 		richer.Images = []incident.Image{{Container: "api", Image: "registry.example.com/checkout:1.42.0"}}
 		g.accept(richer)
-		if _, err := g.o.Work(context.Background(), fp); err != nil {
-			t.Fatal(err)
-		}
+		g.work(fp)
 		desc := func() string { b, _, _ := g.jira.Description(context.Background(), "OPS-1"); return string(b) }
 		if !strings.Contains(desc(), "checkout:1.42.0") {
 			t.Fatalf("the description does not carry the new image: %s", desc())
@@ -667,9 +654,7 @@ func TestDescriptionFollowsFacts(t *testing.T) {
 		later := rollback("checkout", "7")
 		later.StableImages = []incident.Image{{Container: "api", Image: "registry.example.com/checkout:1.41.3"}}
 		g.accept(later)
-		if _, err := g.o.Work(context.Background(), fp); err != nil {
-			t.Fatal(err)
-		}
+		g.work(fp)
 		if d := desc(); !strings.Contains(d, "on-call engineer") || strings.Contains(d, "1.41.3") {
 			t.Errorf("the person's description was not kept: %s", d)
 		}
@@ -692,17 +677,13 @@ func TestRecoveryResolves(t *testing.T) {
 		g := newRig(t, func(c *config.Config) { c.ResolveOnRecovery = true })
 		in := rollback("checkout", "7")
 		fp := g.accept(in).Fingerprint
-		if _, err := g.o.Work(context.Background(), fp); err != nil {
-			t.Fatal(err)
-		}
+		g.work(fp)
 		healthy := &incident.Recovery{Cluster: "prod", Kind: incident.KindRollout, Namespace: "payments", Name: "checkout", Revision: "8", State: "Healthy", At: in.Time.Add(time.Hour)}
 		out, ok, err := g.o.Recover(context.Background(), healthy)
 		if err != nil || !ok || out.Fingerprint != fp {
 			t.Fatalf("Recover: %+v %v %v", out, ok, err)
 		}
-		if _, err := g.o.Work(context.Background(), fp); err != nil {
-			t.Fatal(err)
-		}
+		g.work(fp)
 		if is, _ := g.jira.Issue("OPS-1"); !is.Done() {
 			t.Error("the issue was not resolved on recovery")
 		}
@@ -824,9 +805,7 @@ func TestIndexSurvivesFailedDelivery(t *testing.T) {
 					t.Fatal("the first delivery succeeded; want the store's failure")
 				}
 				fp := g.accept(rollback("checkout", "7")).Fingerprint // the caller's retry
-				if _, err := g.o.Work(context.Background(), fp); err != nil {
-					t.Fatal(err)
-				}
+				g.work(fp)
 				healthy := &incident.Recovery{Cluster: "prod", Kind: incident.KindRollout, Namespace: "payments", Name: "checkout", Revision: "8", State: "Healthy", At: in.Time.Add(time.Hour)}
 				if out, ok, err := g.o.Recover(context.Background(), healthy); err != nil || !ok || out.Fingerprint != fp {
 					t.Errorf("the recovery of the object did not find its incident: %+v %v %v", out, ok, err)
@@ -850,9 +829,7 @@ func TestResumeAfterWindow(t *testing.T) {
 		in.Images = []incident.Image{{Container: "api", Image: "registry.example.com/checkout:1.42.0"}}
 		fp := g.accept(in).Fingerprint
 		g.accept(news(in, "AnalysisRunFailed", "metric error-rate failed"))
-		if _, err := g.o.Work(ctx, fp); err != nil {
-			t.Fatal(err)
-		}
+		g.work(fp)
 		g.jira.EditDescription("OPS-1", adf.NewDoc(adf.Paragraph(adf.Text("Written by the on-call engineer."))))
 
 		time.Sleep(25 * time.Hour)
@@ -894,9 +871,7 @@ func TestJoinAfterWindow(t *testing.T) {
 		g := newRig(t)
 		abort := rollback("checkout", "7")
 		fp := g.accept(abort).Fingerprint
-		if _, err := g.o.Work(context.Background(), fp); err != nil {
-			t.Fatal(err)
-		}
+		g.work(fp)
 		time.Sleep(25 * time.Hour)
 		undo := rollback("checkout", "8")
 		undo.Reason, undo.Message, undo.Joins = incident.ReasonManualRollback, "reverted by hand", fp
@@ -904,9 +879,7 @@ func TestJoinAfterWindow(t *testing.T) {
 		if acc := g.accept(undo); acc.Fingerprint != fp {
 			t.Fatalf("joined %s, want %s", acc.Fingerprint, fp)
 		}
-		if _, err := g.o.Work(context.Background(), fp); err != nil {
-			t.Fatal(err)
-		}
+		g.work(fp)
 		g.exactlyOnce(1, 1)
 		var in incident.Incident
 		if err := json.Unmarshal(g.record(fp).Incident, &in); err != nil || len(in.Images) != 0 {
@@ -927,33 +900,25 @@ func TestAdoptIssueWithoutRecord(t *testing.T) {
 		in := rollback("checkout", "7")
 		in.Time = time.Now()
 		fp := g.accept(in).Fingerprint
-		if _, err := g.o.Work(ctx, fp); err != nil {
-			t.Fatal(err)
-		}
+		g.work(fp)
 		time.Sleep(time.Minute)
 		forget := func() { g.store = memory.New(g.o.cfg.NATSTTL); g.o.store = g.store }
 		forget() // the records are gone
 
 		g.accept(in) // redelivered
-		if _, err := g.o.Work(ctx, fp); err != nil {
-			t.Fatal(err)
-		}
+		g.work(fp)
 		g.exactlyOnce(1, 0)
 
 		again := news(in, "RolloutAborted", "aborted again")
 		again.Time = time.Now()
 		forget()
 		g.accept(again)
-		if _, err := g.o.Work(ctx, fp); err != nil {
-			t.Fatal(err)
-		}
+		g.work(fp)
 		g.exactlyOnce(1, 1) // the news
 		richer := *again
 		richer.Images = []incident.Image{{Container: "api", Image: "registry.example.com/checkout:1.42.0"}}
 		g.accept(&richer)
-		if _, err := g.o.Work(ctx, fp); err != nil {
-			t.Fatal(err)
-		}
+		g.work(fp)
 		g.exactlyOnce(1, 2) // and the new facts, as a comment
 		if d, _, _ := g.jira.Description(ctx, "OPS-1"); strings.Contains(string(d), "checkout:1.42.0") {
 			t.Error("the description of an issue without a record was rewritten")
@@ -969,27 +934,17 @@ func TestReopenCommentOnce(t *testing.T) {
 		ctx := context.Background()
 		in := rollback("checkout", "7")
 		fp := g.accept(in).Fingerprint
-		if _, err := g.o.Work(ctx, fp); err != nil {
-			t.Fatal(err)
-		}
+		g.work(fp)
 		_ = g.jira.DoTransition(ctx, "OPS-1", "2")
 		resolved, _ := g.jira.Issue("OPS-1")
 		time.Sleep(25 * time.Hour)
-		var once sync.Once
-		g.jira.Fail = func(op string) (err error, tookEffect bool) {
-			if op == "comment" {
-				once.Do(func() { err = openertest.Lost(op) })
-			}
-			return err, err != nil
-		}
+		g.jira.Fail = openertest.LoseOnce("comment")
 		g.accept(in)
 		if _, err := g.o.Work(ctx, fp); err == nil {
 			t.Fatal("the lost answer did not fail the attempt")
 		}
 		g.jira.ShowResolved("OPS-1", resolved.Resolved) // the index lags the reopening
-		if _, err := g.o.Work(ctx, fp); err != nil {
-			t.Fatal(err)
-		}
+		g.work(fp)
 		g.exactlyOnce(1, 1)
 		if is, _ := g.jira.Issue("OPS-1"); is.Done() {
 			t.Error("the issue was not reopened")

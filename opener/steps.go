@@ -312,7 +312,7 @@ func resume(r *store.Record) error {
 			p.Timeline = append(p.Timeline, e)
 		}
 	}
-	p.Fingerprint, p.Revision, p.Pending, p.Prior = r.Fingerprint, r.Revision, r.Pending, nil
+	p.Fingerprint, p.Revision, p.Pending = r.Fingerprint, r.Revision, r.Pending
 	p.Refresh = p.Refresh || r.Refresh
 	*r = p
 	return nil

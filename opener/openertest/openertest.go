@@ -481,3 +481,15 @@ func Unavailable(op string) error {
 func Lost(op string) error {
 	return &atlassian.Error{Service: "jira", Op: op, Status: 0, Temporary: true}
 }
+
+// LoseOnce is a Fail that loses the answer of the first call of op, after
+// it took effect, and lets every other call through.
+func LoseOnce(op string) func(string) (error, bool) {
+	var once sync.Once
+	return func(called string) (err error, tookEffect bool) {
+		if called == op {
+			once.Do(func() { err = Lost(called) })
+		}
+		return err, err != nil
+	}
+}
