@@ -239,9 +239,12 @@ func TestClusterReadAfterWrite(t *testing.T) {
 	ctx := ctxTimeout(t, 60*time.Second)
 	fp := storetest.Fingerprint(t)
 
-	// At least 30 rounds, over at least 4 stalls.
+	// At least 30 rounds, over at least 4 stalls, and on until node 3 has
+	// been seen lagging (a busy machine can go many rounds without), up to
+	// 2000 rounds or 40 s.
 	rounds, stale := 0, 0
-	for i := 0; i < 30 || st.stalls.Load() < 4; i++ {
+	deadline := time.Now().Add(40 * time.Second)
+	for i := 0; i < 30 || st.stalls.Load() < 4 || stale == 0 && i < 2000 && time.Now().Before(deadline); i++ {
 		rounds++
 		saved, err := store.Update(ctx, writer, fp, func(r *store.Record) error {
 			r.JiraKey = "OPS-" + strconv.Itoa(i)
